@@ -1,0 +1,159 @@
+"""The ASGI shell: header plumbing and awaited store calls around the core's decisions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import anyio
+
+from ._cookies import CookieSettings
+from ._core import NOTHING, Exchange, Outcome, SessionRules
+from ._expiry import Clock, utc_now
+from ._request import RequestInfo, SkipPredicate, is_bearer_request
+from ._sweep import AsyncSweeper, SweepSchedule
+from ._types import ASGIApp, Message, Receive, Scope, Send
+from .stores import CookieStore, Store
+
+
+class SessionMiddleware:
+    """Drop-in for ``starlette.middleware.sessions.SessionMiddleware``.
+
+    With ``store=None`` the session lives in the signed cookie, as in Starlette. With a
+    store, the cookie carries only a signed random id, a session is created only when a
+    handler writes to it, requests matched by ``skip_persistence`` (default: Bearer
+    tokens) never create one, and the store is swept every ``sweep_interval`` seconds.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        secret_key: object,
+        session_cookie: str = "session",
+        max_age: int | None = 14 * 24 * 60 * 60,
+        path: str = "/",
+        same_site: Literal["lax", "strict", "none"] = "lax",
+        https_only: bool = False,
+        domain: str | None = None,
+        partitioned: bool = False,
+        *,
+        store: Store | None = None,
+        skip_persistence: SkipPredicate = is_bearer_request,
+        sweep_interval: float | None = 300,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.app = app
+        self.store: Store = store if store is not None else CookieStore()
+        check_async_store(self.store)
+        self.skip_persistence = skip_persistence
+        cookie = CookieSettings(
+            name=session_cookie,
+            path=path,
+            domain=domain,
+            max_age=max_age,
+            same_site=same_site,
+            secure=https_only,
+            partitioned=partitioned,
+        )
+        self.rules = SessionRules(secret_key=secret_key, cookie=cookie, store=self.store, clock=clock)
+        self.sweeper: AsyncSweeper | None = None
+        if sweep_interval and not self.store.client_side:
+            self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(sweep_interval))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            # A websocket reads the session of its handshake; it has no response headers
+            # to carry a cookie, so nothing it changes is persisted.
+            await self._open(scope)
+            await self.app(scope, receive, send)
+        elif kind == "lifespan" and self.sweeper is not None:
+            await self._lifespan(self.sweeper, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _open(self, scope: Scope) -> Exchange:
+        exchange = self.rules.begin(_cookie_header(scope))
+        key = exchange.load_key
+        if key is not None:
+            exchange.loaded(await self.store.load(key))
+        scope["session"] = exchange.session
+        return exchange
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = await self._open(scope)
+
+        async def send_with_session(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome = exchange.finish(
+                    message["status"], lambda: self.skip_persistence(request_info(scope))
+                )
+                if outcome is not NOTHING:
+                    await self._persist(outcome, message)
+            await send(message)
+
+        await self.app(scope, receive, send_with_session)
+        sweeper = self.sweeper
+        if sweeper is not None and not sweeper.lifespan_running and sweeper.due_after_request():
+            await sweeper.sweep_once()
+
+    async def _persist(self, outcome: Outcome, message: Message) -> None:
+        if outcome.delete is not None:
+            await self.store.delete(outcome.delete)
+        if outcome.write is not None:
+            write = outcome.write
+            await self.store.save(write.session_id, write.data, expires_at=write.expires_at)
+        headers = message.setdefault("headers", [])
+        if not isinstance(headers, list):
+            headers = message["headers"] = list(headers)
+        if outcome.set_cookie is not None:
+            headers.append((b"set-cookie", outcome.set_cookie.encode("latin-1")))
+        if outcome.vary:
+            add_vary_cookie(headers)
+
+    async def _lifespan(
+        self, sweeper: AsyncSweeper, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(sweeper.run_forever)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                tasks.cancel_scope.cancel()
+
+
+def check_async_store(store: Store) -> None:
+    """Fail at start-up, not at the first request, when a store cannot serve ASGI."""
+    check = getattr(store, "check_async", None)
+    if check is not None:
+        check()
+
+
+def _cookie_header(scope: Scope) -> str | None:
+    found: list[bytes] = []
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            found.append(value)
+    if not found:
+        return None
+    return b"; ".join(found).decode("latin-1")
+
+
+def request_info(scope: Scope) -> RequestInfo:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return RequestInfo(method=scope.get("method", "GET"), path=scope.get("path", "/"), headers=headers)
+
+
+def add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == b"vary":
+            tokens = {token.strip().lower() for token in value.split(b",")}
+            if b"cookie" not in tokens and b"*" not in tokens:
+                headers[index] = (name, value + b", Cookie")
+            return
+    headers.append((b"vary", b"Cookie"))

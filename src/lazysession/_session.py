@@ -1,0 +1,137 @@
+"""The session a handler sees: a dict that remembers what the request did to it.
+
+Rules:
+- Reading marks the session *accessed* (it then varies by cookie); writing marks it
+  *modified*. Only a modified session is ever written back.
+- Besides the flag, the session records which keys were set or removed, so a store can
+  merge this request's changes onto the latest stored copy instead of overwriting it.
+- Mutating a value in place (``session["cart"].append(x)``) is invisible, as in
+  Starlette and Django: assign the key again, or call ``mark_modified()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one request did to a session: keys set, keys removed, or a full replace."""
+
+    set: dict[str, Any] = field(default_factory=dict)
+    removed: frozenset[str] = frozenset()
+    replace: bool = False
+
+    def apply_to(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The session after merging these changes onto ``stored`` (the latest copy)."""
+        if self.replace or stored is None:
+            merged: dict[str, Any] = {}
+        else:
+            merged = {k: v for k, v in stored.items() if k not in self.removed}
+        merged.update(self.set)
+        return merged
+
+
+class Session(dict[str, Any]):
+    """``request.session``: a plain dict with change tracking."""
+
+    __slots__ = ("_cleared", "_removed", "_touched_keys", "accessed", "modified")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.accessed = False
+        self.modified = False
+        self._touched_keys: set[str] | None = None
+        self._removed: set[str] | None = None
+        self._cleared = False
+
+    # -- flags, as in Starlette's Session --------------------------------------------------
+
+    def mark_accessed(self) -> None:
+        self.accessed = True
+
+    def mark_modified(self) -> None:
+        """Flag the whole session for writing, e.g. after changing a value in place."""
+        self.accessed = True
+        self.modified = True
+        self._touch(self.keys())
+
+    def changes(self) -> Changes:
+        """This request's changes, for a store that merges them onto its latest copy."""
+        touched = self._touched_keys or ()
+        return Changes(
+            set={k: self[k] for k in touched if k in self},
+            removed=frozenset(self._removed or ()),
+            replace=self._cleared,
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _touch(self, keys: Iterable[str]) -> None:
+        self.accessed = True
+        self.modified = True
+        if self._touched_keys is None:
+            self._touched_keys = set()
+        for key in keys:
+            self._touched_keys.add(key)
+            if self._removed:
+                self._removed.discard(key)
+
+    def _remove(self, key: str) -> None:
+        self.accessed = True
+        self.modified = True
+        if self._touched_keys:
+            self._touched_keys.discard(key)
+        if self._removed is None:
+            self._removed = set()
+        self._removed.add(key)
+
+    # -- dict methods that change the session ----------------------------------------------
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._touch((key,))
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._remove(key)
+
+    def clear(self) -> None:
+        super().clear()
+        self.accessed = True
+        self.modified = True
+        self._cleared = True
+        self._touched_keys = None
+        self._removed = None
+
+    def pop(self, key: str, *default: Any) -> Any:
+        present = key in self
+        value = super().pop(key, *default)
+        if present:
+            self._remove(key)
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        item = super().popitem()
+        self._remove(item[0])
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        self[key] = default
+        return default
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        incoming = dict(*args, **kwargs)
+        super().update(incoming)
+        self._touch(incoming.keys())  # an empty update still counts, as in Starlette
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict.__repr__(self)})"

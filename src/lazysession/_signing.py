@@ -1,0 +1,111 @@
+"""Signed cookie values: random session ids, or the whole session (cookie mode).
+
+Verification goes through itsdangerous, which compares signatures in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+from typing import Any
+
+import itsdangerous
+
+from . import _json
+from ._errors import ConfigurationError
+from ._expiry import Clock, utc_now
+
+ID_BYTES = 32  # 256 bits from the operating system's CSPRNG
+_ID_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_ID_SALT = b"lazysession.session-id"
+
+
+class SecretKeys:
+    """One or more secret keys: the first signs, every one verifies (key rotation).
+
+    Kept out of ``repr`` so keys do not end up in logs or tracebacks.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, secret_key: object) -> None:
+        if isinstance(secret_key, (list, tuple)):
+            keys = [str(k) for k in secret_key]
+        else:
+            keys = [str(secret_key)] if secret_key is not None else []
+        if not keys or any(not k for k in keys):
+            raise ConfigurationError(
+                "secret_key is empty: pass a long random string, e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        self._keys = tuple(keys)
+
+    def for_itsdangerous(self) -> list[str]:
+        """itsdangerous signs with the *last* key of its list; ours signs with the first."""
+        return list(reversed(self._keys))
+
+    def __repr__(self) -> str:
+        return f"SecretKeys(<{len(self._keys)} hidden>)"
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def store_key(session_id: str) -> str:
+    """The key a session is stored under: a SHA-256 of its id, so a dump of the store
+    holds no cookie that would log anyone in."""
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+class IdSigner:
+    """Signs the random session id that server-side stores key their entries by."""
+
+    __slots__ = ("_signer",)
+
+    def __init__(self, keys: SecretKeys) -> None:
+        self._signer = itsdangerous.Signer(keys.for_itsdangerous(), salt=_ID_SALT)
+
+    def sign(self, session_id: str) -> str:
+        return self._signer.sign(session_id).decode("ascii")
+
+    def unsign(self, value: str) -> str | None:
+        try:
+            session_id = self._signer.unsign(value).decode("ascii")
+        except (itsdangerous.BadSignature, UnicodeError):
+            return None
+        return session_id if _ID_SHAPE.match(session_id) else None
+
+
+class _ClockedTimestampSigner(itsdangerous.TimestampSigner):
+    clock: Clock = staticmethod(utc_now)
+
+    def get_timestamp(self) -> int:
+        return int(self.clock().timestamp())
+
+
+class DataSigner:
+    """Signs a whole session into the cookie, in the format of Starlette's middleware,
+    so swapping the middleware keeps every existing session valid."""
+
+    __slots__ = ("_signer",)
+
+    def __init__(self, keys: SecretKeys, clock: Clock = utc_now) -> None:
+        self._signer = _ClockedTimestampSigner(keys.for_itsdangerous())
+        self._signer.clock = clock
+
+    def sign(self, encoded_json: str) -> str:
+        payload = base64.b64encode(encoded_json.encode("utf-8"))
+        return self._signer.sign(payload).decode("ascii")
+
+    def unsign(self, value: str, max_age: int | None) -> dict[str, Any] | None:
+        try:
+            payload = self._signer.unsign(value, max_age=max_age)
+            return _json.loads(base64.b64decode(payload, validate=True))
+        except (itsdangerous.BadSignature, binascii.Error, UnicodeError, ValueError):
+            return None
+
+

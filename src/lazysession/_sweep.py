@@ -1,0 +1,105 @@
+"""The built-in expiry sweep: when to run it, and running it without ever hurting the app.
+
+Rules:
+- The first sweep comes soon after start-up (within ``FIRST_SWEEP_WITHIN`` seconds, or the
+  interval if shorter), then one every ``interval`` seconds, each delay jittered by
+  +/- ``JITTER`` so replicas that started together drift apart.
+- A sweep that fails is logged and retried at the next interval; it never propagates.
+- Each sweep logs one line: how many sessions it deleted and how long it took.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+logger = logging.getLogger("lazysession")
+
+FIRST_SWEEP_WITHIN = 5.0
+JITTER = 0.1
+
+
+class SweepSchedule:
+    """Delays between sweeps; pure arithmetic, so both shells share it."""
+
+    __slots__ = ("_random", "interval")
+
+    def __init__(self, interval: float, rand: Callable[[], float] = random.random) -> None:
+        if interval <= 0:
+            raise ValueError("a sweep interval must be positive")
+        self.interval = float(interval)
+        self._random = rand
+
+    def first_delay(self) -> float:
+        return min(FIRST_SWEEP_WITHIN, self.interval) * (0.5 + 0.5 * self._random())
+
+    def next_delay(self) -> float:
+        return self.interval * (1.0 + JITTER * (2.0 * self._random() - 1.0))
+
+
+def report(deleted: int, started: float) -> None:
+    logger.info(
+        "lazysession sweep deleted %d expired sessions in %.3f s",
+        deleted,
+        time.perf_counter() - started,
+    )
+
+
+def report_failure(error: BaseException) -> None:
+    logger.error("lazysession sweep failed, retrying at the next interval: %r", error)
+
+
+class AsyncSweeper:
+    """Runs ``sweep`` as a background task of the ASGI lifespan, or, for servers without
+    lifespan, after the response of a request that finds a sweep due."""
+
+    __slots__ = ("_busy", "_due", "_sweep", "lifespan_running", "schedule")
+
+    def __init__(self, sweep: Callable[[], Awaitable[int]], schedule: SweepSchedule) -> None:
+        self._sweep = sweep
+        self.schedule = schedule
+        self.lifespan_running = False
+        self._busy = False
+        self._due: float | None = None
+
+    async def sweep_once(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        started = time.perf_counter()
+        try:
+            deleted = await self._sweep()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as error:
+            report_failure(error)
+        else:
+            report(deleted, started)
+        finally:
+            self._busy = False
+
+    async def run_forever(self) -> None:
+        """The lifespan task: sleep, sweep, repeat, until cancelled at shutdown."""
+        self.lifespan_running = True
+        try:
+            await anyio.sleep(self.schedule.first_delay())
+            while True:
+                await self.sweep_once()
+                await anyio.sleep(self.schedule.next_delay())
+        finally:
+            self.lifespan_running = False
+
+    def due_after_request(self) -> bool:
+        """Without lifespan: schedule on the first request, then report when due."""
+        now = time.monotonic()
+        if self._due is None:
+            self._due = now + self.schedule.first_delay()
+            return False
+        if now < self._due or self._busy:
+            return False
+        self._due = now + self.schedule.next_delay()
+        return True

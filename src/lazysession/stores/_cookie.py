@@ -1,0 +1,70 @@
+"""The default store: the whole session travels, signed, in the cookie (as in Starlette)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from .._errors import ConfigurationError, SessionTooLarge
+from ._base import Store, SyncStore
+
+BROWSER_COOKIE_LIMIT = 4096
+"""Bytes of name and value a browser keeps per cookie; past it the cookie is dropped."""
+
+
+class CookieStore(Store):
+    """Keeps nothing server side: the middleware signs the session into the cookie.
+
+    So there is nothing to load, save, delete or sweep here: those calls are no-ops and
+    ``count`` is 0. A session whose cookie would pass ``max_cookie_size`` raises
+    :class:`~lazysession.SessionTooLarge` instead of being silently dropped by the browser.
+    """
+
+    client_side: ClassVar[bool] = True
+
+    def __init__(self, *, max_cookie_size: int = BROWSER_COOKIE_LIMIT) -> None:
+        if max_cookie_size < 64:
+            raise ConfigurationError("max_cookie_size must leave room for a signed session")
+        self.max_cookie_size = max_cookie_size
+        self._sync = _SyncCookieStore()
+
+    def check_size(self, cookie_name: str, value: str) -> None:
+        size = len(cookie_name) + 1 + len(value)
+        if size > self.max_cookie_size:
+            raise SessionTooLarge(size, self.max_cookie_size, "a browser cookie")
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        return None
+
+    async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        return None
+
+    async def delete(self, session_id: str) -> None:
+        return None
+
+    async def sweep(self) -> int:
+        return 0
+
+    async def count(self) -> int:
+        return 0
+
+    @property
+    def sync(self) -> SyncStore:
+        return self._sync
+
+
+class _SyncCookieStore(SyncStore):
+    def load(self, session_id: str) -> dict[str, Any] | None:
+        return None
+
+    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        return None
+
+    def delete(self, session_id: str) -> None:
+        return None
+
+    def sweep(self) -> int:
+        return 0
+
+    def count(self) -> int:
+        return 0

@@ -1,0 +1,146 @@
+"""An in-process store for development, tests and single-process apps.
+
+Entries are filed by the minute they expire in, so a sweep visits only the expired ones
+and yields to the event loop between batches: a million entries never stall a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from .. import _json
+from .._errors import ConfigurationError
+from .._expiry import Clock, to_timestamp, utc_now
+from ._base import Store, SyncStore
+
+logger = logging.getLogger("lazysession")
+
+_BUCKET_SECONDS = 60
+_SWEEP_BATCH = 5_000
+
+
+class MemoryStore(Store):
+    """Sessions in a dict of this process. ``max_entries`` bounds memory: past it, the
+    least recently written session is evicted to make room."""
+
+    def __init__(self, *, max_entries: int | None = None, clock: Clock = utc_now) -> None:
+        if max_entries is not None and max_entries < 1:
+            raise ConfigurationError("max_entries must be at least 1, or None for no bound")
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._buckets: dict[int, set[str]] = {}
+        self._sync = _SyncMemoryStore(self)
+        self.evicted = 0
+
+    # -- the shared logic, called under no lock by both sides ------------------------------
+
+    def _load(self, session_id: str) -> dict[str, Any] | None:
+        entry = self._entries.get(session_id)
+        if entry is None or entry[0] <= to_timestamp(self._clock()):
+            return None
+        return _json.loads(entry[1])
+
+    def _save(self, session_id: str, data: dict[str, Any], expires_at: datetime) -> None:
+        text = _json.dumps(data)
+        expires = to_timestamp(expires_at)
+        with self._lock:
+            self._remove(session_id)
+            if self.max_entries is not None:
+                while len(self._entries) >= self.max_entries:
+                    self._remove(next(iter(self._entries)))
+                    self.evicted += 1
+            self._entries[session_id] = (expires, text)
+            self._buckets.setdefault(int(expires // _BUCKET_SECONDS), set()).add(session_id)
+
+    def _delete(self, session_id: str) -> None:
+        with self._lock:
+            self._remove(session_id)
+
+    def _remove(self, session_id: str) -> bool:
+        """Drop an entry and its filing; the caller holds the lock."""
+        entry = self._entries.pop(session_id, None)
+        if entry is None:
+            return False
+        bucket = int(entry[0] // _BUCKET_SECONDS)
+        keys = self._buckets[bucket]
+        keys.discard(session_id)
+        if not keys:
+            del self._buckets[bucket]
+        return True
+
+    def _sweep_batch(self, now: float) -> tuple[int, bool]:
+        """Delete up to one batch of expired entries; report whether more may be left."""
+        deleted = 0
+        with self._lock:
+            current = now // _BUCKET_SECONDS
+            for bucket in sorted(b for b in self._buckets if b <= current):
+                for session_id in list(self._buckets[bucket]):
+                    if self._entries[session_id][0] > now:
+                        continue  # lives on, later in this same minute
+                    self._remove(session_id)
+                    deleted += 1
+                    if deleted >= _SWEEP_BATCH:
+                        return deleted, True
+        return deleted, False
+
+    # -- async side ------------------------------------------------------------------------
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        return self._load(session_id)
+
+    async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        self._save(session_id, data, expires_at)
+
+    async def delete(self, session_id: str) -> None:
+        self._delete(session_id)
+
+    async def sweep(self) -> int:
+        now = to_timestamp(self._clock())
+        total, more = self._sweep_batch(now)
+        while more:
+            await anyio.sleep(0)
+            deleted, more = self._sweep_batch(now)
+            total += deleted
+        return total
+
+    async def count(self) -> int:
+        return len(self._entries)
+
+    @property
+    def sync(self) -> SyncStore:
+        return self._sync
+
+
+class _SyncMemoryStore(SyncStore):
+    __slots__ = ("_store",)
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def load(self, session_id: str) -> dict[str, Any] | None:
+        return self._store._load(session_id)
+
+    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        self._store._save(session_id, data, expires_at)
+
+    def delete(self, session_id: str) -> None:
+        self._store._delete(session_id)
+
+    def sweep(self) -> int:
+        now = to_timestamp(self._store._clock())
+        total, more = self._store._sweep_batch(now)
+        while more:
+            deleted, more = self._store._sweep_batch(now)
+            total += deleted
+        return total
+
+    def count(self) -> int:
+        return len(self._store._entries)

@@ -1,0 +1,68 @@
+"""Reading the Cookie header and rendering Set-Cookie."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lazysession import ConfigurationError, CookieSettings
+from lazysession._cookies import cookie_values
+
+
+def test_finds_the_named_cookie_among_others() -> None:
+    assert cookie_values("a=1; session=abc; b=2", "session") == ["abc"]
+
+
+def test_keeps_every_cookie_of_the_same_name_in_browser_order() -> None:
+    assert cookie_values("session=first; session=second", "session") == ["first", "second"]
+
+
+def test_a_name_that_merely_contains_ours_does_not_match() -> None:
+    assert cookie_values("mysession=x; session_x=y", "session") == []
+
+
+def test_strips_double_quotes_around_a_value() -> None:
+    assert cookie_values('session="abc"', "session") == ["abc"]
+
+
+def test_a_value_may_contain_equals_signs() -> None:
+    assert cookie_values("session=a==.b=", "session") == ["a==.b="]
+
+
+@given(st.text())
+def test_any_header_text_parses_without_error(header: str) -> None:
+    for value in cookie_values(header, "session"):
+        assert ";" not in value
+
+
+def test_renders_starlettes_attributes() -> None:
+    cookie = CookieSettings(max_age=60, secure=True, domain="example.com", partitioned=True)
+    assert cookie.render("v") == (
+        "session=v; Max-Age=60; path=/; httponly; samesite=lax; secure; "
+        "domain=example.com; partitioned"
+    )
+
+
+def test_a_browser_session_cookie_has_no_max_age() -> None:
+    assert "Max-Age" not in CookieSettings(max_age=None).render("v")
+
+
+def test_an_expired_cookie_has_a_past_date_and_zero_max_age() -> None:
+    expired = CookieSettings().render_expired()
+    assert expired.startswith("session=null; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0;")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"name": "bad name"},
+        {"name": "a;b"},
+        {"same_site": "sometimes"},
+        {"path": "/; secure"},
+        {"max_age": 0},
+    ],
+)
+def test_bad_cookie_settings_fail_at_start_up(settings: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        CookieSettings(**settings)  # type: ignore[arg-type]

@@ -1,0 +1,150 @@
+"""Apps, stores and drivers shared by the middleware tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from lazysession import MemoryStore, SessionMiddleware
+
+SECRET = "test-secret-" + "x" * 24
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class RecordingStore(MemoryStore):
+    """A memory store that counts the calls the middleware makes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: Counter[str] = Counter()
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        self.calls["load"] += 1
+        return await super().load(session_id)
+
+    async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        self.calls["save"] += 1
+        await super().save(session_id, data, expires_at=expires_at)
+
+    async def delete(self, session_id: str) -> None:
+        self.calls["delete"] += 1
+        await super().delete(session_id)
+
+    async def sweep(self) -> int:
+        self.calls["sweep"] += 1
+        return await super().sweep()
+
+
+async def untouched(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def read(request: Request) -> Response:
+    return JSONResponse(dict(request.session))
+
+
+async def write(request: Request) -> Response:
+    for key, value in request.query_params.items():
+        request.session[key] = value
+    return JSONResponse(dict(request.session))
+
+
+async def clear(request: Request) -> Response:
+    request.session.clear()
+    return PlainTextResponse("cleared")
+
+
+async def fail(request: Request) -> Response:
+    request.session["half"] = "done"
+    return PlainTextResponse("broken", status_code=500)
+
+
+async def vary(request: Request) -> Response:
+    request.session["a"] = "1"
+    return PlainTextResponse("ok", headers={"Vary": "Accept-Encoding"})
+
+
+async def stream(request: Request) -> Response:
+    request.session["streamed"] = "yes"
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"one "
+        yield b"two"
+
+    return StreamingResponse(body())
+
+
+async def socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json(dict(websocket.session))
+    await websocket.close()
+
+
+ROUTES = [
+    Route("/untouched", untouched),
+    Route("/read", read),
+    Route("/write", write, methods=["GET", "POST"]),
+    Route("/clear", clear),
+    Route("/fail", fail),
+    Route("/vary", vary),
+    Route("/stream", stream),
+    WebSocketRoute("/ws", socket),
+]
+
+
+def make_app(**options: Any) -> Starlette:
+    options.setdefault("secret_key", SECRET)
+    return Starlette(routes=ROUTES, middleware=[Middleware(SessionMiddleware, **options)])
+
+
+def client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """Run the ASGI lifespan protocol around the block, as a server would."""
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, Any]](4)
+    app_outbox, from_app = anyio.create_memory_object_stream[dict[str, Any]](4)
+
+    async def receive() -> dict[str, Any]:
+        return await app_inbox.receive()
+
+    async def send(message: Any) -> None:
+        await app_outbox.send(dict(message))
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(app, scope, receive, send)
+        await to_app.send({"type": "lifespan.startup"})
+        assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+        try:
+            yield
+        finally:
+            await to_app.send({"type": "lifespan.shutdown"})
+            with anyio.fail_after(5):
+                assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
