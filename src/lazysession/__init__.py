@@ -1,5 +1,9 @@
 """Lazy, Bearer-aware session middleware for ASGI and WSGI, with stores that clean up."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._asgi import SessionMiddleware
 from ._cookies import CookieSettings
 from ._errors import (
@@ -13,6 +17,9 @@ from ._request import RequestInfo, is_bearer_request, never
 from ._session import Changes, Session
 from .stores import CookieStore, MemoryStore, Store, SyncStore
 
+if TYPE_CHECKING:
+    from .stores import SQLAlchemyStore
+
 __all__ = [
     "Changes",
     "ConfigurationError",
@@ -21,6 +28,7 @@ __all__ = [
     "LazySessionError",
     "MemoryStore",
     "RequestInfo",
+    "SQLAlchemyStore",
     "Session",
     "SessionMiddleware",
     "SessionNotSerializable",
@@ -33,3 +41,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Stores with optional dependencies load on first use."""
+    if name == "SQLAlchemyStore":
+        from . import stores
+
+        return getattr(stores, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

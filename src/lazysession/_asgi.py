@@ -54,7 +54,9 @@ class SessionMiddleware:
             secure=https_only,
             partitioned=partitioned,
         )
-        self.rules = SessionRules(secret_key=secret_key, cookie=cookie, store=self.store, clock=clock)
+        self.rules = SessionRules(
+            secret_key=secret_key, cookie=cookie, store=self.store, clock=clock
+        )
         self.sweeper: AsyncSweeper | None = None
         if sweep_interval and not self.store.client_side:
             self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(sweep_interval))
@@ -146,7 +148,9 @@ def request_info(scope: Scope) -> RequestInfo:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return RequestInfo(method=scope.get("method", "GET"), path=scope.get("path", "/"), headers=headers)
+    return RequestInfo(
+        method=scope.get("method", "GET"), path=scope.get("path", "/"), headers=headers
+    )
 
 
 def add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:

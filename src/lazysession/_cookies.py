@@ -53,7 +53,7 @@ class CookieSettings:
                 f"same_site={self.same_site!r}: expected 'lax', 'strict' or 'none'"
             )
         for attr in (self.path, self.domain or ""):
-            if any(c in attr for c in ';\r\n'):
+            if any(c in attr for c in ";\r\n"):
                 raise ConfigurationError(f"cookie attribute {attr!r} contains ';' or a newline")
         if self.max_age is not None and self.max_age <= 0:
             raise ConfigurationError("max_age must be a positive number of seconds, or None")

@@ -107,5 +107,3 @@ class DataSigner:
             return _json.loads(base64.b64decode(payload, validate=True))
         except (itsdangerous.BadSignature, binascii.Error, UnicodeError, ValueError):
             return None
-
-

@@ -44,14 +44,26 @@ async def test_a_session_written_by_starlettes_middleware_stays_valid() -> None:
 
 async def test_cookie_attributes_follow_the_settings() -> None:
     app = make_app(
-        session_cookie="sid", max_age=60, path="/", same_site="strict", https_only=True,
-        domain="testserver", partitioned=True,
+        session_cookie="sid",
+        max_age=60,
+        path="/",
+        same_site="strict",
+        https_only=True,
+        domain="testserver",
+        partitioned=True,
     )
     async with client(app) as http:
         cookie = (await http.get("/write", params={"a": "1"})).headers["set-cookie"]
     assert cookie.startswith("sid=")
-    for attribute in ("Max-Age=60", "path=/", "httponly", "samesite=strict", "secure",
-                      "domain=testserver", "partitioned"):
+    for attribute in (
+        "Max-Age=60",
+        "path=/",
+        "httponly",
+        "samesite=strict",
+        "secure",
+        "domain=testserver",
+        "partitioned",
+    ):
         assert attribute in cookie
 
 
@@ -121,7 +133,7 @@ async def test_a_tampered_cookie_gives_an_empty_session_and_a_200() -> None:
 @pytest.mark.parametrize("value", ["", "null", "garbage", "a.b.c", "\u00e9\u00e8", "x" * 8000])
 async def test_a_garbage_cookie_gives_an_empty_session(value: str) -> None:
     async with client(make_app(store=MemoryStore())) as http:
-        response = await http.get("/read", headers={"cookie": f"session={value}".encode()})
+        response = await http.get("/read", headers={b"cookie": f"session={value}".encode()})
     assert response.status_code == 200
     assert response.json() == {}
 
@@ -253,10 +265,17 @@ async def test_a_websocket_reads_the_session_of_its_handshake() -> None:
         sent.append(dict(message))
 
     scope = {
-        "type": "websocket", "path": "/ws", "raw_path": b"/ws", "query_string": b"",
-        "headers": [(b"cookie", f"session={cookie}".encode())], "scheme": "ws",
-        "server": ("testserver", 80), "client": ("127.0.0.1", 1), "subprotocols": [],
-        "asgi": {"version": "3.0"}, "root_path": "",
+        "type": "websocket",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "headers": [(b"cookie", f"session={cookie}".encode())],
+        "scheme": "ws",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1),
+        "subprotocols": [],
+        "asgi": {"version": "3.0"},
+        "root_path": "",
     }
     await app(scope, receive, send)
     texts = [m["text"] for m in sent if m["type"] == "websocket.send"]

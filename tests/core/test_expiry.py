@@ -33,4 +33,4 @@ def test_expiry_compares_instants_not_wall_clocks(a: datetime, b: datetime) -> N
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        expiry_after(datetime(2026, 1, 1), 60)  # noqa: DTZ001
+        expiry_after(datetime(2026, 1, 1), 60)

@@ -37,7 +37,7 @@ class SyncStore(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections the store opened itself."""
 
 
@@ -64,7 +64,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def count(self) -> int: ...
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections the store opened itself."""
 
     @property

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .. import _json
 from .._errors import ConfigurationError
@@ -106,7 +107,7 @@ class MemoryStore(Store):
         now = to_timestamp(self._clock())
         total, more = self._sweep_batch(now)
         while more:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             deleted, more = self._sweep_batch(now)
             total += deleted
         return total

@@ -1,0 +1,492 @@
+"""Sessions in a SQL table, through SQLAlchemy: SQLite, PostgreSQL, MariaDB and MySQL.
+
+Rules:
+- Every statement is built once, here, and run unchanged by the async side (ASGI, async
+  drivers) and the sync side (WSGI, sync drivers). Only the ``execute`` calls are twins.
+- ``now`` comes from the store's clock and is passed as a parameter, so every dialect
+  compares expiry the same way and tests can move time by hand.
+- The sweep deletes in batches of ``batch_size`` rows, one short transaction each, in
+  order of expiry, each batch resuming where the last ended (so it never rescans the
+  dead index entries behind it). Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL and MariaDB/MySQL: replicas sweeping at once take disjoint rows, never wait
+  on each other, and their counts add up to exactly the rows that were expired.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from .. import _json
+from .._errors import ConfigurationError, StoreError
+from .._expiry import Clock, utc_now
+from ._base import Store, SyncStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.dml import Insert
+
+DEFAULT_TABLE = "lazysession_sessions"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
+DEFAULT_BATCH = 1_000
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg (or postgresql+psycopg)",
+    "mysql": "mysql+asyncmy (or mysql+aiomysql)",
+    "mariadb": "mysql+asyncmy (or mysql+aiomysql)",
+}
+_SYNC_DRIVERS = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect: ``timestamptz`` on PostgreSQL, UTC-naive
+    ``DATETIME(6)`` on MariaDB/MySQL and SQLite, always handed back aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("session timestamps must be timezone-aware")
+        value = value.astimezone(timezone.utc)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def session_table(name: str = DEFAULT_TABLE, metadata: sa.MetaData | None = None) -> sa.Table:
+    """The sessions table; hand it to Alembic if you manage the schema yourself."""
+    return sa.Table(
+        name,
+        metadata if metadata is not None else sa.MetaData(),
+        sa.Column("session_id", sa.String(64), primary_key=True),
+        sa.Column(
+            "data", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=False
+        ),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Index(f"ix_{name}_expires_at", "expires_at"),
+        mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+    )
+
+
+class _Statements:
+    """Every statement the store runs, for one table and one dialect."""
+
+    def __init__(self, table: sa.Table, dialect_name: str, batch_size: int) -> None:
+        self.table = table
+        self.dialect = dialect_name
+        self.batch_size = batch_size
+        c = table.c
+        self.load = sa.select(c.data).where(
+            c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now")
+        )
+        self.delete = sa.delete(table).where(c.session_id == sa.bindparam("sid"))
+        self.count = sa.select(sa.func.count()).select_from(table)
+        self.count_expired = (
+            sa.select(sa.func.count()).select_from(table).where(c.expires_at <= sa.bindparam("now"))
+        )
+
+    def upsert(self, sid: str, text: str, now: datetime, expires_at: datetime) -> Insert:
+        values = {
+            "session_id": sid,
+            "data": text,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": expires_at,
+        }
+        changed = {"data": text, "updated_at": now, "expires_at": expires_at}
+        if self.dialect == "postgresql":
+            pg = postgresql.insert(self.table).values(values)
+            return pg.on_conflict_do_update(index_elements=["session_id"], set_=changed)
+        if self.dialect == "sqlite":
+            lite = sqlite.insert(self.table).values(values)
+            return lite.on_conflict_do_update(index_elements=["session_id"], set_=changed)
+        if self.dialect in ("mysql", "mariadb"):
+            my = mysql.insert(self.table).values(values)
+            return my.on_duplicate_key_update(changed)
+        raise ConfigurationError(f"SQLAlchemyStore does not support the {self.dialect} dialect")
+
+    def expired_batch(self, now: datetime, after: datetime | None) -> sa.Select[Any]:
+        """Up to one batch of expired rows, oldest first, from where the last batch ended."""
+        c = self.table.c
+        query = sa.select(c.session_id, c.expires_at).where(c.expires_at <= now)
+        if after is not None:
+            query = query.where(c.expires_at >= after)
+        query = query.order_by(c.expires_at).limit(self.batch_size)
+        if self.dialect != "sqlite":
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    @property
+    def sweep_options(self) -> dict[str, Any]:
+        """READ COMMITTED on MariaDB/MySQL: no gap locks, so a sweep never blocks the
+        inserts of live sessions."""
+        if self.dialect in ("mysql", "mariadb"):
+            return {"isolation_level": "READ COMMITTED"}
+        return {}
+
+    @property
+    def returns_expiries(self) -> bool:
+        """PostgreSQL and SQLite say which rows a batch deleted, so the next batch resumes
+        after them; MariaDB/MySQL batches delete from the front of the index each time."""
+        return self.dialect in ("postgresql", "sqlite")
+
+    def sweep_batch(self, now: datetime, after: datetime | None) -> sa.Executable:
+        if not self.returns_expiries:
+            # One statement that walks the expiry index in order: concurrent sweepers
+            # take row locks in the same order, so they queue briefly but never deadlock
+            # (claiming with SKIP LOCKED and then deleting by key does deadlock).
+            return self._mysql_sweep.bindparams(now=now, n=self.batch_size)
+        claimed = self.expired_batch(now, after).with_only_columns(self.table.c.session_id)
+        return (
+            sa.delete(self.table)
+            .where(self.table.c.session_id.in_(claimed.scalar_subquery()))
+            .returning(self.table.c.expires_at)
+        )
+
+    @property
+    def _mysql_sweep(self) -> sa.TextClause:
+        table = self.table.name
+        return sa.text(
+            f"DELETE FROM {table} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n"  # noqa: S608
+        ).bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("n"))
+
+
+@contextmanager
+def _store_errors(action: str) -> Iterator[None]:
+    """Driver errors surface as :class:`~lazysession.StoreError`, naming what failed."""
+    try:
+        yield
+    except (DBAPIError, OSError) as error:
+        raise StoreError(f"{action} failed: {error}") from error
+
+
+def _batch_result(
+    sql: _Statements, result: sa.CursorResult[Any], after: datetime | None
+) -> tuple[int, datetime | None]:
+    """Rows a sweep batch deleted, and where the next batch resumes."""
+    if not sql.returns_expiries:
+        return result.rowcount, None
+    expiries = result.scalars().all()
+    return len(expiries), max(expiries, default=after)
+
+
+class SQLAlchemyStore(Store):
+    """Sessions in one SQL table, ``lazysession_sessions`` by default.
+
+    ``url_or_engine`` is a database URL or an engine of the application's (to share its
+    pool). Async drivers (``sqlite+aiosqlite``, ``postgresql+asyncpg``,
+    ``postgresql+psycopg``, ``mysql+asyncmy``, ``mysql+aiomysql``) serve the ASGI
+    middleware; sync drivers (``sqlite``, ``postgresql+psycopg``, ``mysql+pymysql``)
+    serve ``store.sync`` and the WSGI middleware. The table is created on first use
+    unless ``create_table=False``.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | URL | Engine | AsyncEngine,
+        *,
+        table_name: str = DEFAULT_TABLE,
+        metadata: sa.MetaData | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        create_table: bool = True,
+        engine_options: Mapping[str, Any] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigurationError("batch_size must be at least 1")
+        if not _IDENTIFIER.match(table_name):
+            raise ConfigurationError(f"table_name={table_name!r}: use letters, digits and _")
+        self.table = session_table(table_name, metadata)
+        self.batch_size = batch_size
+        self._clock = clock
+        self._create_table = create_table
+        self._engine_options = dict(engine_options or {})
+        self._owns_engines = not isinstance(url_or_engine, (Engine, AsyncEngine))
+        self._url: URL | None = None
+        self._async_engine: AsyncEngine | None = None
+        self._sync_engine: Engine | None = None
+        if isinstance(url_or_engine, AsyncEngine):
+            self._async_engine = url_or_engine
+            dialect = url_or_engine.dialect
+        elif isinstance(url_or_engine, Engine):
+            self._sync_engine = url_or_engine
+            dialect = url_or_engine.dialect
+        else:
+            try:
+                self._url = make_url(url_or_engine)
+                dialect = self._url.get_dialect()()
+            except (ArgumentError, sa.exc.NoSuchModuleError) as error:
+                raise ConfigurationError(f"SQLAlchemyStore: bad database URL: {error}") from None
+        self.dialect_name: str = dialect.name
+        self._sql = _Statements(self.table, self.dialect_name, batch_size)
+        self._async_ready = False
+        self._async_ready_lock: anyio.Lock | None = None
+        self._sync_ready = False
+        self._sync_ready_lock = threading.Lock()
+        self._sync = _SyncSQLAlchemyStore(self)
+
+    # -- engines ---------------------------------------------------------------------------
+
+    def check_async(self) -> AsyncEngine:
+        """The async engine, or a start-up error that names the driver to use instead."""
+        if self._async_engine is None:
+            if self._url is None:
+                raise ConfigurationError(
+                    "SQLAlchemyStore was given a sync Engine; the ASGI middleware needs an "
+                    f"AsyncEngine or an async URL such as {self._suggest(_ASYNC_DRIVERS)}://..."
+                )
+            try:
+                self._async_engine = create_async_engine(self._url, **self._engine_options)
+            except InvalidRequestError:
+                raise ConfigurationError(
+                    f"SQLAlchemyStore({self._url.render_as_string()!r}) uses a sync driver; the "
+                    f"ASGI middleware needs an async one: {self._suggest(_ASYNC_DRIVERS)}://..."
+                ) from None
+            self._tune_sqlite(self._async_engine.sync_engine)
+        return self._async_engine
+
+    def check_sync(self) -> Engine:
+        """The sync engine, or a start-up error that names the driver to use instead."""
+        if self._sync_engine is None:
+            if self._url is None or self._url.get_dialect().is_async:
+                raise ConfigurationError(
+                    "this SQLAlchemyStore has an async driver; WSGI and command-line use need a "
+                    f"sync one, such as {self._suggest(_SYNC_DRIVERS)}://..."
+                )
+            self._sync_engine = sa.create_engine(self._url, **self._engine_options)
+            self._tune_sqlite(self._sync_engine)
+        return self._sync_engine
+
+    def _suggest(self, table: Mapping[str, str]) -> str:
+        return table.get(self.dialect_name, "an appropriate driver")
+
+    def _tune_sqlite(self, engine: Engine) -> None:
+        """For SQLite files the store opened itself: WAL, so readers do not wait on the
+        sweep, and a busy timeout instead of 'database is locked' under contention."""
+        if self.dialect_name != "sqlite":
+            return
+        database = self._url.database if self._url is not None else None
+        in_memory = not database or database == ":memory:" or database.startswith("file::memory")
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 10000")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def ddl(self, dialect: Dialect | None = None) -> str:
+        """The ``CREATE TABLE`` and ``CREATE INDEX`` statements, for a schema you manage."""
+        if dialect is None:
+            if self._url is not None:
+                dialect = self._url.get_dialect()()
+            else:
+                engine = self._async_engine or self._sync_engine
+                assert engine is not None
+                dialect = engine.dialect
+        statements = [CreateTable(self.table)] + [CreateIndex(i) for i in self.table.indexes]
+        return ";\n".join(str(s.compile(dialect=dialect)).strip() for s in statements) + ";\n"
+
+    def _create(self, connection: Connection) -> None:
+        """Create the table unless it exists; a replica that loses the race to another
+        one's CREATE finds the table there and goes on."""
+        try:
+            with connection.begin_nested() if connection.in_transaction() else connection.begin():
+                if self.dialect_name == "postgresql":
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                        {"name": f"lazysession:{self.table.name}"},
+                    )
+                self.table.create(connection, checkfirst=True)
+        except DBAPIError:
+            if not sa.inspect(connection).has_table(self.table.name):
+                raise
+
+    async def _ready_async(self) -> AsyncEngine:
+        engine = self.check_async()
+        if self._async_ready or not self._create_table:
+            return engine
+        if self._async_ready_lock is None:
+            self._async_ready_lock = anyio.Lock()
+        async with self._async_ready_lock:
+            if not self._async_ready:
+                async with engine.connect() as connection:
+                    await connection.run_sync(self._create)
+                    await connection.commit()
+                self._async_ready = True
+        return engine
+
+    def _ready_sync(self) -> Engine:
+        engine = self.check_sync()
+        if self._sync_ready or not self._create_table:
+            return engine
+        with self._sync_ready_lock:
+            if not self._sync_ready:
+                with engine.connect() as connection:
+                    self._create(connection)
+                    connection.commit()
+                self._sync_ready = True
+        return engine
+
+    # -- async side ------------------------------------------------------------------------
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        with _store_errors("loading a session"):
+            engine = await self._ready_async()
+            async with engine.connect() as conn:
+                params = {"sid": session_id, "now": self._clock()}
+                text = (await conn.execute(self._sql.load, params)).scalar()
+        return None if text is None else _json.loads(text)
+
+    async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        statement = self._sql.upsert(session_id, _json.dumps(data), self._clock(), expires_at)
+        with _store_errors("saving a session"):
+            engine = await self._ready_async()
+            async with engine.begin() as conn:
+                await conn.execute(statement)
+
+    async def delete(self, session_id: str) -> None:
+        with _store_errors("deleting a session"):
+            engine = await self._ready_async()
+            async with engine.begin() as conn:
+                await conn.execute(self._sql.delete, {"sid": session_id})
+
+    async def count(self) -> int:
+        with _store_errors("counting sessions"):
+            engine = await self._ready_async()
+            async with engine.connect() as conn:
+                return int((await conn.execute(self._sql.count)).scalar_one())
+
+    async def count_expired(self) -> int:
+        """Expired sessions not yet swept: the backlog a sweep would delete now."""
+        with _store_errors("counting expired sessions"):
+            engine = await self._ready_async()
+            async with engine.connect() as conn:
+                result = await conn.execute(self._sql.count_expired, {"now": self._clock()})
+                return int(result.scalar_one())
+
+    async def sweep(self) -> int:
+        now = self._clock()
+        total, after = 0, None
+        while True:
+            with _store_errors("sweeping expired sessions"):
+                engine = await self._ready_async()
+                async with engine.connect() as conn:
+                    conn = await conn.execution_options(**self._sql.sweep_options)
+                    async with conn.begin():
+                        deleted, after = await self._sweep_batch_async(conn, now, after)
+            total += deleted
+            if deleted < self.batch_size:
+                return total
+            await anyio.lowlevel.checkpoint()
+
+    async def _sweep_batch_async(
+        self, conn: AsyncConnection, now: datetime, after: datetime | None
+    ) -> tuple[int, datetime | None]:
+        result = await conn.execute(self._sql.sweep_batch(now, after))
+        return _batch_result(self._sql, result, after)
+
+    async def aclose(self) -> None:
+        if self._owns_engines and self._async_engine is not None:
+            await self._async_engine.dispose()
+        if self._owns_engines and self._sync_engine is not None:
+            self._sync_engine.dispose()
+
+    @property
+    def sync(self) -> SyncStore:
+        return self._sync
+
+
+class _SyncSQLAlchemyStore(SyncStore):
+    """The blocking twin: the same statements, executed without ``await``."""
+
+    def __init__(self, store: SQLAlchemyStore) -> None:
+        self._store = store
+
+    def load(self, session_id: str) -> dict[str, Any] | None:
+        store = self._store
+        with _store_errors("loading a session"), store._ready_sync().connect() as conn:
+            params = {"sid": session_id, "now": store._clock()}
+            text = conn.execute(store._sql.load, params).scalar()
+        return None if text is None else _json.loads(text)
+
+    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        store = self._store
+        statement = store._sql.upsert(session_id, _json.dumps(data), store._clock(), expires_at)
+        with _store_errors("saving a session"), store._ready_sync().begin() as conn:
+            conn.execute(statement)
+
+    def delete(self, session_id: str) -> None:
+        with _store_errors("deleting a session"), self._store._ready_sync().begin() as conn:
+            conn.execute(self._store._sql.delete, {"sid": session_id})
+
+    def count(self) -> int:
+        with _store_errors("counting sessions"), self._store._ready_sync().connect() as conn:
+            return int(conn.execute(self._store._sql.count).scalar_one())
+
+    def count_expired(self) -> int:
+        with (
+            _store_errors("counting expired sessions"),
+            self._store._ready_sync().connect() as conn,
+        ):
+            result = conn.execute(self._store._sql.count_expired, {"now": self._store._clock()})
+            return int(result.scalar_one())
+
+    def sweep(self) -> int:
+        store = self._store
+        now = store._clock()
+        total, after = 0, None
+        while True:
+            with _store_errors("sweeping expired sessions"), store._ready_sync().connect() as conn:
+                conn = conn.execution_options(**store._sql.sweep_options)
+                with conn.begin():
+                    deleted, after = self._sweep_batch(conn, now, after)
+            total += deleted
+            if deleted < store.batch_size:
+                return total
+
+    def _sweep_batch(
+        self, conn: Connection, now: datetime, after: datetime | None
+    ) -> tuple[int, datetime | None]:
+        result = conn.execute(self._store._sql.sweep_batch(now, after))
+        return _batch_result(self._store._sql, result, after)
+
+    def close(self) -> None:
+        if self._store._owns_engines and self._store._sync_engine is not None:
+            self._store._sync_engine.dispose()

@@ -1,0 +1,165 @@
+"""The store back ends the contract suite runs on, each isolated in its own table or prefix.
+
+Servers default to this machine's; ``LAZYSESSION_TEST_POSTGRES``, ``LAZYSESSION_TEST_MYSQL``
+and ``LAZYSESSION_TEST_REDIS`` point elsewhere. Without a server the case skips with one
+line; with ``CI=true`` it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.to_thread
+import sqlalchemy as sa
+
+from lazysession import MemoryStore, Store, SyncStore
+from lazysession.stores import SQLAlchemyStore
+from tests.conftest import require_server
+from tests.helpers import Clock
+
+POSTGRES = os.environ.get("LAZYSESSION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL = os.environ.get("LAZYSESSION_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+SERVERS = {"postgresql": POSTGRES, "mysql": MYSQL}
+
+
+def server_reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
+            return True
+    except OSError:
+        return False
+
+
+def with_driver(url: str, driver: str) -> str:
+    return driver + url[url.index("://") :]
+
+
+class SyncAsAsync(Store):
+    """Runs a store's sync side in a worker thread, so the async contract suite runs
+    unchanged against it."""
+
+    def __init__(self, sync: SyncStore) -> None:
+        self._s = sync
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        return await anyio.to_thread.run_sync(self._s.load, session_id)
+
+    async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        await anyio.to_thread.run_sync(
+            lambda: self._s.save(session_id, data, expires_at=expires_at)
+        )
+
+    async def delete(self, session_id: str) -> None:
+        await anyio.to_thread.run_sync(self._s.delete, session_id)
+
+    async def sweep(self) -> int:
+        return await anyio.to_thread.run_sync(self._s.sweep)
+
+    async def count(self) -> int:
+        return await anyio.to_thread.run_sync(self._s.count)
+
+    @property
+    def sync(self) -> SyncStore:
+        return self._s
+
+
+@dataclass
+class StoreCase:
+    """One back end: how to open a store on it (twice, as two processes would)."""
+
+    name: str
+    open: Callable[[Clock, int], Store]
+    cleanup: Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
+
+
+def memory_case(sync: bool) -> Callable[[Path], StoreCase]:
+    def make(tmp_path: Path) -> StoreCase:
+        shared: dict[str, MemoryStore] = {}
+
+        def open_store(clock: Clock, batch_size: int) -> Store:
+            store = shared.setdefault("store", MemoryStore(clock=clock))
+            return SyncAsAsync(store.sync) if sync else store
+
+        return StoreCase("memory" + ("-sync" if sync else ""), open_store, _nothing)
+
+    return make
+
+
+def sql_case(driver: str, server: str | None, sync: bool) -> Callable[[Path], StoreCase]:
+    def make(tmp_path: Path) -> StoreCase:
+        if server is None:
+            url = f"{driver}:///{tmp_path / 'sessions.db'}"
+        else:
+            if not server_reachable(SERVERS[server]):
+                require_server(f"no {server} server at {SERVERS[server]}")
+            url = with_driver(SERVERS[server], driver)
+        table = f"lazysession_test_{uuid.uuid4().hex[:12]}"
+        opened: list[SQLAlchemyStore] = []
+
+        def open_store(clock: Clock, batch_size: int) -> Store:
+            store = SQLAlchemyStore(url, table_name=table, clock=clock, batch_size=batch_size)
+            opened.append(store)
+            return SyncAsAsync(store.sync) if sync else store
+
+        async def cleanup() -> None:
+            sync_url = url if sync else with_driver(url, sync_driver(url))
+            engine = sa.create_engine(sync_url)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+            finally:
+                engine.dispose()
+            for store in opened:
+                await store.aclose()
+                store.sync.close()
+
+        return StoreCase(driver, open_store, cleanup)
+
+    return make
+
+
+def sync_driver(url: str) -> str:
+    scheme = url.split("://")[0]
+    return {
+        "sqlite+aiosqlite": "sqlite",
+        "postgresql+asyncpg": "postgresql+psycopg",
+        "postgresql+psycopg": "postgresql+psycopg",
+        "mysql+asyncmy": "mysql+pymysql",
+        "mysql+aiomysql": "mysql+pymysql",
+    }.get(scheme, scheme)
+
+
+CASES: dict[str, Callable[[Path], StoreCase]] = {
+    "memory": memory_case(sync=False),
+    "sqlite+aiosqlite": sql_case("sqlite+aiosqlite", None, sync=False),
+    "postgresql+asyncpg": sql_case("postgresql+asyncpg", "postgresql", sync=False),
+    "postgresql+psycopg": sql_case("postgresql+psycopg", "postgresql", sync=False),
+    "mysql+asyncmy": sql_case("mysql+asyncmy", "mysql", sync=False),
+    "mysql+aiomysql": sql_case("mysql+aiomysql", "mysql", sync=False),
+    "memory/sync": memory_case(sync=True),
+    "sqlite/sync": sql_case("sqlite", None, sync=True),
+    "postgresql+psycopg/sync": sql_case("postgresql+psycopg", "postgresql", sync=True),
+    "mysql+pymysql/sync": sql_case("mysql+pymysql", "mysql", sync=True),
+}
+
+
+async def open_case(case: StoreCase) -> AsyncIterator[StoreCase]:
+    try:
+        yield case
+    finally:
+        await case.cleanup()

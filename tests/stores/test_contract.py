@@ -1,0 +1,177 @@
+"""The store contract, run unchanged on every back end and on each store's sync side."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from lazysession import SessionNotSerializable, Store
+from tests.helpers import Clock
+from tests.stores.backends import CASES, StoreCase
+
+pytestmark = pytest.mark.anyio
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # asyncpg and asyncmy run on asyncio only
+
+
+@pytest.fixture(params=list(CASES))
+async def case(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreCase]:
+    made = CASES[request.param](tmp_path)
+    try:
+        yield made
+    finally:
+        await made.cleanup()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def open_store(case: StoreCase, clock: Clock) -> Callable[..., Store]:
+    def opener(batch_size: int = 1000) -> Store:
+        return case.open(clock, batch_size)
+
+    return opener
+
+
+@pytest.fixture
+def store(open_store: Callable[..., Store]) -> Store:
+    return open_store()
+
+
+async def test_an_unknown_session_loads_as_none(store: Store) -> None:
+    assert await store.load("0" * 64) is None
+
+
+async def test_a_saved_session_loads_back_with_its_json_types(store: Store, clock: Clock) -> None:
+    data: dict[str, Any] = {
+        "user": "ada",
+        "n": 2**53,
+        "pi": 3.25,
+        "ok": True,
+        "none": None,
+        "nested": {"list": [1, "two", {"three": 3}]},
+        "text": "h\u00e9llo \u2603 \U0001f600",
+    }
+    await store.save("a" * 64, data, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) == data
+
+
+async def test_save_replaces_the_whole_session(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"a": 1, "b": 2}, expires_at=clock() + HOUR)
+    await store.save("a" * 64, {"c": 3}, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) == {"c": 3}
+    assert await store.count() == 1
+
+
+async def test_sessions_are_kept_apart_by_id(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"who": "a"}, expires_at=clock() + HOUR)
+    await store.save("b" * 64, {"who": "b"}, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) == {"who": "a"}
+    assert await store.load("b" * 64) == {"who": "b"}
+
+
+async def test_delete_removes_a_session(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
+    await store.delete("a" * 64)
+    assert await store.load("a" * 64) is None
+    assert await store.count() == 0
+
+
+async def test_deleting_an_unknown_session_is_not_an_error(store: Store) -> None:
+    await store.delete("f" * 64)
+
+
+async def test_an_expired_session_is_never_loaded_even_before_a_sweep(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + timedelta(seconds=10))
+    clock.advance(9.999)
+    assert await store.load("a" * 64) == {"a": 1}
+    clock.advance(0.001)
+    assert await store.load("a" * 64) is None
+    assert await store.count() == 1  # held until swept
+
+
+async def test_saving_an_expired_session_again_revives_it(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + timedelta(seconds=1))
+    clock.advance(5)
+    await store.save("a" * 64, {"a": 2}, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) == {"a": 2}
+
+
+async def test_sweep_deletes_exactly_the_expired_sessions(store: Store, clock: Clock) -> None:
+    for i in range(5):
+        await store.save(f"{i:064d}", {"i": i}, expires_at=clock() + timedelta(seconds=10))
+    for i in range(5, 8):
+        await store.save(f"{i:064d}", {"i": i}, expires_at=clock() + HOUR)
+    clock.advance(11)
+    assert await store.sweep() == 5
+    assert await store.count() == 3
+    assert await store.load(f"{7:064d}") == {"i": 7}
+
+
+async def test_sweeping_nothing_returns_zero(store: Store, clock: Clock) -> None:
+    assert await store.sweep() == 0
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
+    assert await store.sweep() == 0
+
+
+async def test_sweep_works_through_many_batches(
+    open_store: Callable[..., Store], clock: Clock
+) -> None:
+    store = open_store(batch_size=7)
+    for i in range(30):
+        await store.save(f"{i:064d}", {"i": i}, expires_at=clock() + timedelta(seconds=i + 1))
+    clock.advance(26)  # expiry at 1..30 s: 26 are due
+    assert await store.sweep() == 26
+    assert await store.count() == 4
+
+
+async def test_concurrent_sweepers_delete_each_row_once(
+    open_store: Callable[..., Store], clock: Clock
+) -> None:
+    writer = open_store()
+    for i in range(60):
+        await writer.save(f"{i:064d}", {"i": i}, expires_at=clock() + timedelta(seconds=1 + i % 3))
+    await writer.save("f" * 64, {"live": True}, expires_at=clock() + HOUR)
+    clock.advance(10)
+    sweepers = [open_store(batch_size=5) for _ in range(4)]
+    counts: list[int] = []
+
+    async def sweep(store: Store) -> None:
+        counts.append(await store.sweep())
+
+    async with anyio.create_task_group() as tasks:
+        for sweeper in sweepers:
+            tasks.start_soon(sweep, sweeper)
+    assert sum(counts) == 60
+    assert await writer.count() == 1
+
+
+async def test_a_value_that_is_not_json_fails_and_leaves_the_stored_session(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
+    with pytest.raises(SessionNotSerializable, match="'when'"):
+        await store.save("a" * 64, {"a": 2, "when": clock()}, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) == {"a": 1}
+
+
+async def test_what_one_store_instance_saves_another_reads(
+    open_store: Callable[..., Store], clock: Clock
+) -> None:
+    await open_store().save("a" * 64, {"shared": True}, expires_at=clock() + HOUR)
+    assert await open_store().load("a" * 64) == {"shared": True}
