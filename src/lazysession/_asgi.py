@@ -7,7 +7,7 @@ from typing import Literal
 import anyio
 
 from ._cookies import CookieSettings
-from ._core import NOTHING, Exchange, Outcome, SessionRules
+from ._core import NOTHING, Outcome, SessionRules
 from ._expiry import Clock, utc_now
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._sweep import AsyncSweeper, SweepSchedule
@@ -62,35 +62,17 @@ class SessionMiddleware:
             self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(sweep_interval))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            # A websocket reads the session of its handshake; it has no response headers
-            # to carry a cookie, so nothing it changes is persisted.
-            await self._open(scope)
-            await self.app(scope, receive, send)
-        elif kind == "lifespan" and self.sweeper is not None:
-            await self._lifespan(self.sweeper, scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-    async def _open(self, scope: Scope) -> Exchange:
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
         exchange = self.rules.begin(_cookie_header(scope))
         key = exchange.load_key
-        if key is not None:
-            exchange.loaded(await self.store.load(key))
-        scope["session"] = exchange.session
-        return exchange
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = await self._open(scope)
+        session = exchange.session if key is None else exchange.loaded(await self.store.load(key))
+        scope["session"] = session
 
         async def send_with_session(message: Message) -> None:
             if message["type"] == "http.response.start":
-                outcome = exchange.finish(
-                    message["status"], lambda: self.skip_persistence(request_info(scope))
-                )
+                outcome = exchange.finish(message["status"], self._skip, scope)
                 if outcome is not NOTHING:
                     await self._persist(outcome, message)
             await send(message)
@@ -99,6 +81,24 @@ class SessionMiddleware:
         sweeper = self.sweeper
         if sweeper is not None and not sweeper.lifespan_running and sweeper.due_after_request():
             await sweeper.sweep_once()
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            # A websocket reads the session of its handshake; it has no response headers
+            # to carry a cookie, so nothing it changes is persisted.
+            exchange = self.rules.begin(_cookie_header(scope))
+            key = exchange.load_key
+            scope["session"] = (
+                exchange.session if key is None else exchange.loaded(await self.store.load(key))
+            )
+        elif kind == "lifespan" and self.sweeper is not None:
+            await self._lifespan(self.sweeper, scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _skip(self, scope: Scope) -> bool:
+        return self.skip_persistence(request_info(scope))
 
     async def _persist(self, outcome: Outcome, message: Message) -> None:
         if outcome.delete is not None:

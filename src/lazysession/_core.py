@@ -19,15 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from . import _json
 from ._cookies import CookieSettings, cookie_values
-from ._expiry import DEFAULT_LIFETIME, Clock, expiry_after
+from ._expiry import DEFAULT_LIFETIME, Clock
 from ._session import Changes, Session
 from ._signing import DataSigner, IdSigner, SecretKeys, new_session_id, store_key
 from .stores import CookieStore, Store
+
+Request = TypeVar("Request")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +37,13 @@ class Write:
     """Store the session under ``session_id`` until ``expires_at``."""
 
     session_id: str
-    data: dict[str, Any]
-    changes: Changes
+    data: Session
     expires_at: datetime
+
+    @property
+    def changes(self) -> Changes:
+        """Only what this request changed, for stores that merge onto the stored copy."""
+        return self.data.changes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +86,15 @@ class SessionRules:
         self.cookie = cookie
         self.clock = clock
         self.server_side = not store.client_side
-        self.lifetime = cookie.max_age if cookie.max_age is not None else DEFAULT_LIFETIME
+        self.lifetime = timedelta(
+            seconds=cookie.max_age if cookie.max_age is not None else DEFAULT_LIFETIME
+        )
         self._id_signer = IdSigner(keys)
         self._data_signer = DataSigner(keys, clock)
         self._codec = store if isinstance(store, CookieStore) else None
+
+    def expiry(self) -> datetime:
+        return self.clock() + self.lifetime
 
     def begin(self, cookie_header: str | None) -> Exchange:
         """Read the request's cookie. A server-side session still has to be loaded:
@@ -97,7 +108,9 @@ class SessionRules:
             for value in values:
                 session_id = self._id_signer.unsign(value)
                 if session_id is not None:
-                    return Exchange(self, session_id, True, None)
+                    exchange = Exchange(self, session_id, True, None)
+                    exchange.signed_id = value
+                    return exchange
         else:
             for value in values:
                 data = self._data_signer.unsign(value, self.cookie.max_age)
@@ -109,7 +122,7 @@ class SessionRules:
 class Exchange:
     """One request's session, from the cookie it came with to the outcome it leaves."""
 
-    __slots__ = ("_rules", "had_cookie", "session", "session_id")
+    __slots__ = ("_rules", "had_cookie", "load_key", "session", "session_id", "signed_id")
 
     def __init__(
         self,
@@ -122,44 +135,42 @@ class Exchange:
         self.session_id = session_id
         self.had_cookie = had_cookie
         self.session = session
-
-    @property
-    def load_key(self) -> str | None:
+        self.signed_id: str | None = None
+        self.load_key: str | None = None
         """The store key to load before the handler runs, or None: nothing to load."""
-        if self.session is None and self.session_id is not None:
-            return store_key(self.session_id)
-        return None
+        if session is None and session_id is not None:
+            self.load_key = store_key(session_id)
 
     def loaded(self, data: dict[str, Any] | None) -> Session:
         """Hand in what the store returned for ``load_key``."""
+        self.load_key = None
         if data is None:
-            self.session_id = None  # rule 3: an unknown id is never adopted
+            self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
             self.session = Session()
         else:
             self.session = Session(data)
         return self.session
 
-    def finish(self, status: int, skip: Callable[[], bool]) -> Outcome:
-        """Decide what to persist. ``skip`` runs the ``skip_persistence`` predicate; it is
-        called only when there is something to persist."""
+    def finish(self, status: int, skip: Callable[[Request], bool], request: Request) -> Outcome:
+        """Decide what to persist. ``skip(request)`` runs the ``skip_persistence``
+        predicate, only when there is something to persist."""
         session = self.session
-        if session is None or not session.modified:
-            return VARY_ONLY if session is not None and session.accessed else NOTHING
-        if status >= 500 or skip():
+        if session is None or not session.accessed:
+            return NOTHING
+        if not session.modified or status >= 500 or skip(request):
             return VARY_ONLY
         rules = self._rules
         if not rules.server_side:
             return self._finish_in_cookie(session)
         if session:
-            session_id = self.session_id or new_session_id()
-            write = Write(
-                session_id=store_key(session_id),
-                data=dict(session),
-                changes=session.changes(),
-                expires_at=expiry_after(rules.clock(), rules.lifetime),
-            )
-            cookie = rules.cookie.render(rules._id_signer.sign(session_id))
-            return Outcome(write=write, set_cookie=cookie, vary=True)
+            session_id = self.session_id
+            if session_id is None:
+                session_id = new_session_id()
+                signed = rules._id_signer.sign(session_id)
+            else:
+                signed = self.signed_id or rules._id_signer.sign(session_id)
+            write = Write(store_key(session_id), session, rules.expiry())
+            return Outcome(write=write, set_cookie=rules.cookie.render(signed), vary=True)
         if self.session_id is not None:
             return Outcome(
                 delete=store_key(self.session_id),

@@ -37,15 +37,13 @@ class Changes:
 class Session(dict[str, Any]):
     """``request.session``: a plain dict with change tracking."""
 
-    __slots__ = ("_cleared", "_removed", "_touched_keys", "accessed", "modified")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.accessed = False
-        self.modified = False
-        self._touched_keys: set[str] | None = None
-        self._removed: set[str] | None = None
-        self._cleared = False
+    # Class-level defaults instead of an __init__: a session nobody touches costs no more
+    # to create than a dict, which matters on every request that never uses it.
+    accessed: bool = False
+    modified: bool = False
+    _touched_keys: set[str] | None = None
+    _removed: set[str] | None = None
+    _cleared: bool = False
 
     # -- flags, as in Starlette's Session --------------------------------------------------
 

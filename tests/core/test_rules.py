@@ -30,11 +30,11 @@ def rules(server_side: bool = True, **cookie: object) -> SessionRules:
     return SessionRules(secret_key=SECRET, cookie=settings, store=store, clock=lambda: NOW)
 
 
-def persist(skip: bool = False) -> Callable[[], bool]:
-    return lambda: skip
+def persist(skip: bool = False) -> Callable[[object], bool]:
+    return lambda request: skip
 
 
-def must_not_run() -> bool:
+def must_not_run(request: object) -> bool:
     raise AssertionError("skip_persistence was consulted for a request with nothing to save")
 
 
@@ -53,21 +53,21 @@ def test_a_request_without_a_cookie_has_nothing_to_load() -> None:
 
 def test_an_untouched_session_leaves_nothing_to_do() -> None:
     exchange = rules().begin(None)
-    assert exchange.finish(200, must_not_run) is NOTHING
+    assert exchange.finish(200, must_not_run, None) is NOTHING
 
 
 def test_a_session_only_read_sends_vary_and_writes_nothing() -> None:
     exchange = rules().begin(None)
     assert exchange.session is not None
     exchange.session.mark_accessed()
-    assert exchange.finish(200, must_not_run) is VARY_ONLY
+    assert exchange.finish(200, must_not_run, None) is VARY_ONLY
 
 
 def test_the_first_write_mints_an_id_and_stores_under_its_hash() -> None:
     exchange = rules().begin(None)
     assert exchange.session is not None
     exchange.session["user"] = "ada"
-    outcome = exchange.finish(200, persist())
+    outcome = exchange.finish(200, persist(), None)
     assert outcome.write is not None
     assert outcome.write.data == {"user": "ada"}
     assert outcome.set_cookie is not None and outcome.vary
@@ -80,7 +80,7 @@ def test_a_write_expires_max_age_after_now() -> None:
     exchange = rules(max_age=3600).begin(None)
     assert exchange.session is not None
     exchange.session["a"] = 1
-    outcome = exchange.finish(200, persist())
+    outcome = exchange.finish(200, persist(), None)
     assert outcome.write is not None
     assert outcome.write.expires_at == NOW + timedelta(seconds=3600)
 
@@ -89,7 +89,7 @@ def test_a_browser_session_cookie_still_expires_server_side() -> None:
     exchange = rules(max_age=None).begin(None)
     assert exchange.session is not None
     exchange.session["a"] = 1
-    outcome = exchange.finish(200, persist())
+    outcome = exchange.finish(200, persist(), None)
     assert outcome.write is not None and outcome.set_cookie is not None
     assert outcome.write.expires_at == NOW + timedelta(seconds=DEFAULT_LIFETIME)
     assert "Max-Age" not in outcome.set_cookie
@@ -99,14 +99,14 @@ def test_skip_persistence_drops_the_write_and_the_cookie() -> None:
     exchange = rules().begin(None)
     assert exchange.session is not None
     exchange.session["a"] = 1
-    assert exchange.finish(200, persist(skip=True)) is VARY_ONLY
+    assert exchange.finish(200, persist(skip=True), None) is VARY_ONLY
 
 
 def test_a_server_error_persists_nothing() -> None:
     exchange = rules().begin(None)
     assert exchange.session is not None
     exchange.session["a"] = 1
-    assert exchange.finish(500, persist()) is VARY_ONLY
+    assert exchange.finish(500, persist(), None) is VARY_ONLY
 
 
 def test_a_session_emptied_without_a_cookie_needs_no_cookie() -> None:
@@ -114,7 +114,7 @@ def test_a_session_emptied_without_a_cookie_needs_no_cookie() -> None:
     assert exchange.session is not None
     exchange.session["a"] = 1
     del exchange.session["a"]
-    assert exchange.finish(200, persist()) is VARY_ONLY
+    assert exchange.finish(200, persist(), None) is VARY_ONLY
 
 
 # -- requests with a cookie ----------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_a_known_session_is_saved_under_the_same_key() -> None:
     session_id = new_session_id()
     exchange = rules().begin(signed_cookie(session_id))
     exchange.loaded({"n": 1})["n"] = 2
-    outcome = exchange.finish(200, persist())
+    outcome = exchange.finish(200, persist(), None)
     assert outcome.write is not None
     assert outcome.write.session_id == store_key(session_id)
     assert outcome.write.data == {"n": 2}
@@ -143,7 +143,7 @@ def test_an_id_the_store_does_not_know_is_never_adopted() -> None:
     session = exchange.loaded(None)
     assert session == {}
     session["a"] = 1
-    outcome = exchange.finish(200, persist())
+    outcome = exchange.finish(200, persist(), None)
     assert outcome.write is not None
     assert outcome.write.session_id != store_key(session_id)
 
@@ -152,7 +152,7 @@ def test_an_emptied_session_is_deleted_and_its_cookie_expired() -> None:
     session_id = new_session_id()
     exchange = rules().begin(signed_cookie(session_id))
     exchange.loaded({"a": 1}).clear()
-    outcome = exchange.finish(200, persist())
+    outcome = exchange.finish(200, persist(), None)
     assert outcome.delete == store_key(session_id)
     assert outcome.write is None
     assert outcome.set_cookie is not None and "Max-Age=0" in outcome.set_cookie
@@ -161,7 +161,7 @@ def test_an_emptied_session_is_deleted_and_its_cookie_expired() -> None:
 def test_emptying_the_session_of_an_unknown_id_expires_the_stale_cookie() -> None:
     exchange = rules().begin(signed_cookie(new_session_id()))
     exchange.loaded(None).clear()
-    outcome = exchange.finish(200, persist())
+    outcome = exchange.finish(200, persist(), None)
     assert outcome.delete is None
     assert outcome.set_cookie is not None and "Max-Age=0" in outcome.set_cookie
 
@@ -170,7 +170,7 @@ def test_a_skipped_request_still_reads_its_cookies_session() -> None:
     session_id = new_session_id()
     exchange = rules().begin(signed_cookie(session_id))
     exchange.loaded({"user": "ada"}).clear()
-    assert exchange.finish(200, persist(skip=True)) is VARY_ONLY
+    assert exchange.finish(200, persist(skip=True), None) is VARY_ONLY
 
 
 def test_the_first_validly_signed_cookie_of_a_name_wins() -> None:
@@ -200,7 +200,7 @@ def test_cookie_mode_round_trips_the_data_through_the_cookie() -> None:
     writer = rules(server_side=False).begin(None)
     assert writer.session is not None
     writer.session["cart"] = [1, 2]
-    outcome = writer.finish(200, persist())
+    outcome = writer.finish(200, persist(), None)
     assert outcome.set_cookie is not None and outcome.write is None
     reader = rules(server_side=False).begin(outcome.set_cookie.split(";")[0])
     assert reader.load_key is None
@@ -212,7 +212,7 @@ def test_cookie_mode_refuses_a_session_past_the_browser_limit() -> None:
     assert exchange.session is not None
     exchange.session["blob"] = "x" * 4000
     with pytest.raises(SessionTooLarge, match="4096"):
-        exchange.finish(200, persist())
+        exchange.finish(200, persist(), None)
 
 
 def test_a_value_that_is_not_json_fails_naming_its_key() -> None:
@@ -220,4 +220,4 @@ def test_a_value_that_is_not_json_fails_naming_its_key() -> None:
     assert exchange.session is not None
     exchange.session["when"] = NOW
     with pytest.raises(SessionNotSerializable, match="'when'"):
-        exchange.finish(200, persist())
+        exchange.finish(200, persist(), None)

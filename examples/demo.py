@@ -1,0 +1,116 @@
+"""The lazysession demo: log in, count, log out, and call a Bearer API that keeps no session.
+
+Run it with ``python3 scripts/dev.py demo`` and open http://127.0.0.1:8000. The sessions
+live in SQLite (``demo-sessions.db``); ``LAZYSESSION_STORE_URL`` picks another database.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import secrets
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from lazysession import SessionMiddleware, SQLAlchemyStore
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+STORE_URL = os.environ.get("LAZYSESSION_STORE_URL", "sqlite+aiosqlite:///demo-sessions.db")
+SECRET_KEY = os.environ.get("LAZYSESSION_SECRET_KEY") or secrets.token_urlsafe(32)
+API_TOKEN = "demo-token"
+
+store = SQLAlchemyStore(STORE_URL)
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lazysession demo</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto}}
+form{{display:inline}} code{{background:#eee;padding:0 .2rem}}</style></head>
+<body>
+<h1>lazysession demo</h1>
+<p id="who">{who}</p>
+<p>Counter: <strong id="counter">{counter}</strong></p>
+{forms}
+<p>Sessions in the store: <strong id="sessions">{sessions}</strong></p>
+<p><button id="api" type="button">Call the API with <code>Authorization: Bearer</code></button>
+<span id="api-result"></span></p>
+<p>Loading this page as a visitor creates no session; only logging in or counting does.
+A Bearer request never creates one, even though its handler writes to the session.</p>
+<script>
+document.getElementById("api").onclick = async () => {{
+  const r = await fetch("/api/whoami", {{
+    headers: {{"Authorization": "Bearer {token}"}}, credentials: "omit"}});
+  const body = await r.json();
+  document.getElementById("api-result").textContent = JSON.stringify(body);
+  document.getElementById("sessions").textContent = body.sessions_in_store;
+}};
+</script>
+</body></html>
+"""
+
+LOGGED_OUT = """<form method="post" action="/login">
+<input name="user" placeholder="your name" required> <button>Log in</button></form>"""
+LOGGED_IN = """<form method="post" action="/count"><button id="count">Count</button></form>
+<form method="post" action="/logout"><button id="logout">Log out</button></form>"""
+
+
+async def home(request: Request) -> Response:
+    user = request.session.get("user")
+    page = PAGE.format(
+        who=f"Logged in as {html.escape(user)}." if user else "Not logged in.",
+        counter=int(request.session.get("counter", 0)),
+        forms=LOGGED_IN if user else LOGGED_OUT,
+        sessions=await store.count(),
+        token=API_TOKEN,
+    )
+    return HTMLResponse(page)
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    user = str(form.get("user", "")).strip()[:64] or "anonymous"
+    request.session.clear()
+    request.session.update({"user": user, "counter": 0})
+    return RedirectResponse("/", status_code=303)
+
+
+async def count(request: Request) -> Response:
+    if "user" in request.session:
+        request.session["counter"] = int(request.session.get("counter", 0)) + 1
+    return RedirectResponse("/", status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+async def whoami(request: Request) -> Response:
+    """Token-authenticated API: it writes to the session, as auth code does, yet no
+    session is created, because the request carries a Bearer token."""
+    if request.headers.get("authorization", "") != f"Bearer {API_TOKEN}":
+        return JSONResponse({"error": "send Authorization: Bearer " + API_TOKEN}, 401)
+    request.session["api_calls"] = int(request.session.get("api_calls", 0)) + 1
+    return JSONResponse({"client": "sdk", "sessions_in_store": await store.count()})
+
+
+async def stats(request: Request) -> Response:
+    return JSONResponse({"sessions_in_store": await store.count()})
+
+
+app = Starlette(
+    routes=[
+        Route("/", home),
+        Route("/login", login, methods=["POST"]),
+        Route("/count", count, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/whoami", whoami),
+        Route("/stats", stats),
+    ],
+    middleware=[Middleware(SessionMiddleware, secret_key=SECRET_KEY, store=store)],
+)
