@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -137,16 +137,18 @@ class _Statements:
             return my.on_duplicate_key_update(changed)
         raise ConfigurationError(f"SQLAlchemyStore does not support the {self.dialect} dialect")
 
-    def expired_batch(self, now: datetime, after: datetime | None) -> sa.Select[Any]:
-        """Up to one batch of expired rows, oldest first, from where the last batch ended."""
-        c = self.table.c
-        query = sa.select(c.session_id, c.expires_at).where(c.expires_at <= now)
-        if after is not None:
-            query = query.where(c.expires_at >= after)
-        query = query.order_by(c.expires_at).limit(self.batch_size)
+    @property
+    def before_batch(self) -> list[str]:
+        """SQLite: the batch's commit must not checkpoint the WAL while writers wait."""
+        return ["PRAGMA wal_autocheckpoint = 0"] if self.dialect == "sqlite" else []
+
+    @property
+    def after_batch(self) -> list[str]:
+        """SQLite: checkpoint after each batch, outside the writers' turn, so the WAL
+        stays small and no save's commit has to checkpoint the sweep's pages."""
         if self.dialect != "sqlite":
-            query = query.with_for_update(skip_locked=True)
-        return query
+            return []
+        return ["PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_autocheckpoint = 1000"]
 
     @property
     def sweep_options(self) -> dict[str, Any]:
@@ -156,31 +158,63 @@ class _Statements:
             return {"isolation_level": "READ COMMITTED"}
         return {}
 
-    @property
-    def returns_expiries(self) -> bool:
-        """PostgreSQL and SQLite say which rows a batch deleted, so the next batch resumes
-        after them; MariaDB/MySQL batches delete from the front of the index each time."""
-        return self.dialect in ("postgresql", "sqlite")
-
-    def sweep_batch(self, now: datetime, after: datetime | None) -> sa.Executable:
-        if not self.returns_expiries:
+    def sweep_batch(self, now: datetime, after: datetime | None) -> sa.TextClause:
+        """One batch: delete up to ``batch_size`` expired rows, oldest first, from where
+        the last batch ended; the result is one row (rows deleted, last expiry) or, on
+        MariaDB/MySQL, a rowcount."""
+        table = self.table.name
+        if self.dialect == "postgresql":
+            # Rows are claimed by physical address under FOR UPDATE SKIP LOCKED (stable
+            # until the statement ends): replicas take disjoint rows and never wait, and no
+            # primary-key lookup is needed (six times faster than IN (SELECT session_id)).
+            sql = f"""
+                WITH deleted AS (
+                    DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                        SELECT ctid FROM {table}
+                        WHERE expires_at <= :now AND expires_at >= :after
+                        ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))
+                    RETURNING expires_at)
+                SELECT count(*), max(expires_at) FROM deleted"""  # noqa: S608
+        elif self.dialect == "sqlite":
+            # SQLite has one writer at a time, so no claiming is needed, and it removes
+            # index entries as it deletes (no dead entries to skip, so no resume point);
+            # the expiry index holds the rowid, so a batch is found without the table.
+            sql = f"""
+                DELETE FROM {table} WHERE rowid IN (
+                    SELECT rowid FROM {table} WHERE expires_at <= :now
+                    ORDER BY expires_at LIMIT :n)"""  # noqa: S608
+        else:
             # One statement that walks the expiry index in order: concurrent sweepers
             # take row locks in the same order, so they queue briefly but never deadlock
             # (claiming with SKIP LOCKED and then deleting by key does deadlock).
-            return self._mysql_sweep.bindparams(now=now, n=self.batch_size)
-        claimed = self.expired_batch(now, after).with_only_columns(self.table.c.session_id)
-        return (
-            sa.delete(self.table)
-            .where(self.table.c.session_id.in_(claimed.scalar_subquery()))
-            .returning(self.table.c.expires_at)
+            sql = f"DELETE FROM {table} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n"  # noqa: S608
+        statement = sa.text(sql).bindparams(
+            sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("n", self.batch_size)
         )
+        if self.dialect == "postgresql":
+            statement = statement.bindparams(
+                sa.bindparam("after", after or _EPOCH, type_=UTCDateTime())
+            )
+        return statement.bindparams(now=now)
 
-    @property
-    def _mysql_sweep(self) -> sa.TextClause:
-        table = self.table.name
-        return sa.text(
-            f"DELETE FROM {table} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n"  # noqa: S608
-        ).bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("n"))
+    def read_batch(
+        self, result: sa.CursorResult[Any], after: datetime | None
+    ) -> tuple[int, datetime | None]:
+        """Rows a sweep batch deleted, and where the next batch resumes."""
+        if self.dialect == "postgresql":
+            row = result.one()
+            return int(row[0]), _as_utc(row[1]) or after
+        return result.rowcount, None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """A timestamp from a raw-SQL result, aware whatever the driver handed back."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 @contextmanager
@@ -190,16 +224,6 @@ def _store_errors(action: str) -> Iterator[None]:
         yield
     except (DBAPIError, OSError) as error:
         raise StoreError(f"{action} failed: {error}") from error
-
-
-def _batch_result(
-    sql: _Statements, result: sa.CursorResult[Any], after: datetime | None
-) -> tuple[int, datetime | None]:
-    """Rows a sweep batch deleted, and where the next batch resumes."""
-    if not sql.returns_expiries:
-        return result.rowcount, None
-    expiries = result.scalars().all()
-    return len(expiries), max(expiries, default=after)
 
 
 class SQLAlchemyStore(Store):
@@ -255,6 +279,11 @@ class SQLAlchemyStore(Store):
         self._async_ready_lock: anyio.Lock | None = None
         self._sync_ready = False
         self._sync_ready_lock = threading.Lock()
+        # SQLite lets one writer in at a time and makes the others poll with growing
+        # sleeps; within this process, writers take turns in order instead.
+        self._serialize_writes = self.dialect_name == "sqlite"
+        self._async_write_lock: anyio.Lock | None = None
+        self._sync_write_lock = threading.Lock()
         self._sync = _SyncSQLAlchemyStore(self)
 
     # -- engines ---------------------------------------------------------------------------
@@ -338,6 +367,24 @@ class SQLAlchemyStore(Store):
             if not sa.inspect(connection).has_table(self.table.name):
                 raise
 
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        if not self._serialize_writes:
+            yield
+            return
+        if self._async_write_lock is None:
+            self._async_write_lock = anyio.Lock()
+        async with self._async_write_lock:
+            yield
+
+    @contextmanager
+    def _sync_write_turn(self) -> Iterator[None]:
+        if not self._serialize_writes:
+            yield
+            return
+        with self._sync_write_lock:
+            yield
+
     async def _ready_async(self) -> AsyncEngine:
         engine = self.check_async()
         if self._async_ready or not self._create_table:
@@ -378,13 +425,13 @@ class SQLAlchemyStore(Store):
         statement = self._sql.upsert(session_id, _json.dumps(data), self._clock(), expires_at)
         with _store_errors("saving a session"):
             engine = await self._ready_async()
-            async with engine.begin() as conn:
+            async with self._write_turn(), engine.begin() as conn:
                 await conn.execute(statement)
 
     async def delete(self, session_id: str) -> None:
         with _store_errors("deleting a session"):
             engine = await self._ready_async()
-            async with engine.begin() as conn:
+            async with self._write_turn(), engine.begin() as conn:
                 await conn.execute(self._sql.delete, {"sid": session_id})
 
     async def count(self) -> int:
@@ -409,8 +456,14 @@ class SQLAlchemyStore(Store):
                 engine = await self._ready_async()
                 async with engine.connect() as conn:
                     conn = await conn.execution_options(**self._sql.sweep_options)
-                    async with conn.begin():
+                    for statement in self._sql.before_batch:
+                        await conn.exec_driver_sql(statement)
+                        await conn.commit()
+                    async with self._write_turn(), conn.begin():
                         deleted, after = await self._sweep_batch_async(conn, now, after)
+                    for statement in self._sql.after_batch:
+                        await conn.exec_driver_sql(statement)
+                        await conn.commit()
             total += deleted
             if deleted < self.batch_size:
                 return total
@@ -420,7 +473,7 @@ class SQLAlchemyStore(Store):
         self, conn: AsyncConnection, now: datetime, after: datetime | None
     ) -> tuple[int, datetime | None]:
         result = await conn.execute(self._sql.sweep_batch(now, after))
-        return _batch_result(self._sql, result, after)
+        return self._sql.read_batch(result, after)
 
     async def aclose(self) -> None:
         if self._owns_engines and self._async_engine is not None:
@@ -449,12 +502,21 @@ class _SyncSQLAlchemyStore(SyncStore):
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         store = self._store
         statement = store._sql.upsert(session_id, _json.dumps(data), store._clock(), expires_at)
-        with _store_errors("saving a session"), store._ready_sync().begin() as conn:
+        with (
+            _store_errors("saving a session"),
+            store._sync_write_turn(),
+            store._ready_sync().begin() as conn,
+        ):
             conn.execute(statement)
 
     def delete(self, session_id: str) -> None:
-        with _store_errors("deleting a session"), self._store._ready_sync().begin() as conn:
-            conn.execute(self._store._sql.delete, {"sid": session_id})
+        store = self._store
+        with (
+            _store_errors("deleting a session"),
+            store._sync_write_turn(),
+            store._ready_sync().begin() as conn,
+        ):
+            conn.execute(store._sql.delete, {"sid": session_id})
 
     def count(self) -> int:
         with _store_errors("counting sessions"), self._store._ready_sync().connect() as conn:
@@ -473,10 +535,19 @@ class _SyncSQLAlchemyStore(SyncStore):
         now = store._clock()
         total, after = 0, None
         while True:
-            with _store_errors("sweeping expired sessions"), store._ready_sync().connect() as conn:
+            with (
+                _store_errors("sweeping expired sessions"),
+                store._ready_sync().connect() as conn,
+            ):
                 conn = conn.execution_options(**store._sql.sweep_options)
-                with conn.begin():
+                for statement in store._sql.before_batch:
+                    conn.exec_driver_sql(statement)
+                    conn.commit()
+                with store._sync_write_turn(), conn.begin():
                     deleted, after = self._sweep_batch(conn, now, after)
+                for statement in store._sql.after_batch:
+                    conn.exec_driver_sql(statement)
+                    conn.commit()
             total += deleted
             if deleted < store.batch_size:
                 return total
@@ -485,7 +556,7 @@ class _SyncSQLAlchemyStore(SyncStore):
         self, conn: Connection, now: datetime, after: datetime | None
     ) -> tuple[int, datetime | None]:
         result = conn.execute(self._store._sql.sweep_batch(now, after))
-        return _batch_result(self._store._sql, result, after)
+        return self._store._sql.read_batch(result, after)
 
     def close(self) -> None:
         if self._store._owns_engines and self._store._sync_engine is not None:
