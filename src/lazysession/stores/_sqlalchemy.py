@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -202,7 +202,7 @@ class _Statements:
     ) -> tuple[int, datetime | None]:
         """Rows a sweep batch deleted, and where the next batch resumes."""
         if self.dialect == "postgresql":
-            row = result.one()
+            row: Sequence[Any] = tuple(result.one())
             return int(row[0]), _as_utc(row[1]) or after
         return result.rowcount, None
 
