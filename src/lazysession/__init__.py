@@ -18,7 +18,7 @@ from ._session import Changes, Session
 from .stores import CookieStore, MemoryStore, Store, SyncStore
 
 if TYPE_CHECKING:
-    from .stores import SQLAlchemyStore
+    from .stores import RedisStore, SQLAlchemyStore
 
 __all__ = [
     "Changes",
@@ -27,6 +27,7 @@ __all__ = [
     "CookieStore",
     "LazySessionError",
     "MemoryStore",
+    "RedisStore",
     "RequestInfo",
     "SQLAlchemyStore",
     "Session",
@@ -45,7 +46,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     """Stores with optional dependencies load on first use."""
-    if name == "SQLAlchemyStore":
+    if name in ("SQLAlchemyStore", "RedisStore"):
         from . import stores
 
         return getattr(stores, name)

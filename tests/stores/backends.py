@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,15 +19,17 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
+import pytest
 import sqlalchemy as sa
 
 from lazysession import MemoryStore, Store, SyncStore
-from lazysession.stores import SQLAlchemyStore
+from lazysession.stores import RedisStore, SQLAlchemyStore
 from tests.conftest import require_server
 from tests.helpers import Clock
 
 POSTGRES = os.environ.get("LAZYSESSION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL = os.environ.get("LAZYSESSION_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+REDIS = os.environ.get("LAZYSESSION_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 SERVERS = {"postgresql": POSTGRES, "mysql": MYSQL}
 
@@ -35,7 +37,7 @@ SERVERS = {"postgresql": POSTGRES, "mysql": MYSQL}
 def server_reachable(url: str) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1):
             return True
     except OSError:
         return False
@@ -81,14 +83,19 @@ class StoreCase:
     name: str
     open: Callable[[Clock, int], Store]
     cleanup: Callable[[], Awaitable[None]]
+    native_expiry: bool = False
+    """The server deletes expired sessions itself, so ``sweep`` finds nothing to do."""
 
 
 async def _nothing() -> None:
     return None
 
 
-def memory_case(sync: bool) -> Callable[[Path], StoreCase]:
-    def make(tmp_path: Path) -> StoreCase:
+Factory = Callable[[Path, pytest.FixtureRequest], StoreCase]
+
+
+def memory_case(sync: bool) -> Factory:
+    def make(tmp_path: Path, request: pytest.FixtureRequest) -> StoreCase:
         shared: dict[str, MemoryStore] = {}
 
         def open_store(clock: Clock, batch_size: int) -> Store:
@@ -100,8 +107,8 @@ def memory_case(sync: bool) -> Callable[[Path], StoreCase]:
     return make
 
 
-def sql_case(driver: str, server: str | None, sync: bool) -> Callable[[Path], StoreCase]:
-    def make(tmp_path: Path) -> StoreCase:
+def sql_case(driver: str, server: str | None, sync: bool) -> Factory:
+    def make(tmp_path: Path, request: pytest.FixtureRequest) -> StoreCase:
         if server is None:
             url = f"{driver}:///{tmp_path / 'sessions.db'}"
         else:
@@ -144,7 +151,38 @@ def sync_driver(url: str) -> str:
     }.get(scheme, scheme)
 
 
-CASES: dict[str, Callable[[Path], StoreCase]] = {
+def redis_case(sync: bool, cluster: bool = False) -> Factory:
+    def make(tmp_path: Path, request: pytest.FixtureRequest) -> StoreCase:
+        if cluster:
+            url = request.getfixturevalue("redis_cluster_url")
+        else:
+            if not server_reachable(REDIS):
+                require_server(f"no redis server at {REDIS}")
+            url = REDIS
+        prefix = f"lazysession-test:{uuid.uuid4().hex[:12]}:"
+        opened: list[RedisStore] = []
+
+        def open_store(clock: Clock, batch_size: int) -> Store:
+            store = RedisStore(url, prefix=prefix, clock=clock, cluster=cluster)
+            opened.append(store)
+            return SyncAsAsync(store.sync) if sync else store
+
+        async def cleanup() -> None:
+            cleaner = RedisStore(url, prefix=prefix, cluster=cluster)
+            client = cleaner.check_sync()
+            for key in list(client.scan_iter(match=prefix + "*")):
+                client.delete(key)
+            cleaner.sync.close()
+            for store in opened:
+                await store.aclose()
+
+        name = "redis-cluster" if cluster else "redis"
+        return StoreCase(name, open_store, cleanup, native_expiry=True)
+
+    return make
+
+
+CASES: dict[str, Factory] = {
     "memory": memory_case(sync=False),
     "sqlite+aiosqlite": sql_case("sqlite+aiosqlite", None, sync=False),
     "postgresql+asyncpg": sql_case("postgresql+asyncpg", "postgresql", sync=False),
@@ -155,11 +193,10 @@ CASES: dict[str, Callable[[Path], StoreCase]] = {
     "sqlite/sync": sql_case("sqlite", None, sync=True),
     "postgresql+psycopg/sync": sql_case("postgresql+psycopg", "postgresql", sync=True),
     "mysql+pymysql/sync": sql_case("mysql+pymysql", "mysql", sync=True),
+    "redis": redis_case(sync=False),
+    "redis/sync": redis_case(sync=True),
+    "redis-cluster": redis_case(sync=False, cluster=True),
+    "redis-cluster/sync": redis_case(sync=True, cluster=True),
 }
 
-
-async def open_case(case: StoreCase) -> AsyncIterator[StoreCase]:
-    try:
-        yield case
-    finally:
-        await case.cleanup()
+NATIVE_EXPIRY = {"redis", "redis/sync", "redis-cluster", "redis-cluster/sync"}

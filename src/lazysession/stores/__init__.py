@@ -13,11 +13,15 @@ from ._cookie import CookieStore
 from ._memory import MemoryStore
 
 if TYPE_CHECKING:
+    from ._redis import RedisStore
     from ._sqlalchemy import SQLAlchemyStore
 
-__all__ = ["CookieStore", "MemoryStore", "SQLAlchemyStore", "Store", "SyncStore"]
+__all__ = ["CookieStore", "MemoryStore", "RedisStore", "SQLAlchemyStore", "Store", "SyncStore"]
 
-_OPTIONAL = {"SQLAlchemyStore": ("._sqlalchemy", "sqlalchemy")}
+_OPTIONAL = {
+    "SQLAlchemyStore": ("._sqlalchemy", "sqlalchemy"),
+    "RedisStore": ("._redis", "redis"),
+}
 
 
 def __getattr__(name: str) -> Any:
