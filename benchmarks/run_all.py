@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["middleware_inprocess.py", "sweep.py"]
+BENCHMARKS = ["middleware_inprocess.py", "stores.py", "sweep.py"]
 
 
 def main() -> int:

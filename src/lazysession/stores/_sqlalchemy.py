@@ -209,6 +209,32 @@ class _Statements:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+CONNECT_TIMEOUT = 5
+
+
+def _engine_defaults(url: URL) -> dict[str, Any]:
+    """Pool and timeouts for engines the store makes itself (``engine_options`` wins).
+
+    A pool big enough for a busy ASGI worker: past ``pool_size``, SQLAlchemy opens
+    overflow connections and closes them on return, which costs a connect per request.
+    A connect timeout, so an unreachable database is an error in seconds, not a hang.
+    """
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if not database or database == ":memory:" or "mode=memory" in database:
+            return {}  # one shared in-memory connection; no pool to size
+        return {"pool_size": 20, "max_overflow": 10, "pool_timeout": 10}
+    driver = url.get_driver_name()
+    connect_args: dict[str, Any] = {
+        "asyncpg": {"timeout": CONNECT_TIMEOUT},
+        "psycopg": {"connect_timeout": CONNECT_TIMEOUT},
+        "psycopg2": {"connect_timeout": CONNECT_TIMEOUT},
+        "asyncmy": {"connect_timeout": CONNECT_TIMEOUT},
+        "aiomysql": {"connect_timeout": CONNECT_TIMEOUT},
+        "pymysql": {"connect_timeout": CONNECT_TIMEOUT},
+    }.get(driver, {})
+    return {"pool_size": 20, "max_overflow": 10, "pool_timeout": 10, "connect_args": connect_args}
+
 
 def _as_utc(value: datetime | None) -> datetime | None:
     """A timestamp from a raw-SQL result, aware whatever the driver handed back."""
@@ -276,6 +302,8 @@ class SQLAlchemyStore(Store):
         self.dialect_name: str = dialect.name
         self._sql = _Statements(self.table, self.dialect_name, batch_size)
         self._async_ready = False
+        self._async_single: AsyncEngine | None = None
+        self._sync_single: Engine | None = None
         self._async_ready_lock: anyio.Lock | None = None
         self._sync_ready = False
         self._sync_ready_lock = threading.Lock()
@@ -297,7 +325,9 @@ class SQLAlchemyStore(Store):
                     f"AsyncEngine or an async URL such as {self._suggest(_ASYNC_DRIVERS)}://..."
                 )
             try:
-                self._async_engine = create_async_engine(self._url, **self._engine_options)
+                self._async_engine = create_async_engine(
+                    self._url, **{**_engine_defaults(self._url), **self._engine_options}
+                )
             except InvalidRequestError:
                 raise ConfigurationError(
                     f"SQLAlchemyStore({self._url.render_as_string()!r}) uses a sync driver; the "
@@ -314,7 +344,9 @@ class SQLAlchemyStore(Store):
                     "this SQLAlchemyStore has an async driver; WSGI and command-line use need a "
                     f"sync one, such as {self._suggest(_SYNC_DRIVERS)}://..."
                 )
-            self._sync_engine = sa.create_engine(self._url, **self._engine_options)
+            self._sync_engine = sa.create_engine(
+                self._url, **{**_engine_defaults(self._url), **self._engine_options}
+            )
             self._tune_sqlite(self._sync_engine)
         return self._sync_engine
 
@@ -399,6 +431,20 @@ class SQLAlchemyStore(Store):
                 self._async_ready = True
         return engine
 
+    async def _single_async(self) -> AsyncEngine:
+        """For one-statement work (load, save, delete, count): autocommit, so each is one
+        round trip with no BEGIN/COMMIT around it, and still atomic."""
+        engine = await self._ready_async()
+        if self._async_single is None:
+            self._async_single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self._async_single
+
+    def _single_sync(self) -> Engine:
+        engine = self._ready_sync()
+        if self._sync_single is None:
+            self._sync_single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self._sync_single
+
     def _ready_sync(self) -> Engine:
         engine = self.check_sync()
         if self._sync_ready or not self._create_table:
@@ -415,7 +461,7 @@ class SQLAlchemyStore(Store):
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         with _store_errors("loading a session"):
-            engine = await self._ready_async()
+            engine = await self._single_async()
             async with engine.connect() as conn:
                 params = {"sid": session_id, "now": self._clock()}
                 text = (await conn.execute(self._sql.load, params)).scalar()
@@ -424,26 +470,26 @@ class SQLAlchemyStore(Store):
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         statement = self._sql.upsert(session_id, _json.dumps(data), self._clock(), expires_at)
         with _store_errors("saving a session"):
-            engine = await self._ready_async()
-            async with self._write_turn(), engine.begin() as conn:
+            engine = await self._single_async()
+            async with self._write_turn(), engine.connect() as conn:
                 await conn.execute(statement)
 
     async def delete(self, session_id: str) -> None:
         with _store_errors("deleting a session"):
-            engine = await self._ready_async()
-            async with self._write_turn(), engine.begin() as conn:
+            engine = await self._single_async()
+            async with self._write_turn(), engine.connect() as conn:
                 await conn.execute(self._sql.delete, {"sid": session_id})
 
     async def count(self) -> int:
         with _store_errors("counting sessions"):
-            engine = await self._ready_async()
+            engine = await self._single_async()
             async with engine.connect() as conn:
                 return int((await conn.execute(self._sql.count)).scalar_one())
 
     async def count_expired(self) -> int:
         """Expired sessions not yet swept: the backlog a sweep would delete now."""
         with _store_errors("counting expired sessions"):
-            engine = await self._ready_async()
+            engine = await self._single_async()
             async with engine.connect() as conn:
                 result = await conn.execute(self._sql.count_expired, {"now": self._clock()})
                 return int(result.scalar_one())
@@ -494,7 +540,7 @@ class _SyncSQLAlchemyStore(SyncStore):
 
     def load(self, session_id: str) -> dict[str, Any] | None:
         store = self._store
-        with _store_errors("loading a session"), store._ready_sync().connect() as conn:
+        with _store_errors("loading a session"), store._single_sync().connect() as conn:
             params = {"sid": session_id, "now": store._clock()}
             text = conn.execute(store._sql.load, params).scalar()
         return None if text is None else _json.loads(text)
@@ -505,7 +551,7 @@ class _SyncSQLAlchemyStore(SyncStore):
         with (
             _store_errors("saving a session"),
             store._sync_write_turn(),
-            store._ready_sync().begin() as conn,
+            store._single_sync().connect() as conn,
         ):
             conn.execute(statement)
 
@@ -514,18 +560,18 @@ class _SyncSQLAlchemyStore(SyncStore):
         with (
             _store_errors("deleting a session"),
             store._sync_write_turn(),
-            store._ready_sync().begin() as conn,
+            store._single_sync().connect() as conn,
         ):
             conn.execute(store._sql.delete, {"sid": session_id})
 
     def count(self) -> int:
-        with _store_errors("counting sessions"), self._store._ready_sync().connect() as conn:
+        with _store_errors("counting sessions"), self._store._single_sync().connect() as conn:
             return int(conn.execute(self._store._sql.count).scalar_one())
 
     def count_expired(self) -> int:
         with (
             _store_errors("counting expired sessions"),
-            self._store._ready_sync().connect() as conn,
+            self._store._single_sync().connect() as conn,
         ):
             result = conn.execute(self._store._sql.count_expired, {"now": self._store._clock()})
             return int(result.scalar_one())
