@@ -6,7 +6,7 @@ from typing import Literal
 
 import anyio
 
-from ._cookies import CookieSettings
+from ._cookies import CookieSettings, vary_with_cookie
 from ._core import NOTHING, Outcome, SessionRules
 from ._expiry import Clock, utc_now
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
@@ -156,8 +156,6 @@ def request_info(scope: Scope) -> RequestInfo:
 def add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     for index, (name, value) in enumerate(headers):
         if name.lower() == b"vary":
-            tokens = {token.strip().lower() for token in value.split(b",")}
-            if b"cookie" not in tokens and b"*" not in tokens:
-                headers[index] = (name, value + b", Cookie")
+            headers[index] = (name, vary_with_cookie(value.decode("latin-1")).encode("latin-1"))
             return
     headers.append((b"vary", b"Cookie"))

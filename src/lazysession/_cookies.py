@@ -44,6 +44,7 @@ class CookieSettings:
     same_site: SameSite = "lax"
     secure: bool = False
     partitioned: bool = False
+    httponly: bool = True
 
     def __post_init__(self) -> None:
         if not _TOKEN.match(self.name):
@@ -60,7 +61,10 @@ class CookieSettings:
 
     @property
     def _attributes(self) -> str:
-        parts = [f"path={self.path}", "httponly", f"samesite={self.same_site}"]
+        parts = [f"path={self.path}"]
+        if self.httponly:
+            parts.append("httponly")
+        parts.append(f"samesite={self.same_site}")
         if self.secure:
             parts.append("secure")
         if self.domain is not None:
@@ -69,11 +73,20 @@ class CookieSettings:
             parts.append("partitioned")
         return "; ".join(parts)
 
-    def render(self, value: str) -> str:
-        """A ``Set-Cookie`` value that stores ``value`` for ``max_age`` (or the browser session)."""
-        lifetime = f"; Max-Age={self.max_age}" if self.max_age is not None else ""
+    def render(self, value: str, *, persistent: bool = True) -> str:
+        """A ``Set-Cookie`` value that stores ``value`` for ``max_age``; with
+        ``persistent=False`` (or ``max_age=None``), until the browser closes."""
+        lifetime = f"; Max-Age={self.max_age}" if persistent and self.max_age is not None else ""
         return f"{self.name}={value}{lifetime}; {self._attributes}"
 
     def render_expired(self) -> str:
         """A ``Set-Cookie`` value that makes the browser drop the cookie."""
         return f"{self.name}=null; expires={_EXPIRED}; Max-Age=0; {self._attributes}"
+
+
+def vary_with_cookie(vary: str | None) -> str:
+    """The ``Vary`` header value once ``Cookie`` is added to it (if it is not covered)."""
+    if not vary:
+        return "Cookie"
+    tokens = {token.strip().lower() for token in vary.split(",")}
+    return vary if "cookie" in tokens or "*" in tokens else f"{vary}, Cookie"

@@ -72,6 +72,7 @@ class SessionRules:
         "cookie",
         "lifetime",
         "server_side",
+        "session_class",
     )
 
     def __init__(
@@ -81,14 +82,17 @@ class SessionRules:
         cookie: CookieSettings,
         store: Store,
         clock: Clock,
+        lifetime: int | None = None,
+        session_class: type[Session] = Session,
     ) -> None:
         keys = SecretKeys(secret_key)
+        self.session_class = session_class
         self.cookie = cookie
         self.clock = clock
         self.server_side = not store.client_side
-        self.lifetime = timedelta(
-            seconds=cookie.max_age if cookie.max_age is not None else DEFAULT_LIFETIME
-        )
+        if lifetime is None:
+            lifetime = cookie.max_age if cookie.max_age is not None else DEFAULT_LIFETIME
+        self.lifetime = timedelta(seconds=lifetime)
         self._id_signer = IdSigner(keys)
         self._data_signer = DataSigner(keys, clock)
         self._codec = store if isinstance(store, CookieStore) else None
@@ -100,10 +104,10 @@ class SessionRules:
         """Read the request's cookie. A server-side session still has to be loaded:
         ``exchange.load_key`` says under which key."""
         if not cookie_header:
-            return Exchange(self, None, False, Session())
+            return Exchange(self, None, False, self.session_class())
         values = cookie_values(cookie_header, self.cookie.name)
         if not values:
-            return Exchange(self, None, False, Session())
+            return Exchange(self, None, False, self.session_class())
         if self.server_side:
             for value in values:
                 session_id = self._id_signer.unsign(value)
@@ -115,8 +119,8 @@ class SessionRules:
             for value in values:
                 data = self._data_signer.unsign(value, self.cookie.max_age)
                 if data is not None:
-                    return Exchange(self, None, True, Session(data))
-        return Exchange(self, None, True, Session())
+                    return Exchange(self, None, True, self.session_class(data))
+        return Exchange(self, None, True, self.session_class())
 
 
 class Exchange:
@@ -146,14 +150,22 @@ class Exchange:
         self.load_key = None
         if data is None:
             self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
-            self.session = Session()
+            self.session = self._rules.session_class()
         else:
-            self.session = Session(data)
+            self.session = self._rules.session_class(data)
         return self.session
 
-    def finish(self, status: int, skip: Callable[[Request], bool], request: Request) -> Outcome:
+    def finish(
+        self,
+        status: int,
+        skip: Callable[[Request], bool],
+        request: Request,
+        *,
+        persistent_cookie: bool = True,
+    ) -> Outcome:
         """Decide what to persist. ``skip(request)`` runs the ``skip_persistence``
-        predicate, only when there is something to persist."""
+        predicate, only when there is something to persist. ``persistent_cookie=False``
+        sends a browser-session cookie (Flask's non-permanent sessions)."""
         session = self.session
         if session is None or not session.accessed:
             return NOTHING
@@ -161,7 +173,7 @@ class Exchange:
             return VARY_ONLY
         rules = self._rules
         if not rules.server_side:
-            return self._finish_in_cookie(session)
+            return self._finish_in_cookie(session, persistent_cookie)
         if session:
             session_id = self.session_id
             if session_id is None:
@@ -170,7 +182,8 @@ class Exchange:
             else:
                 signed = self.signed_id or rules._id_signer.sign(session_id)
             write = Write(store_key(session_id), session, rules.expiry())
-            return Outcome(write=write, set_cookie=rules.cookie.render(signed), vary=True)
+            cookie = rules.cookie.render(signed, persistent=persistent_cookie)
+            return Outcome(write=write, set_cookie=cookie, vary=True)
         if self.session_id is not None:
             return Outcome(
                 delete=store_key(self.session_id),
@@ -179,14 +192,14 @@ class Exchange:
             )
         return self._expire_cookie_if_sent()
 
-    def _finish_in_cookie(self, session: Session) -> Outcome:
+    def _finish_in_cookie(self, session: Session, persistent: bool) -> Outcome:
         rules = self._rules
         if not session:
             return self._expire_cookie_if_sent()
         value = rules._data_signer.sign(_json.dumps(session))
         assert rules._codec is not None
         rules._codec.check_size(rules.cookie.name, value)
-        return Outcome(set_cookie=rules.cookie.render(value), vary=True)
+        return Outcome(set_cookie=rules.cookie.render(value, persistent=persistent), vary=True)
 
     def _expire_cookie_if_sent(self) -> Outcome:
         if self.had_cookie:

@@ -10,8 +10,11 @@ Rules:
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 
@@ -103,3 +106,65 @@ class AsyncSweeper:
             return False
         self._due = now + self.schedule.next_delay()
         return True
+
+
+class ThreadSweeper:
+    """The WSGI sweep: a daemon thread that sweeps every interval until ``stop()``.
+
+    It is started by the first request (or ``start()``), so a server that forks workers
+    after importing the app starts one in each worker, never in the parent. Stores keep
+    concurrent sweeps from several workers safe.
+    """
+
+    def __init__(self, sweep: Callable[[], int], schedule: SweepSchedule) -> None:
+        self._sweep = sweep
+        self.schedule = schedule
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._at_exit = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._pid == os.getpid()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        with self._lock:
+            if self.running:
+                return
+            self._stopping = threading.Event()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="lazysession-sweep", daemon=True)
+            self._thread.start()
+            if not self._at_exit:
+                atexit.register(self.stop)
+                self._at_exit = True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread; a sweep under way finishes its current batch first."""
+        self._stopping.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+
+    def sweep_once(self) -> None:
+        started = time.perf_counter()
+        try:
+            deleted = self._sweep()
+        except Exception as error:
+            report_failure(error)
+        else:
+            report(deleted, started)
+
+    def _run(self) -> None:
+        stopping = self._stopping
+        if stopping.wait(self.schedule.first_delay()):
+            return
+        while True:
+            self.sweep_once()
+            if stopping.wait(self.schedule.next_delay()):
+                return

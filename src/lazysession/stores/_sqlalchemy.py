@@ -14,8 +14,10 @@ Rules:
 
 from __future__ import annotations
 
+import random
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
@@ -26,7 +28,7 @@ import anyio.lowlevel
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -209,6 +211,15 @@ class _Statements:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+# Creating the table races other processes doing the same; SQLite can answer 'database
+# is locked' at once (switching to WAL, or a schema change seen mid-read), so retry.
+_CREATE_ATTEMPTS = 6
+
+
+def _create_backoff(attempt: int) -> float:
+    return float(0.02 * 2**attempt * (0.5 + random.random()))  # noqa: S311 - jitter only
+
+
 CONNECT_TIMEOUT = 5
 
 
@@ -353,21 +364,26 @@ class SQLAlchemyStore(Store):
     def _suggest(self, table: Mapping[str, str]) -> str:
         return table.get(self.dialect_name, "an appropriate driver")
 
+    @property
+    def _sqlite_file(self) -> bool:
+        """A SQLite database file the store opened itself (not in memory, not an engine
+        of the application's): the store may tune it."""
+        if self.dialect_name != "sqlite" or self._url is None:
+            return False
+        database = self._url.database or ""
+        return bool(database) and database != ":memory:" and "mode=memory" not in database
+
     def _tune_sqlite(self, engine: Engine) -> None:
-        """For SQLite files the store opened itself: WAL, so readers do not wait on the
-        sweep, and a busy timeout instead of 'database is locked' under contention."""
-        if self.dialect_name != "sqlite":
+        """A busy timeout instead of 'database is locked' under contention, and, with WAL
+        (switched on once, at table creation), commits without an fsync each."""
+        if not self._sqlite_file:
             return
-        database = self._url.database if self._url is not None else None
-        in_memory = not database or database == ":memory:" or database.startswith("file::memory")
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout = 10000")
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
 
     # -- schema ----------------------------------------------------------------------------
@@ -387,6 +403,10 @@ class SQLAlchemyStore(Store):
     def _create(self, connection: Connection) -> None:
         """Create the table unless it exists; a replica that loses the race to another
         one's CREATE finds the table there and goes on."""
+        if self._sqlite_file:
+            # WAL lets readers go on while the sweep writes; it is stored in the file.
+            connection.exec_driver_sql("PRAGMA journal_mode = WAL")
+            connection.commit()
         try:
             with connection.begin_nested() if connection.in_transaction() else connection.begin():
                 if self.dialect_name == "postgresql":
@@ -424,11 +444,18 @@ class SQLAlchemyStore(Store):
         if self._async_ready_lock is None:
             self._async_ready_lock = anyio.Lock()
         async with self._async_ready_lock:
-            if not self._async_ready:
-                async with engine.connect() as connection:
-                    await connection.run_sync(self._create)
-                    await connection.commit()
-                self._async_ready = True
+            for attempt in range(_CREATE_ATTEMPTS):
+                if self._async_ready:
+                    break
+                try:
+                    async with engine.connect() as connection:
+                        await connection.run_sync(self._create)
+                        await connection.commit()
+                    self._async_ready = True
+                except OperationalError:
+                    if attempt + 1 == _CREATE_ATTEMPTS:
+                        raise
+                    await anyio.sleep(_create_backoff(attempt))
         return engine
 
     async def _single_async(self) -> AsyncEngine:
@@ -450,11 +477,18 @@ class SQLAlchemyStore(Store):
         if self._sync_ready or not self._create_table:
             return engine
         with self._sync_ready_lock:
-            if not self._sync_ready:
-                with engine.connect() as connection:
-                    self._create(connection)
-                    connection.commit()
-                self._sync_ready = True
+            for attempt in range(_CREATE_ATTEMPTS):
+                if self._sync_ready:
+                    break
+                try:
+                    with engine.connect() as connection:
+                        self._create(connection)
+                        connection.commit()
+                    self._sync_ready = True
+                except OperationalError:
+                    if attempt + 1 == _CREATE_ATTEMPTS:
+                        raise
+                    time.sleep(_create_backoff(attempt))
         return engine
 
     # -- async side ------------------------------------------------------------------------

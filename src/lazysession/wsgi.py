@@ -1,0 +1,220 @@
+"""The WSGI shell: the same rules as the ASGI middleware, with the stores' blocking side.
+
+Rules (beyond the core's):
+- The session is at ``environ["lazysession.session"]``.
+- The decision (and the ``Set-Cookie`` it needs) is made when the app calls
+  ``start_response``; the store write happens just before the first body chunk goes to
+  the server (or before ``write()`` sends anything), so the session is saved before the
+  headers go out, and a ``start_response(..., exc_info)`` that replaces the response
+  before then replaces the decision too.
+- The sweep runs in a daemon thread started by the first request (or ``start_sweeper()``)
+  and stopped by ``close()`` or at interpreter exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._cookies import CookieSettings, vary_with_cookie
+from ._core import NOTHING, Outcome, SessionRules
+from ._expiry import Clock, utc_now
+from ._request import RequestInfo, SkipPredicate, is_bearer_request
+from ._session import Session
+from ._sweep import SweepSchedule, ThreadSweeper
+from .stores import CookieStore, Store, SyncStore
+
+__all__ = ["ENVIRON_KEY", "SessionMiddleware", "get_session"]
+
+ENVIRON_KEY = "lazysession.session"
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+else:
+    OptExcInfo = StartResponse = WSGIApplication = WSGIEnvironment = Any
+
+Environ = dict[str, Any]
+Headers = list[tuple[str, str]]
+Write = Callable[[bytes], object]
+
+
+def get_session(environ: WSGIEnvironment) -> Session:
+    """The request's session, marked as read (it then varies by cookie)."""
+    session: Session = environ[ENVIRON_KEY]
+    session.mark_accessed()
+    return session
+
+
+def check_sync_store(store: Store) -> SyncStore:
+    """Fail at start-up, not at the first request, when a store cannot serve WSGI."""
+    check = getattr(store, "check_sync", None)
+    if check is not None:
+        check()
+    return store.sync
+
+
+def request_info(environ: WSGIEnvironment) -> RequestInfo:
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = str(environ[key])
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    return RequestInfo(
+        method=str(environ.get("REQUEST_METHOD", "GET")), path=path or "/", headers=headers
+    )
+
+
+def add_session_headers(headers: Headers, outcome: Outcome) -> Headers:
+    """``headers`` with the outcome's ``Set-Cookie`` and ``Vary: Cookie`` added."""
+    headers = list(headers)
+    if outcome.set_cookie is not None:
+        headers.append(("Set-Cookie", outcome.set_cookie))
+    if outcome.vary:
+        for index, (name, value) in enumerate(headers):
+            if name.lower() == "vary":
+                headers[index] = (name, vary_with_cookie(value))
+                break
+        else:
+            headers.append(("Vary", "Cookie"))
+    return headers
+
+
+def persist(store: SyncStore, outcome: Outcome) -> None:
+    """Carry out an outcome's store work: delete, then write."""
+    if outcome.delete is not None:
+        store.delete(outcome.delete)
+    if outcome.write is not None:
+        write = outcome.write
+        store.save(write.session_id, write.data, expires_at=write.expires_at)
+
+
+class SessionMiddleware:
+    """Session middleware for any WSGI app, with the ASGI middleware's parameters and
+    promises: lazy creation, no store I/O without a cookie, ``skip_persistence`` with the
+    Bearer default, ``Set-Cookie`` only when modified, ``Vary: Cookie`` when accessed."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        secret_key: object,
+        session_cookie: str = "session",
+        max_age: int | None = 14 * 24 * 60 * 60,
+        path: str = "/",
+        same_site: Literal["lax", "strict", "none"] = "lax",
+        https_only: bool = False,
+        domain: str | None = None,
+        partitioned: bool = False,
+        *,
+        store: Store | None = None,
+        skip_persistence: SkipPredicate = is_bearer_request,
+        sweep_interval: float | None = 300,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.app = app
+        self.store: Store = store if store is not None else CookieStore()
+        self.sync_store = check_sync_store(self.store)
+        self.skip_persistence = skip_persistence
+        cookie = CookieSettings(
+            name=session_cookie,
+            path=path,
+            domain=domain,
+            max_age=max_age,
+            same_site=same_site,
+            secure=https_only,
+            partitioned=partitioned,
+        )
+        self.rules = SessionRules(
+            secret_key=secret_key, cookie=cookie, store=self.store, clock=clock
+        )
+        self.sweeper: ThreadSweeper | None = None
+        if sweep_interval and not self.store.client_side:
+            self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(sweep_interval))
+
+    def start_sweeper(self) -> None:
+        """Start the sweep now rather than with the first request."""
+        if self.sweeper is not None:
+            self.sweeper.start()
+
+    def close(self) -> None:
+        """Stop the sweep thread."""
+        if self.sweeper is not None:
+            self.sweeper.stop()
+
+    def _skip(self, environ: WSGIEnvironment) -> bool:
+        return self.skip_persistence(request_info(environ))
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.sweeper is not None and not self.sweeper.running:
+            self.sweeper.start()
+        exchange = self.rules.begin(environ.get("HTTP_COOKIE"))
+        key = exchange.load_key
+        session = exchange.session if key is None else exchange.loaded(self.sync_store.load(key))
+        environ[ENVIRON_KEY] = session
+        response = _Response(self.sync_store)
+
+        def start_with_session(
+            status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+        ) -> Write:
+            if exc_info is not None and exc_info[1] is not None and response.committed:
+                raise exc_info[1].with_traceback(exc_info[2])
+            outcome = exchange.finish(int(status[:3]), self._skip, environ)
+            response.outcome = outcome
+            if outcome is not NOTHING:
+                headers = add_session_headers(headers, outcome)
+            write = start_response(status, headers, exc_info)
+
+            def write_with_session(data: bytes) -> object:
+                response.commit()
+                return write(data)
+
+            return write_with_session
+
+        return response.wrap(self.app(environ, start_with_session))
+
+
+class _Response:
+    """Holds the decision until the headers are about to leave, then writes the store."""
+
+    __slots__ = ("committed", "outcome", "store")
+
+    def __init__(self, store: SyncStore) -> None:
+        self.store = store
+        self.outcome: Outcome = NOTHING
+        self.committed = False
+
+    def commit(self) -> None:
+        if not self.committed:
+            self.committed = True
+            if self.outcome is not NOTHING:
+                persist(self.store, self.outcome)
+
+    def wrap(self, body: Iterable[bytes]) -> Iterable[bytes]:
+        return _Body(body, self)
+
+
+class _Body:
+    """The app's response iterable, committing the session before the first chunk."""
+
+    __slots__ = ("_body", "_response")
+
+    def __init__(self, body: Iterable[bytes], response: _Response) -> None:
+        self._body = body
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self._response
+        for chunk in self._body:
+            if chunk:
+                response.commit()
+            yield chunk
+        response.commit()
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
