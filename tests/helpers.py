@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from lazysession import MemoryStore, SessionMiddleware
+from lazysession import MemoryStore, SessionMiddleware, get_session
+from lazysession.stores import Record
 
 SECRET = "test-secret-" + "x" * 24
 
@@ -42,9 +43,13 @@ class RecordingStore(MemoryStore):
         super().__init__(**kwargs)
         self.calls: Counter[str] = Counter()
 
-    async def load(self, session_id: str) -> dict[str, Any] | None:
+    async def read(self, session_id: str) -> Record | None:
         self.calls["load"] += 1
-        return await super().load(session_id)
+        return await super().read(session_id)
+
+    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        self.calls["touch"] += 1
+        await super().touch(session_id, expires_at=expires_at)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1
@@ -78,6 +83,20 @@ async def clear(request: Request) -> Response:
     return PlainTextResponse("cleared")
 
 
+async def login(request: Request) -> Response:
+    session = get_session(request)
+    session.regenerate()
+    session["user"] = request.query_params.get("user", "ada")
+    if request.query_params.get("remember"):
+        session.set_lifetime(int(request.query_params["remember"]))
+    return PlainTextResponse("in")
+
+
+async def logout(request: Request) -> Response:
+    get_session(request).invalidate()
+    return PlainTextResponse("out")
+
+
 async def fail(request: Request) -> Response:
     request.session["half"] = "done"
     return PlainTextResponse("broken", status_code=500)
@@ -109,6 +128,8 @@ ROUTES = [
     Route("/read", read),
     Route("/write", write, methods=["GET", "POST"]),
     Route("/clear", clear),
+    Route("/login", login),
+    Route("/logout", logout),
     Route("/fail", fail),
     Route("/vary", vary),
     Route("/stream", stream),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._asgi import SessionMiddleware
+from ._asgi import SessionMiddleware, get_session
 from ._cookies import CookieSettings
 from ._errors import (
     ConfigurationError,
@@ -37,6 +37,7 @@ __all__ = [
     "Store",
     "StoreError",
     "SyncStore",
+    "get_session",
     "is_bearer_request",
     "never",
 ]

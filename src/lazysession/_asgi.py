@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import anyio
 
 from ._cookies import CookieSettings, vary_with_cookie
-from ._core import NOTHING, Outcome, SessionRules
-from ._expiry import Clock, utc_now
-from ._request import RequestInfo, SkipPredicate, is_bearer_request
+from ._core import DEFAULT_MAX_SIZE, NOTHING, Outcome, SessionRules
+from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
+from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
+from ._session import Session
 from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .stores import CookieStore, Store
@@ -38,6 +39,9 @@ class SessionMiddleware:
         *,
         store: Store | None = None,
         skip_persistence: SkipPredicate = is_bearer_request,
+        idle_timeout: int | None = None,
+        touch_after: float = DEFAULT_TOUCH_AFTER,
+        max_size: int = DEFAULT_MAX_SIZE,
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
@@ -45,18 +49,24 @@ class SessionMiddleware:
         self.store: Store = store if store is not None else CookieStore()
         check_async_store(self.store)
         self.skip_persistence = skip_persistence
-        cookie = CookieSettings(
-            name=session_cookie,
-            path=path,
-            domain=domain,
-            max_age=max_age,
-            same_site=same_site,
-            secure=https_only,
-            partitioned=partitioned,
+        self.rules = SessionRules.from_options(
+            secret_key=secret_key,
+            store=self.store,
+            cookie=CookieSettings(
+                name=session_cookie,
+                path=path,
+                domain=domain,
+                max_age=max_age,
+                same_site=same_site,
+                secure=https_only,
+                partitioned=partitioned,
+            ),
+            idle_timeout=idle_timeout,
+            touch_after=touch_after,
+            max_size=max_size,
+            clock=clock,
         )
-        self.rules = SessionRules(
-            secret_key=secret_key, cookie=cookie, store=self.store, clock=clock
-        )
+        self._insecure = InsecureCookieWarning(https_only)
         self.sweeper: AsyncSweeper | None = None
         if sweep_interval and not self.store.client_side:
             self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(sweep_interval))
@@ -65,9 +75,11 @@ class SessionMiddleware:
         if scope["type"] != "http":
             await self._other(scope, receive, send)
             return
+        if not self._insecure.done:
+            self._insecure.check(_host(scope))
         exchange = self.rules.begin(_cookie_header(scope))
         key = exchange.load_key
-        session = exchange.session if key is None else exchange.loaded(await self.store.load(key))
+        session = exchange.session if key is None else exchange.loaded(await self.store.read(key))
         scope["session"] = session
 
         async def send_with_session(message: Message) -> None:
@@ -90,7 +102,7 @@ class SessionMiddleware:
             exchange = self.rules.begin(_cookie_header(scope))
             key = exchange.load_key
             scope["session"] = (
-                exchange.session if key is None else exchange.loaded(await self.store.load(key))
+                exchange.session if key is None else exchange.loaded(await self.store.read(key))
             )
         elif kind == "lifespan" and self.sweeper is not None:
             await self._lifespan(self.sweeper, scope, receive, send)
@@ -106,6 +118,8 @@ class SessionMiddleware:
         if outcome.write is not None:
             write = outcome.write
             await self.store.save(write.session_id, write.data, expires_at=write.expires_at)
+        elif outcome.touch is not None:
+            await self.store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)
@@ -125,6 +139,21 @@ class SessionMiddleware:
                 tasks.cancel_scope.cancel()
 
 
+class HasScope(Protocol):
+    @property
+    def scope(self) -> Scope: ...
+
+
+def get_session(request: HasScope) -> Session:
+    """``request.session``, typed as lazysession's :class:`Session` (Starlette types it as
+    a plain dict), for ``regenerate()``, ``invalidate()``, ``set_lifetime()`` and ``pin()``."""
+    session = request.scope.get("session")
+    if not isinstance(session, Session):
+        raise RuntimeError("lazysession.SessionMiddleware is not installed on this app")
+    session.mark_accessed()
+    return session
+
+
 def check_async_store(store: Store) -> None:
     """Fail at start-up, not at the first request, when a store cannot serve ASGI."""
     check = getattr(store, "check_async", None)
@@ -140,6 +169,14 @@ def _cookie_header(scope: Scope) -> str | None:
     if not found:
         return None
     return b"; ".join(found).decode("latin-1")
+
+
+def _host(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return str(value.decode("latin-1"))
+    server = scope.get("server")
+    return str(server[0]) if server else None
 
 
 def request_info(scope: Scope) -> RequestInfo:

@@ -73,10 +73,10 @@ class CookieSettings:
             parts.append("partitioned")
         return "; ".join(parts)
 
-    def render(self, value: str, *, persistent: bool = True) -> str:
-        """A ``Set-Cookie`` value that stores ``value`` for ``max_age``; with
-        ``persistent=False`` (or ``max_age=None``), until the browser closes."""
-        lifetime = f"; Max-Age={self.max_age}" if persistent and self.max_age is not None else ""
+    def render(self, value: str, max_age: int | None = None) -> str:
+        """A ``Set-Cookie`` value that keeps ``value`` for ``max_age`` seconds, or, with
+        None, until the browser closes."""
+        lifetime = f"; Max-Age={max_age}" if max_age is not None else ""
         return f"{self.name}={value}{lifetime}; {self._attributes}"
 
     def render_expired(self) -> str:

@@ -4,55 +4,80 @@ header plumbing and store calls around them.
 Rules:
 1. A request without a session cookie costs no store I/O. Its session starts empty, and
    an id is minted only when the handler leaves something in it.
-2. Only a modified session is written; one that was only read is never written back.
+2. Only a modified session is written; one that was only read is never written back
+   (under an idle timeout it may be *touched*: its expiry moves, its data is not sent).
 3. A validly signed id the store does not know (expired, swept, deleted) is never
    adopted: the request gets a fresh session, and a write mints a new id.
 4. A request that ``skip_persistence`` matches sees the session its cookie names, but
-   nothing it does is saved or deleted and no ``Set-Cookie`` is sent.
+   nothing it does is saved, touched or deleted, and no ``Set-Cookie`` is sent.
 5. A response with a 5xx status persists nothing: a failed handler may have changed
    the session halfway.
-6. A session left empty is deleted from the store and its cookie expired.
+6. A session left empty, or invalidated, is deleted from the store and its cookie
+   expired; a regenerated one moves to a new id and the old id is deleted.
 7. ``Vary: Cookie`` goes out whenever the session was read or written.
+8. Nothing is written that could not be read back: a value JSON cannot hold, or a session
+   past its size limit, raises before any store I/O.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from . import _json
 from ._cookies import CookieSettings, cookie_values
-from ._expiry import DEFAULT_LIFETIME, Clock
+from ._errors import SessionTooLarge
+from ._expiry import (
+    DEFAULT_LIFETIME,
+    META_KEY,
+    Clock,
+    Lifetimes,
+    Meta,
+    expires_at,
+    from_timestamp,
+    hard_expiry,
+    needs_touch,
+)
 from ._session import Changes, Session
 from ._signing import DataSigner, IdSigner, SecretKeys, new_session_id, store_key
-from .stores import CookieStore, Store
+from .stores import CookieStore, Record, Store
 
 Request = TypeVar("Request")
+
+DEFAULT_MAX_SIZE = 64 * 1024
+"""Bytes of JSON a server-side session may hold unless ``max_size`` says otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Store the session under ``session_id`` until ``expires_at``."""
+    """Store ``data`` under ``session_id`` until ``expires_at``."""
 
     session_id: str
-    data: Session
+    data: dict[str, Any]
     expires_at: datetime
+    changes: Changes
+    """Only what this request changed, for stores that merge onto the stored copy."""
 
-    @property
-    def changes(self) -> Changes:
-        """Only what this request changed, for stores that merge onto the stored copy."""
-        return self.data.changes()
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """Move the expiry of the session under ``session_id``; its data is unchanged."""
+
+    session_id: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What the shell must do before the response headers go out, in this order:
-    delete, write, then add the headers."""
+    delete, write or touch, then add the headers."""
 
     delete: str | None = None
     write: Write | None = None
+    touch: Touch | None = None
     set_cookie: str | None = None
     vary: bool = False
 
@@ -70,7 +95,8 @@ class SessionRules:
         "_id_signer",
         "clock",
         "cookie",
-        "lifetime",
+        "lifetimes",
+        "max_size",
         "server_side",
         "session_class",
     )
@@ -82,23 +108,49 @@ class SessionRules:
         cookie: CookieSettings,
         store: Store,
         clock: Clock,
-        lifetime: int | None = None,
+        lifetimes: Lifetimes | None = None,
+        max_size: int = DEFAULT_MAX_SIZE,
         session_class: type[Session] = Session,
     ) -> None:
         keys = SecretKeys(secret_key)
-        self.session_class = session_class
         self.cookie = cookie
         self.clock = clock
         self.server_side = not store.client_side
-        if lifetime is None:
-            lifetime = cookie.max_age if cookie.max_age is not None else DEFAULT_LIFETIME
-        self.lifetime = timedelta(seconds=lifetime)
+        if lifetimes is None:
+            lifetimes = Lifetimes() if cookie.max_age is None else Lifetimes(cookie.max_age)
+        self.lifetimes = lifetimes
+        self.max_size = max_size
+        self.session_class = session_class
         self._id_signer = IdSigner(keys)
         self._data_signer = DataSigner(keys, clock)
         self._codec = store if isinstance(store, CookieStore) else None
 
-    def expiry(self) -> datetime:
-        return self.clock() + self.lifetime
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        secret_key: object,
+        store: Store,
+        cookie: CookieSettings,
+        idle_timeout: int | None,
+        touch_after: float,
+        max_size: int,
+        clock: Clock,
+    ) -> SessionRules:
+        """The rules for the middleware's keyword options, the same for ASGI and WSGI."""
+        lifetimes = Lifetimes(
+            absolute=cookie.max_age if cookie.max_age is not None else DEFAULT_LIFETIME,
+            idle=idle_timeout,
+            touch_after=touch_after,
+        )
+        return cls(
+            secret_key=secret_key,
+            cookie=cookie,
+            store=store,
+            clock=clock,
+            lifetimes=lifetimes,
+            max_size=max_size,
+        )
 
     def begin(self, cookie_header: str | None) -> Exchange:
         """Read the request's cookie. A server-side session still has to be loaded:
@@ -110,23 +162,47 @@ class SessionRules:
             return Exchange(self, None, False, self.session_class())
         if self.server_side:
             for value in values:
-                session_id = self._id_signer.unsign(value)
-                if session_id is not None:
-                    exchange = Exchange(self, session_id, True, None)
-                    exchange.signed_id = value
+                found = self._id_signer.verify(value)
+                if found is not None:
+                    exchange = Exchange(self, found[0], True, None)
+                    exchange.signed_id = value if found[1] else None  # re-sign retired keys
                     return exchange
         else:
+            now = self.clock()
             for value in values:
-                data = self._data_signer.unsign(value, self.cookie.max_age)
-                if data is not None:
-                    return Exchange(self, None, True, self.session_class(data))
+                unsigned = self._data_signer.unsign(value)
+                if unsigned is None:
+                    continue
+                data, signed_at = unsigned
+                meta = Meta.from_json(data.pop(META_KEY, None), signed_at)
+                stored = expires_at(meta, from_timestamp(signed_at), self.lifetimes)
+                if stored <= now:
+                    break  # expired: the request starts afresh
+                exchange = Exchange(self, None, True, self.session_class(data))
+                exchange._adopt(meta, stored)
+                return exchange
         return Exchange(self, None, True, self.session_class())
+
+    def cookie_max_age(self, expiry: datetime, now: datetime, persistent: bool) -> int | None:
+        """Seconds the browser should keep the cookie: until the session expires, or,
+        for a browser-session cookie, no ``Max-Age`` at all."""
+        if not persistent or self.cookie.max_age is None:
+            return None
+        return max(1, math.ceil((expiry - now).total_seconds()))
 
 
 class Exchange:
     """One request's session, from the cookie it came with to the outcome it leaves."""
 
-    __slots__ = ("_rules", "had_cookie", "load_key", "session", "session_id", "signed_id")
+    __slots__ = (
+        "_rules",
+        "had_cookie",
+        "load_key",
+        "session",
+        "session_id",
+        "signed_id",
+        "stored_expiry",
+    )
 
     def __init__(
         self,
@@ -140,19 +216,31 @@ class Exchange:
         self.had_cookie = had_cookie
         self.session = session
         self.signed_id: str | None = None
+        self.stored_expiry: datetime | None = None
         self.load_key: str | None = None
         """The store key to load before the handler runs, or None: nothing to load."""
         if session is None and session_id is not None:
             self.load_key = store_key(session_id)
 
-    def loaded(self, data: dict[str, Any] | None) -> Session:
+    def _adopt(self, meta: Meta, stored_expiry: datetime) -> None:
+        assert self.session is not None
+        self.session._meta = meta
+        self.stored_expiry = stored_expiry
+
+    def loaded(self, record: Record | None) -> Session:
         """Hand in what the store returned for ``load_key``."""
         self.load_key = None
-        if data is None:
-            self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
-            self.session = self._rules.session_class()
-        else:
-            self.session = self._rules.session_class(data)
+        rules = self._rules
+        if record is not None:
+            data = dict(record.data)
+            now = rules.clock()
+            meta = Meta.from_json(data.pop(META_KEY, None), now.timestamp())
+            if hard_expiry(meta, rules.lifetimes) > now:
+                self.session = rules.session_class(data)
+                self._adopt(meta, record.expires_at)
+                return self.session
+        self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
+        self.session = rules.session_class()
         return self.session
 
     def finish(
@@ -169,39 +257,81 @@ class Exchange:
         session = self.session
         if session is None or not session.accessed:
             return NOTHING
-        if not session.modified or status >= 500 or skip(request):
+        if status >= 500:
             return VARY_ONLY
-        rules = self._rules
-        if not rules.server_side:
-            return self._finish_in_cookie(session, persistent_cookie)
-        if session:
-            session_id = self.session_id
-            if session_id is None:
-                session_id = new_session_id()
-                signed = rules._id_signer.sign(session_id)
-            else:
-                signed = self.signed_id or rules._id_signer.sign(session_id)
-            write = Write(store_key(session_id), session, rules.expiry())
-            cookie = rules.cookie.render(signed, persistent=persistent_cookie)
-            return Outcome(write=write, set_cookie=cookie, vary=True)
-        if self.session_id is not None:
-            return Outcome(
-                delete=store_key(self.session_id),
-                set_cookie=rules.cookie.render_expired(),
-                vary=True,
-            )
-        return self._expire_cookie_if_sent()
+        if not session.modified:
+            return self._touch(session, skip, request, persistent_cookie)
+        if skip(request):
+            return VARY_ONLY
+        return self._write(session, persistent_cookie)
 
-    def _finish_in_cookie(self, session: Session, persistent: bool) -> Outcome:
+    def _touch(
+        self, session: Session, skip: Callable[[Request], bool], request: Request, persistent: bool
+    ) -> Outcome:
         rules = self._rules
-        if not session:
-            return self._expire_cookie_if_sent()
-        value = rules._data_signer.sign(_json.dumps(session))
+        meta, stored = session._meta, self.stored_expiry
+        if meta is None or stored is None:
+            return VARY_ONLY
+        now = rules.clock()
+        if not needs_touch(stored, meta, now, rules.lifetimes) or skip(request):
+            return VARY_ONLY
+        expiry = expires_at(meta, now, rules.lifetimes)
+        max_age = rules.cookie_max_age(expiry, now, persistent)
+        if not rules.server_side:
+            value = self._sign_data(session, meta)
+            return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
+        assert self.session_id is not None
+        signed = self.signed_id or rules._id_signer.sign(self.session_id)
+        return Outcome(
+            touch=Touch(store_key(self.session_id), expiry),
+            set_cookie=rules.cookie.render(signed, max_age),
+            vary=True,
+        )
+
+    def _write(self, session: Session, persistent: bool) -> Outcome:
+        rules = self._rules
+        old_id = self.session_id
+        retire_old = old_id is not None and (session._invalidated or session._regenerate)
+        delete = store_key(old_id) if retire_old and old_id is not None else None
+        now = rules.clock()
+        meta = session.meta_for_write(now.timestamp())
+        expiry = expires_at(meta, now, rules.lifetimes)
+        if not session or expiry <= now:
+            # Emptied, invalidated, or past its own lifetime: nothing is left to keep.
+            if old_id is not None:
+                delete = store_key(old_id)
+            expired = rules.cookie.render_expired() if self.had_cookie else None
+            return Outcome(delete=delete, set_cookie=expired, vary=True)
+        max_age = rules.cookie_max_age(expiry, now, persistent)
+        if not rules.server_side:
+            value = self._sign_data(session, meta)
+            return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
+        data = {**session, META_KEY: meta.to_json()}
+        size = len(_json.dumps(data).encode("utf-8"))
+        if size > rules.max_size:
+            raise SessionTooLarge(size, rules.max_size, "max_size")
+        if old_id is None or retire_old:
+            session_id = new_session_id()
+            signed = rules._id_signer.sign(session_id)
+        else:
+            session_id = old_id
+            signed = self.signed_id or rules._id_signer.sign(old_id)
+        changes = session.changes()
+        changes = Changes(
+            set={**changes.set, META_KEY: data[META_KEY]},
+            removed=changes.removed,
+            replace=changes.replace or session_id != old_id,
+        )
+        return Outcome(
+            delete=delete,
+            write=Write(store_key(session_id), data, expiry, changes),
+            set_cookie=rules.cookie.render(signed, max_age),
+            vary=True,
+        )
+
+    def _sign_data(self, session: Session, meta: Meta) -> str:
+        rules = self._rules
+        value = rules._data_signer.sign(_json.dumps({**session, META_KEY: meta.to_json()}))
         assert rules._codec is not None
         rules._codec.check_size(rules.cookie.name, value)
-        return Outcome(set_cookie=rules.cookie.render(value, persistent=persistent), vary=True)
-
-    def _expire_cookie_if_sent(self) -> Outcome:
-        if self.had_cookie:
-            return Outcome(set_cookie=self._rules.cookie.render_expired(), vary=True)
-        return VARY_ONLY
+        return value

@@ -1,15 +1,32 @@
-"""Expiry arithmetic, in timezone-aware UTC, with the clock passed in (testable, no sleep)."""
+"""Expiry arithmetic, in timezone-aware UTC, with the clock passed in (testable, no sleep).
+
+Rules:
+- A session has an absolute lifetime counted from its creation (``max_age``, or its own
+  ``set_lifetime`` override) that use never extends.
+- With an ``idle_timeout`` it also expires that long after its last use; a pinned session
+  is exempt from the idle rule, never from the absolute one.
+- It expires at the earlier of the two, from that instant on (the instant included).
+- A read-only request moves the expiry ("touches") only once ``touch_after`` of the idle
+  window has passed since the last write or touch, so reads cost a store write rarely.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 Clock = Callable[[], datetime]
 
 DEFAULT_LIFETIME = 14 * 24 * 60 * 60
-"""Seconds a server-side session lives after its last write when ``max_age`` is None:
-a browser-session cookie still needs a bound on the server."""
+"""The absolute lifetime when ``max_age`` is None: a browser-session cookie still needs a
+bound on the server."""
+
+DEFAULT_TOUCH_AFTER = 0.5
+
+META_KEY = "__lazysession__"
+"""Where a session's own metadata travels inside its stored data (hidden from handlers)."""
 
 
 def utc_now() -> datetime:
@@ -32,3 +49,87 @@ def to_timestamp(moment: datetime) -> float:
     if moment.tzinfo is None:
         raise ValueError("expected a timezone-aware datetime")
     return moment.timestamp()
+
+
+def from_timestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """The middleware's expiry settings, in seconds."""
+
+    absolute: int = DEFAULT_LIFETIME
+    idle: int | None = None
+    touch_after: float = DEFAULT_TOUCH_AFTER
+
+    def __post_init__(self) -> None:
+        if self.absolute <= 0:
+            raise ValueError("an absolute lifetime must be positive")
+        if self.idle is not None and self.idle <= 0:
+            raise ValueError("idle_timeout must be positive, or None")
+        if not 0.0 <= self.touch_after <= 1.0:
+            raise ValueError("touch_after is a fraction of the idle window, from 0 to 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a session knows about itself: when it began, its own absolute lifetime (if
+    set), and whether it is pinned (exempt from the idle timeout)."""
+
+    created: float
+    lifetime: int | None = None
+    pinned: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"c": self.created}
+        if self.lifetime is not None:
+            out["l"] = self.lifetime
+        if self.pinned:
+            out["p"] = True
+        return out
+
+    @classmethod
+    def from_json(cls, value: object, fallback_created: float) -> Meta:
+        """Metadata as stored; anything malformed counts as a session begun at
+        ``fallback_created`` with the default settings."""
+        if not isinstance(value, Mapping):
+            return cls(created=fallback_created)
+        created = value.get("c")
+        lifetime = value.get("l")
+        return cls(
+            created=float(created) if isinstance(created, (int, float)) else fallback_created,
+            lifetime=lifetime if isinstance(lifetime, int) and lifetime > 0 else None,
+            pinned=value.get("p") is True,
+        )
+
+    def with_lifetime(self, seconds: int | None) -> Meta:
+        return replace(self, lifetime=seconds)
+
+    def with_pinned(self, pinned: bool) -> Meta:
+        return replace(self, pinned=pinned)
+
+
+def hard_expiry(meta: Meta, lifetimes: Lifetimes) -> datetime:
+    """The absolute end of a session, whatever its use."""
+    lifetime = meta.lifetime if meta.lifetime is not None else lifetimes.absolute
+    return from_timestamp(meta.created + lifetime)
+
+
+def expires_at(meta: Meta, now: datetime, lifetimes: Lifetimes) -> datetime:
+    """When a session used at ``now`` expires."""
+    hard = hard_expiry(meta, lifetimes)
+    if lifetimes.idle is None or meta.pinned:
+        return hard
+    return min(hard, now + timedelta(seconds=lifetimes.idle))
+
+
+def needs_touch(stored: datetime, meta: Meta, now: datetime, lifetimes: Lifetimes) -> bool:
+    """Whether a read at ``now`` should move the stored expiry forward: only under an idle
+    timeout, once ``touch_after`` of the window has passed, and when it would move."""
+    if lifetimes.idle is None or meta.pinned:
+        return False
+    remaining = (stored - now).total_seconds()
+    if remaining > lifetimes.idle * (1.0 - lifetimes.touch_after):
+        return False
+    return expires_at(meta, now, lifetimes) > stored

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+logger = logging.getLogger("lazysession")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +31,38 @@ def is_bearer_request(request: RequestInfo) -> bool:
 def never(request: RequestInfo) -> bool:
     """A ``skip_persistence`` that persists every session, Bearer requests included."""
     return False
+
+
+def is_local_host(host: str) -> bool:
+    """True for localhost, loopback addresses and ``*.localhost`` (port ignored)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class InsecureCookieWarning:
+    """Warns once, on the first request served from a host that is not this machine,
+    when the session cookie lacks ``Secure`` (``https_only=False``)."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, secure: bool) -> None:
+        self.done = secure
+
+    def check(self, host: str | None) -> None:
+        self.done = True
+        if host and not is_local_host(host):
+            logger.warning(
+                "lazysession: the session cookie is sent without Secure (https_only=False) "
+                "while serving %s; set https_only=True behind HTTPS so the cookie never "
+                "travels in clear text",
+                host,
+            )

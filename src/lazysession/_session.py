@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+
+from ._expiry import Meta, from_timestamp
+
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,69 @@ class Session(dict[str, Any]):
     _touched_keys: set[str] | None = None
     _removed: set[str] | None = None
     _cleared: bool = False
+    # Lifecycle, set by the core on load and by the methods below.
+    _meta: Meta | None = None
+    _lifetime: Any = _UNSET
+    _pinned: bool | None = None
+    _regenerate: bool = False
+    _invalidated: bool = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def regenerate(self) -> None:
+        """Give the session a new id and delete the old one, keeping the data: call it
+        at login, so an id an attacker planted before login is worth nothing after it."""
+        self._regenerate = True
+        self.accessed = True
+        self.modified = True
+        self._cleared = True  # stored anew, whole, under the new id
+        self._touched_keys = set(self.keys())
+
+    def invalidate(self) -> None:
+        """End the session: delete it from the store and expire its cookie (logout).
+        Anything written afterwards in the same request starts a new session."""
+        dict.clear(self)
+        self._invalidated = True
+        self._regenerate = False
+        self.accessed = True
+        self.modified = True
+        self._cleared = True
+        self._touched_keys = None
+        self._removed = None
+        self._lifetime = _UNSET
+        self._pinned = None
+        self._meta = None
+
+    def set_lifetime(self, lifetime: int | timedelta | None) -> None:
+        """This session's own absolute lifetime, from its creation ("remember me");
+        ``None`` returns to the middleware's ``max_age``."""
+        if isinstance(lifetime, timedelta):
+            lifetime = int(lifetime.total_seconds())
+        if lifetime is not None and lifetime <= 0:
+            raise ValueError("a session lifetime must be positive, or None")
+        self._lifetime = lifetime
+        self.accessed = True
+        self.modified = True
+
+    def pin(self, pinned: bool = True) -> None:
+        """Exempt the session from the idle timeout (not from its absolute lifetime)."""
+        self._pinned = pinned
+        self.accessed = True
+        self.modified = True
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the session was first stored; None while it is new."""
+        return None if self._meta is None else from_timestamp(self._meta.created)
+
+    def meta_for_write(self, now: float) -> Meta:
+        """The metadata to store with this write, with this request's changes applied."""
+        meta = Meta(created=now) if self._meta is None or self._regenerate else self._meta
+        if self._lifetime is not _UNSET:
+            meta = meta.with_lifetime(self._lifetime)
+        if self._pinned is not None:
+            meta = meta.with_pinned(self._pinned)
+        return meta
 
     # -- flags, as in Starlette's Session --------------------------------------------------
 

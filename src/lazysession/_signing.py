@@ -47,6 +47,14 @@ class SecretKeys:
         """itsdangerous signs with the *last* key of its list; ours signs with the first."""
         return list(reversed(self._keys))
 
+    @property
+    def current(self) -> str:
+        return self._keys[0]
+
+    @property
+    def retired(self) -> list[str]:
+        return list(reversed(self._keys[1:]))
+
     def __repr__(self) -> str:
         return f"SecretKeys(<{len(self._keys)} hidden>)"
 
@@ -82,20 +90,37 @@ class _CachedKeySigner(itsdangerous.Signer):
 class IdSigner:
     """Signs the random session id that server-side stores key their entries by."""
 
-    __slots__ = ("_signer",)
+    __slots__ = ("_retired", "_signer")
 
     def __init__(self, keys: SecretKeys) -> None:
-        self._signer = _CachedKeySigner(keys.for_itsdangerous(), salt=_ID_SALT)
+        self._signer = _CachedKeySigner(keys.current, salt=_ID_SALT)
+        self._retired = _CachedKeySigner(keys.retired, salt=_ID_SALT) if keys.retired else None
 
     def sign(self, session_id: str) -> str:
         return self._signer.sign(session_id).decode("ascii")
 
     def unsign(self, value: str) -> str | None:
+        found = self.verify(value)
+        return None if found is None else found[0]
+
+    def verify(self, value: str) -> tuple[str, bool] | None:
+        """The id, and whether it was signed with the current key (else re-sign it)."""
+        current = True
         try:
-            session_id = self._signer.unsign(value).decode("ascii")
-        except (itsdangerous.BadSignature, UnicodeError):
+            raw = self._signer.unsign(value)
+        except itsdangerous.BadSignature:
+            if self._retired is None:
+                return None
+            try:
+                raw = self._retired.unsign(value)
+            except itsdangerous.BadSignature:
+                return None
+            current = False
+        try:
+            session_id = raw.decode("ascii")
+        except UnicodeError:
             return None
-        return session_id if _ID_SHAPE.match(session_id) else None
+        return (session_id, current) if _ID_SHAPE.match(session_id) else None
 
 
 class _ClockedTimestampSigner(itsdangerous.TimestampSigner, _CachedKeySigner):
@@ -119,9 +144,11 @@ class DataSigner:
         payload = base64.b64encode(encoded_json.encode("utf-8"))
         return self._signer.sign(payload).decode("ascii")
 
-    def unsign(self, value: str, max_age: int | None) -> dict[str, Any] | None:
+    def unsign(self, value: str) -> tuple[dict[str, Any], float] | None:
+        """The session in the cookie and when it was signed (its last write or touch)."""
         try:
-            payload = self._signer.unsign(value, max_age=max_age)
-            return _json.loads(base64.b64decode(payload, validate=True))
+            payload, signed_at = self._signer.unsign(value, return_timestamp=True)
+            data = _json.loads(base64.b64decode(payload, validate=True))
         except (itsdangerous.BadSignature, binascii.Error, UnicodeError, ValueError):
             return None
+        return None if data is None else (data, signed_at.timestamp())

@@ -23,7 +23,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from ._cookies import CookieSettings
 from ._core import NOTHING, Exchange, SessionRules
 from ._errors import ConfigurationError
-from ._expiry import Clock, utc_now
+from ._expiry import Clock, Lifetimes, utc_now
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
 from ._sweep import SweepSchedule, ThreadSweeper
@@ -66,9 +66,11 @@ class LazySessionInterface(SessionInterface):
         store: Store | None = None,
         *,
         skip_persistence: SkipPredicate = is_bearer_request,
+        idle_timeout: int | None = None,
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
+        self.idle_timeout = idle_timeout
         self.store: Store = store if store is not None else CookieStore()
         self.sync_store: SyncStore = check_sync_store(self.store)
         self.skip_persistence = skip_persistence
@@ -106,7 +108,7 @@ class LazySessionInterface(SessionInterface):
             cookie=cookie,
             store=self.store,
             clock=self.clock,
-            lifetime=seconds,
+            lifetimes=Lifetimes(absolute=seconds, idle=self.idle_timeout),
             session_class=FlaskSession,
         )
 
@@ -115,7 +117,7 @@ class LazySessionInterface(SessionInterface):
             self.sweeper.start()
         exchange = self.rules(app).begin(request.headers.get("Cookie"))
         key = exchange.load_key
-        loaded = exchange.session if key is None else exchange.loaded(self.sync_store.load(key))
+        loaded = exchange.session if key is None else exchange.loaded(self.sync_store.read(key))
         assert isinstance(loaded, FlaskSession)
         loaded.exchange = exchange
         loaded.new = exchange.session_id is None and not loaded

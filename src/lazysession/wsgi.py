@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._cookies import CookieSettings, vary_with_cookie
-from ._core import NOTHING, Outcome, SessionRules
-from ._expiry import Clock, utc_now
-from ._request import RequestInfo, SkipPredicate, is_bearer_request
+from ._core import DEFAULT_MAX_SIZE, NOTHING, Outcome, SessionRules
+from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
+from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
 from ._sweep import SweepSchedule, ThreadSweeper
 from .stores import CookieStore, Store, SyncStore
@@ -91,6 +91,8 @@ def persist(store: SyncStore, outcome: Outcome) -> None:
     if outcome.write is not None:
         write = outcome.write
         store.save(write.session_id, write.data, expires_at=write.expires_at)
+    elif outcome.touch is not None:
+        store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
 
 
 class SessionMiddleware:
@@ -112,6 +114,9 @@ class SessionMiddleware:
         *,
         store: Store | None = None,
         skip_persistence: SkipPredicate = is_bearer_request,
+        idle_timeout: int | None = None,
+        touch_after: float = DEFAULT_TOUCH_AFTER,
+        max_size: int = DEFAULT_MAX_SIZE,
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
@@ -119,18 +124,24 @@ class SessionMiddleware:
         self.store: Store = store if store is not None else CookieStore()
         self.sync_store = check_sync_store(self.store)
         self.skip_persistence = skip_persistence
-        cookie = CookieSettings(
-            name=session_cookie,
-            path=path,
-            domain=domain,
-            max_age=max_age,
-            same_site=same_site,
-            secure=https_only,
-            partitioned=partitioned,
+        self.rules = SessionRules.from_options(
+            secret_key=secret_key,
+            store=self.store,
+            cookie=CookieSettings(
+                name=session_cookie,
+                path=path,
+                domain=domain,
+                max_age=max_age,
+                same_site=same_site,
+                secure=https_only,
+                partitioned=partitioned,
+            ),
+            idle_timeout=idle_timeout,
+            touch_after=touch_after,
+            max_size=max_size,
+            clock=clock,
         )
-        self.rules = SessionRules(
-            secret_key=secret_key, cookie=cookie, store=self.store, clock=clock
-        )
+        self._insecure = InsecureCookieWarning(https_only)
         self.sweeper: ThreadSweeper | None = None
         if sweep_interval and not self.store.client_side:
             self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(sweep_interval))
@@ -151,9 +162,11 @@ class SessionMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.sweeper is not None and not self.sweeper.running:
             self.sweeper.start()
+        if not self._insecure.done:
+            self._insecure.check(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
         exchange = self.rules.begin(environ.get("HTTP_COOKIE"))
         key = exchange.load_key
-        session = exchange.session if key is None else exchange.loaded(self.sync_store.load(key))
+        session = exchange.session if key is None else exchange.loaded(self.sync_store.read(key))
         environ[ENVIRON_KEY] = session
         response = _Response(self.sync_store)
 

@@ -37,15 +37,15 @@ def test_any_header_text_parses_without_error(header: str) -> None:
 
 
 def test_renders_starlettes_attributes() -> None:
-    cookie = CookieSettings(max_age=60, secure=True, domain="example.com", partitioned=True)
-    assert cookie.render("v") == (
+    cookie = CookieSettings(secure=True, domain="example.com", partitioned=True)
+    assert cookie.render("v", 60) == (
         "session=v; Max-Age=60; path=/; httponly; samesite=lax; secure; "
         "domain=example.com; partitioned"
     )
 
 
 def test_a_browser_session_cookie_has_no_max_age() -> None:
-    assert "Max-Age" not in CookieSettings(max_age=None).render("v")
+    assert "Max-Age" not in CookieSettings().render("v", None)
 
 
 def test_an_expired_cookie_has_a_past_date_and_zero_max_age() -> None:

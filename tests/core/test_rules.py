@@ -17,8 +17,9 @@ from lazysession import (
     SessionTooLarge,
 )
 from lazysession._core import NOTHING, VARY_ONLY, SessionRules
-from lazysession._expiry import DEFAULT_LIFETIME
+from lazysession._expiry import DEFAULT_LIFETIME, META_KEY
 from lazysession._signing import IdSigner, SecretKeys, new_session_id, store_key
+from lazysession.stores import Record
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 SECRET = "s" * 32
@@ -36,6 +37,14 @@ def persist(skip: bool = False) -> Callable[[object], bool]:
 
 def must_not_run(request: object) -> bool:
     raise AssertionError("skip_persistence was consulted for a request with nothing to save")
+
+
+def record(data: dict[str, object], seconds: int = 3600) -> Record:
+    return Record(dict(data), NOW + timedelta(seconds=seconds))
+
+
+def user_data(stored: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in stored.items() if k != META_KEY}
 
 
 def signed_cookie(session_id: str) -> str:
@@ -69,7 +78,7 @@ def test_the_first_write_mints_an_id_and_stores_under_its_hash() -> None:
     exchange.session["user"] = "ada"
     outcome = exchange.finish(200, persist(), None)
     assert outcome.write is not None
-    assert outcome.write.data == {"user": "ada"}
+    assert user_data(outcome.write.data) == {"user": "ada"}
     assert outcome.set_cookie is not None and outcome.vary
     session_id = IdSigner(SecretKeys(SECRET)).unsign(outcome.set_cookie.split(";")[0][8:])
     assert session_id is not None
@@ -114,7 +123,7 @@ def test_a_session_emptied_without_a_cookie_needs_no_cookie() -> None:
     assert exchange.session is not None
     exchange.session["a"] = 1
     del exchange.session["a"]
-    assert exchange.finish(200, persist(), None) is VARY_ONLY
+    assert exchange.finish(200, persist(), None) == VARY_ONLY
 
 
 # -- requests with a cookie ----------------------------------------------------------------
@@ -130,11 +139,11 @@ def test_a_signed_id_is_loaded_by_its_hash() -> None:
 def test_a_known_session_is_saved_under_the_same_key() -> None:
     session_id = new_session_id()
     exchange = rules().begin(signed_cookie(session_id))
-    exchange.loaded({"n": 1})["n"] = 2
+    exchange.loaded(record({"n": 1}))["n"] = 2
     outcome = exchange.finish(200, persist(), None)
     assert outcome.write is not None
     assert outcome.write.session_id == store_key(session_id)
-    assert outcome.write.data == {"n": 2}
+    assert user_data(outcome.write.data) == {"n": 2}
 
 
 def test_an_id_the_store_does_not_know_is_never_adopted() -> None:
@@ -151,7 +160,7 @@ def test_an_id_the_store_does_not_know_is_never_adopted() -> None:
 def test_an_emptied_session_is_deleted_and_its_cookie_expired() -> None:
     session_id = new_session_id()
     exchange = rules().begin(signed_cookie(session_id))
-    exchange.loaded({"a": 1}).clear()
+    exchange.loaded(record({"a": 1})).clear()
     outcome = exchange.finish(200, persist(), None)
     assert outcome.delete == store_key(session_id)
     assert outcome.write is None
@@ -169,7 +178,7 @@ def test_emptying_the_session_of_an_unknown_id_expires_the_stale_cookie() -> Non
 def test_a_skipped_request_still_reads_its_cookies_session() -> None:
     session_id = new_session_id()
     exchange = rules().begin(signed_cookie(session_id))
-    exchange.loaded({"user": "ada"}).clear()
+    exchange.loaded(record({"user": "ada"})).clear()
     assert exchange.finish(200, persist(skip=True), None) is VARY_ONLY
 
 

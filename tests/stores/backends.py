@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from lazysession import MemoryStore, Store, SyncStore
-from lazysession.stores import RedisStore, SQLAlchemyStore
+from lazysession.stores import Record, RedisStore, SQLAlchemyStore
 from tests.conftest import require_server
 from tests.helpers import Clock
 
@@ -54,8 +54,11 @@ class SyncAsAsync(Store):
     def __init__(self, sync: SyncStore) -> None:
         self._s = sync
 
-    async def load(self, session_id: str) -> dict[str, Any] | None:
-        return await anyio.to_thread.run_sync(self._s.load, session_id)
+    async def read(self, session_id: str) -> Record | None:
+        return await anyio.to_thread.run_sync(self._s.read, session_id)
+
+    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        await anyio.to_thread.run_sync(lambda: self._s.touch(session_id, expires_at=expires_at))
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         await anyio.to_thread.run_sync(

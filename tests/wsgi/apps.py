@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from lazysession import Store, SyncStore
+from lazysession.stores import Record
 from lazysession.wsgi import get_session
 
 if TYPE_CHECKING:
@@ -67,9 +68,13 @@ class Recorder(SyncStore):
         self.inner = inner
         self.calls: Counter[str] = Counter()
 
-    def load(self, session_id: str) -> dict[str, Any] | None:
+    def read(self, session_id: str) -> Record | None:
         self.calls["load"] += 1
-        return self.inner.load(session_id)
+        return self.inner.read(session_id)
+
+    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        self.calls["touch"] += 1
+        self.inner.touch(session_id, expires_at=expires_at)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Store, SyncStore
+from ._base import Record, Store, SyncStore
 from ._cookie import CookieStore
 from ._memory import MemoryStore
 
@@ -16,7 +16,15 @@ if TYPE_CHECKING:
     from ._redis import RedisStore
     from ._sqlalchemy import SQLAlchemyStore
 
-__all__ = ["CookieStore", "MemoryStore", "RedisStore", "SQLAlchemyStore", "Store", "SyncStore"]
+__all__ = [
+    "CookieStore",
+    "MemoryStore",
+    "Record",
+    "RedisStore",
+    "SQLAlchemyStore",
+    "Store",
+    "SyncStore",
+]
 
 _OPTIONAL = {
     "SQLAlchemyStore": ("._sqlalchemy", "sqlalchemy"),

@@ -3,7 +3,9 @@
 Rules every store keeps:
 - ``session_id`` is the key the core derived from the cookie (a SHA-256 of the random id);
   stores never see the cookie itself.
-- ``load`` never returns an expired session, whether or not it has been swept yet.
+- ``read``/``load`` never return an expired session, whether or not it has been swept.
+- ``touch`` moves the expiry of a live session without rewriting its data; it never
+  brings back a session that has expired or been deleted.
 - ``save`` replaces the session and its expiry in one step: readers see the old or the
   new session, never a mix.
 - ``sweep`` deletes every expired session, in bounded batches, and returns how many; it
@@ -15,15 +17,31 @@ Rules every store keeps:
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored session: its data and when it expires."""
+
+    data: dict[str, Any]
+    expires_at: datetime
 
 
 class SyncStore(abc.ABC):
     """The blocking side of a store, for WSGI servers and command-line tools."""
 
     @abc.abstractmethod
-    def load(self, session_id: str) -> dict[str, Any] | None: ...
+    def read(self, session_id: str) -> Record | None: ...
+
+    def load(self, session_id: str) -> dict[str, Any] | None:
+        record = self.read(session_id)
+        return None if record is None else record.data
+
+    @abc.abstractmethod
+    def touch(self, session_id: str, *, expires_at: datetime) -> None: ...
 
     @abc.abstractmethod
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None: ...
@@ -48,7 +66,14 @@ class Store(abc.ABC):
     """True when the data travels in the cookie and the store holds nothing."""
 
     @abc.abstractmethod
-    async def load(self, session_id: str) -> dict[str, Any] | None: ...
+    async def read(self, session_id: str) -> Record | None: ...
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        record = await self.read(session_id)
+        return None if record is None else record.data
+
+    @abc.abstractmethod
+    async def touch(self, session_id: str, *, expires_at: datetime) -> None: ...
 
     @abc.abstractmethod
     async def save(

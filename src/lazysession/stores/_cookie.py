@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from .._errors import ConfigurationError, SessionTooLarge
-from ._base import Store, SyncStore
+from ._base import Record, Store, SyncStore
 
 BROWSER_COOKIE_LIMIT = 4096
 """Bytes of name and value a browser keeps per cookie; past it the cookie is dropped."""
@@ -15,7 +15,7 @@ BROWSER_COOKIE_LIMIT = 4096
 class CookieStore(Store):
     """Keeps nothing server side: the middleware signs the session into the cookie.
 
-    So there is nothing to load, save, delete or sweep here: those calls are no-ops and
+    So there is nothing to read, save, touch, delete or sweep here: those calls are no-ops and
     ``count`` is 0. A session whose cookie would pass ``max_cookie_size`` raises
     :class:`~lazysession.SessionTooLarge` instead of being silently dropped by the browser.
     """
@@ -33,7 +33,10 @@ class CookieStore(Store):
         if size > self.max_cookie_size:
             raise SessionTooLarge(size, self.max_cookie_size, "a browser cookie")
 
-    async def load(self, session_id: str) -> dict[str, Any] | None:
+    async def read(self, session_id: str) -> Record | None:
+        return None
+
+    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
         return None
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
@@ -54,7 +57,10 @@ class CookieStore(Store):
 
 
 class _SyncCookieStore(SyncStore):
-    def load(self, session_id: str) -> dict[str, Any] | None:
+    def read(self, session_id: str) -> Record | None:
+        return None
+
+    def touch(self, session_id: str, *, expires_at: datetime) -> None:
         return None
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:

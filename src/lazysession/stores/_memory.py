@@ -17,8 +17,8 @@ import anyio.lowlevel
 
 from .. import _json
 from .._errors import ConfigurationError
-from .._expiry import Clock, to_timestamp, utc_now
-from ._base import Store, SyncStore
+from .._expiry import Clock, from_timestamp, to_timestamp, utc_now
+from ._base import Record, Store, SyncStore
 
 logger = logging.getLogger("lazysession")
 
@@ -43,11 +43,24 @@ class MemoryStore(Store):
 
     # -- the shared logic, called under no lock by both sides ------------------------------
 
-    def _load(self, session_id: str) -> dict[str, Any] | None:
+    def _read(self, session_id: str) -> Record | None:
         entry = self._entries.get(session_id)
         if entry is None or entry[0] <= to_timestamp(self._clock()):
             return None
-        return _json.loads(entry[1])
+        data = _json.loads(entry[1])
+        return None if data is None else Record(data, from_timestamp(entry[0]))
+
+    def _touch(self, session_id: str, expires_at: datetime) -> None:
+        with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is None or entry[0] <= to_timestamp(self._clock()):
+                return
+            self._remove(session_id)
+            self._file(session_id, to_timestamp(expires_at), entry[1])
+
+    def _file(self, session_id: str, expires: float, text: str) -> None:
+        self._entries[session_id] = (expires, text)
+        self._buckets.setdefault(int(expires // _BUCKET_SECONDS), set()).add(session_id)
 
     def _save(self, session_id: str, data: dict[str, Any], expires_at: datetime) -> None:
         text = _json.dumps(data)
@@ -58,8 +71,7 @@ class MemoryStore(Store):
                 while len(self._entries) >= self.max_entries:
                     self._remove(next(iter(self._entries)))
                     self.evicted += 1
-            self._entries[session_id] = (expires, text)
-            self._buckets.setdefault(int(expires // _BUCKET_SECONDS), set()).add(session_id)
+            self._file(session_id, expires, text)
 
     def _delete(self, session_id: str) -> None:
         with self._lock:
@@ -94,8 +106,11 @@ class MemoryStore(Store):
 
     # -- async side ------------------------------------------------------------------------
 
-    async def load(self, session_id: str) -> dict[str, Any] | None:
-        return self._load(session_id)
+    async def read(self, session_id: str) -> Record | None:
+        return self._read(session_id)
+
+    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        self._touch(session_id, expires_at)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self._save(session_id, data, expires_at)
@@ -126,8 +141,11 @@ class _SyncMemoryStore(SyncStore):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    def load(self, session_id: str) -> dict[str, Any] | None:
-        return self._store._load(session_id)
+    def read(self, session_id: str) -> Record | None:
+        return self._store._read(session_id)
+
+    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        self._store._touch(session_id, expires_at)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self._store._save(session_id, data, expires_at)

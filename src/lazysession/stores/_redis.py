@@ -28,8 +28,8 @@ from redis.exceptions import RedisError
 
 from .. import _json
 from .._errors import ConfigurationError, StoreError
-from .._expiry import Clock, utc_now
-from ._base import Store, SyncStore
+from .._expiry import Clock, from_timestamp, utc_now
+from ._base import Record, Store, SyncStore
 
 DEFAULT_PREFIX = "lazysession:"
 _EXPIRY = b"e"
@@ -39,6 +39,14 @@ _DATA = "d:"
 _REPLACE = """
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Moves the expiry of a session that still exists; never creates one.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
@@ -64,7 +72,7 @@ def _fields(data: Mapping[str, Any]) -> list[str]:
     return pairs
 
 
-def _decode(raw: Mapping[bytes, bytes], now_ms: int) -> dict[str, Any] | None:
+def _decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
     expiry = raw.get(_EXPIRY)
     if not raw or expiry is None or int(expiry) <= now_ms:
         return None
@@ -76,7 +84,7 @@ def _decode(raw: Mapping[bytes, bytes], now_ms: int) -> dict[str, Any] | None:
             if decoded is None:
                 return None  # a value we did not write: treat the session as absent
             data[name[len(_DATA) :]] = decoded["v"]
-    return data
+    return Record(data, from_timestamp(int(expiry) / 1000))
 
 
 class RedisStore(Store):
@@ -173,11 +181,18 @@ class RedisStore(Store):
 
     # -- async side ------------------------------------------------------------------------
 
-    async def load(self, session_id: str) -> dict[str, Any] | None:
+    async def read(self, session_id: str) -> Record | None:
         client = self.check_async()
         with _store_errors("loading a session"):
             raw = await client.hgetall(self.key(session_id))
         return _decode(cast("dict[bytes, bytes]", raw), self._now_ms())
+
+    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        ttl, expiry = self._ttl_ms(expires_at)
+        client = self.check_async()
+        with _store_errors("touching a session"):
+            if ttl > 0:
+                await client.eval(_TOUCH, 1, self.key(session_id), ttl, expiry)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         fields = _fields(data)
@@ -228,11 +243,18 @@ class _SyncRedisStore(SyncStore):
     def __init__(self, store: RedisStore) -> None:
         self._store = store
 
-    def load(self, session_id: str) -> dict[str, Any] | None:
+    def read(self, session_id: str) -> Record | None:
         store = self._store
         with _store_errors("loading a session"):
             raw = store.check_sync().hgetall(store.key(session_id))
         return _decode(cast("dict[bytes, bytes]", raw), store._now_ms())
+
+    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        store = self._store
+        ttl, expiry = store._ttl_ms(expires_at)
+        with _store_errors("touching a session"):
+            if ttl > 0:
+                store.check_sync().eval(_TOUCH, 1, store.key(session_id), ttl, expiry)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         store = self._store

@@ -35,7 +35,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from .. import _json
 from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, utc_now
-from ._base import Store, SyncStore
+from ._base import Record, Store, SyncStore
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.dml import Insert
@@ -110,8 +110,13 @@ class _Statements:
         self.dialect = dialect_name
         self.batch_size = batch_size
         c = table.c
-        self.load = sa.select(c.data).where(
+        self.read = sa.select(c.data, c.expires_at).where(
             c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now")
+        )
+        self.touch = (
+            sa.update(table)
+            .where(c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now"))
+            .values(expires_at=sa.bindparam("expires"), updated_at=sa.bindparam("now"))
         )
         self.delete = sa.delete(table).where(c.session_id == sa.bindparam("sid"))
         self.count = sa.select(sa.func.count()).select_from(table)
@@ -210,6 +215,14 @@ class _Statements:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _record(row: Any) -> Record | None:  # a Row; its generics differ across SQLAlchemy 2.x
+    if row is None:
+        return None
+    data = _json.loads(row.data)
+    return None if data is None else Record(data, row.expires_at)
+
 
 # Creating the table races other processes doing the same; SQLite can answer 'database
 # is locked' at once (switching to WAL, or a schema change seen mid-read), so retry.
@@ -493,13 +506,20 @@ class SQLAlchemyStore(Store):
 
     # -- async side ------------------------------------------------------------------------
 
-    async def load(self, session_id: str) -> dict[str, Any] | None:
+    async def read(self, session_id: str) -> Record | None:
         with _store_errors("loading a session"):
             engine = await self._single_async()
             async with engine.connect() as conn:
                 params = {"sid": session_id, "now": self._clock()}
-                text = (await conn.execute(self._sql.load, params)).scalar()
-        return None if text is None else _json.loads(text)
+                row = (await conn.execute(self._sql.read, params)).first()
+        return _record(row)
+
+    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        params = {"sid": session_id, "now": self._clock(), "expires": expires_at}
+        with _store_errors("touching a session"):
+            engine = await self._single_async()
+            async with self._write_turn(), engine.connect() as conn:
+                await conn.execute(self._sql.touch, params)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         statement = self._sql.upsert(session_id, _json.dumps(data), self._clock(), expires_at)
@@ -572,12 +592,22 @@ class _SyncSQLAlchemyStore(SyncStore):
     def __init__(self, store: SQLAlchemyStore) -> None:
         self._store = store
 
-    def load(self, session_id: str) -> dict[str, Any] | None:
+    def read(self, session_id: str) -> Record | None:
         store = self._store
         with _store_errors("loading a session"), store._single_sync().connect() as conn:
             params = {"sid": session_id, "now": store._clock()}
-            text = conn.execute(store._sql.load, params).scalar()
-        return None if text is None else _json.loads(text)
+            row = conn.execute(store._sql.read, params).first()
+        return _record(row)
+
+    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+        store = self._store
+        params = {"sid": session_id, "now": store._clock(), "expires": expires_at}
+        with (
+            _store_errors("touching a session"),
+            store._sync_write_turn(),
+            store._single_sync().connect() as conn,
+        ):
+            conn.execute(store._sql.touch, params)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         store = self._store
