@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from lazysession import MemoryStore, SessionMiddleware, get_session
+from lazysession import Changes, MemoryStore, SessionMiddleware, get_session
 from lazysession.stores import Record
 
 SECRET = "test-secret-" + "x" * 24
@@ -54,6 +54,10 @@ class RecordingStore(MemoryStore):
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1
         await super().save(session_id, data, expires_at=expires_at)
+
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        self.calls["update"] += 1
+        return await super().update(session_id, changes, expires_at=expires_at)
 
     async def delete(self, session_id: str) -> None:
         self.calls["delete"] += 1

@@ -7,7 +7,14 @@ from typing import Literal, Protocol
 import anyio
 
 from ._cookies import CookieSettings, vary_with_cookie
-from ._core import DEFAULT_MAX_SIZE, NOTHING, Outcome, SessionRules
+from ._core import DEFAULT_MAX_SIZE, NOTHING, Exchange, Outcome, SessionRules
+from ._errors import (
+    UNAVAILABLE_BODY,
+    ConfigurationError,
+    SessionUnavailable,
+    StoreError,
+    report_store_error,
+)
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
@@ -42,9 +49,13 @@ class SessionMiddleware:
         idle_timeout: int | None = None,
         touch_after: float = DEFAULT_TOUCH_AFTER,
         max_size: int = DEFAULT_MAX_SIZE,
+        on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
+        if on_store_error not in ("503", "empty"):
+            raise ConfigurationError("on_store_error must be '503' or 'empty'")
+        self.on_store_error = on_store_error
         self.app = app
         self.store: Store = store if store is not None else CookieStore()
         check_async_store(self.store)
@@ -79,20 +90,48 @@ class SessionMiddleware:
             self._insecure.check(_host(scope))
         exchange = self.rules.begin(_cookie_header(scope))
         key = exchange.load_key
-        session = exchange.session if key is None else exchange.loaded(await self.store.read(key))
-        scope["session"] = session
+        if key is None:
+            scope["session"] = exchange.session
+        else:
+            scope["session"] = await self._load(exchange, key)
+        started = replaced = False
 
         async def send_with_session(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return  # the app's response was replaced by a 503
             if message["type"] == "http.response.start":
                 outcome = exchange.finish(message["status"], self._skip, scope)
                 if outcome is not NOTHING:
-                    await self._persist(outcome, message)
+                    try:
+                        await self._persist(outcome, message)
+                    except StoreError as error:
+                        report_store_error(error, "the response was replaced by a 503")
+                        replaced = True
+                        await _send_unavailable(send)
+                        return
+                started = True
             await send(message)
 
-        await self.app(scope, receive, send_with_session)
+        try:
+            await self.app(scope, receive, send_with_session)
+        except SessionUnavailable:
+            if started or replaced:
+                raise
+            await _send_unavailable(send)
         sweeper = self.sweeper
         if sweeper is not None and not sweeper.lifespan_running and sweeper.due_after_request():
             await sweeper.sweep_once()
+
+    async def _load(self, exchange: Exchange, key: str) -> Session:
+        try:
+            return exchange.loaded(await self.store.read(key))
+        except StoreError as error:
+            proceed = self.on_store_error == "empty"
+            report_store_error(
+                error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
+            )
+            return exchange.unavailable(proceed=proceed)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -101,9 +140,7 @@ class SessionMiddleware:
             # to carry a cookie, so nothing it changes is persisted.
             exchange = self.rules.begin(_cookie_header(scope))
             key = exchange.load_key
-            scope["session"] = (
-                exchange.session if key is None else exchange.loaded(await self.store.read(key))
-            )
+            scope["session"] = exchange.session if key is None else await self._load(exchange, key)
         elif kind == "lifespan" and self.sweeper is not None:
             await self._lifespan(self.sweeper, scope, receive, send)
             return
@@ -117,7 +154,12 @@ class SessionMiddleware:
             await self.store.delete(outcome.delete)
         if outcome.write is not None:
             write = outcome.write
-            await self.store.save(write.session_id, write.data, expires_at=write.expires_at)
+            if write.merge:
+                await self.store.update(
+                    write.session_id, write.changes, expires_at=write.expires_at
+                )
+            else:
+                await self.store.save(write.session_id, write.data, expires_at=write.expires_at)
         elif outcome.touch is not None:
             await self.store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
         headers = message.setdefault("headers", [])
@@ -169,6 +211,21 @@ def _cookie_header(scope: Scope) -> str | None:
     if not found:
         return None
     return b"; ".join(found).decode("latin-1")
+
+
+async def _send_unavailable(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(UNAVAILABLE_BODY)).encode()),
+                (b"retry-after", b"5"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
 
 
 def _host(scope: Scope) -> str | None:

@@ -41,7 +41,7 @@ from ._expiry import (
     hard_expiry,
     needs_touch,
 )
-from ._session import Changes, Session
+from ._session import Changes, Session, UnavailableSession
 from ._signing import DataSigner, IdSigner, SecretKeys, new_session_id, store_key
 from .stores import CookieStore, Record, Store
 
@@ -60,6 +60,12 @@ class Write:
     expires_at: datetime
     changes: Changes
     """Only what this request changed, for stores that merge onto the stored copy."""
+
+    @property
+    def merge(self) -> bool:
+        """Merge ``changes`` onto the stored copy (an existing session), rather than
+        store ``data`` whole (a new, regenerated or cleared session)."""
+        return not self.changes.replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +202,7 @@ class Exchange:
 
     __slots__ = (
         "_rules",
+        "ephemeral",
         "had_cookie",
         "load_key",
         "session",
@@ -217,6 +224,7 @@ class Exchange:
         self.session = session
         self.signed_id: str | None = None
         self.stored_expiry: datetime | None = None
+        self.ephemeral = False
         self.load_key: str | None = None
         """The store key to load before the handler runs, or None: nothing to load."""
         if session is None and session_id is not None:
@@ -243,6 +251,16 @@ class Exchange:
         self.session = rules.session_class()
         return self.session
 
+    def unavailable(
+        self, *, proceed: bool, placeholder: type[Session] = UnavailableSession
+    ) -> Session:
+        """The store failed to load the session. ``proceed``: the handler gets an empty
+        session that is never saved; otherwise a ``placeholder`` that raises on use."""
+        self.load_key = None
+        self.ephemeral = True
+        self.session = self._rules.session_class() if proceed else placeholder()
+        return self.session
+
     def finish(
         self,
         status: int,
@@ -255,7 +273,9 @@ class Exchange:
         predicate, only when there is something to persist. ``persistent_cookie=False``
         sends a browser-session cookie (Flask's non-permanent sessions)."""
         session = self.session
-        if session is None or not session.accessed:
+        if session is None or self.ephemeral:
+            return VARY_ONLY if session is not None and session.accessed else NOTHING
+        if not session.accessed:
             return NOTHING
         if status >= 500:
             return VARY_ONLY

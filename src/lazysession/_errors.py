@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+logger = logging.getLogger("lazysession")
+
 
 class LazySessionError(Exception):
     """Base class of every error lazysession raises on purpose."""
@@ -36,3 +40,15 @@ class SessionTooLarge(LazySessionError, ValueError):
 
 class StoreError(LazySessionError):
     """A store could not be reached or answered with an error."""
+
+
+class SessionUnavailable(LazySessionError):
+    """The store could not load this request's session; the middleware answers 503."""
+
+
+def report_store_error(error: BaseException, consequence: str) -> None:
+    """One log line for a store failure met while serving a request."""
+    logger.error("lazysession: session store failed (%s); %s", error, consequence)
+
+
+UNAVAILABLE_BODY = b"The session store is unavailable; please try again shortly.\n"

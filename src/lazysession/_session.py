@@ -201,3 +201,19 @@ class Session(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict.__repr__(self)})"
+
+
+class UnavailableSession(Session):
+    """Stands in for a session the store could not load: any use raises
+    :class:`~lazysession.SessionUnavailable` (the middleware turns it into a 503), while
+    a request that never touches its session goes on unaffected."""
+
+    def _unavailable(self, *args: Any, **kwargs: Any) -> Any:
+        from ._errors import SessionUnavailable
+
+        raise SessionUnavailable("the session store is unavailable")
+
+    mark_accessed = mark_modified = _unavailable
+    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _unavailable
+    get = keys = values = items = pop = popitem = setdefault = update = clear = _unavailable
+    regenerate = invalidate = set_lifetime = pin = _unavailable

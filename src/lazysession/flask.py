@@ -15,14 +15,21 @@ is sent as ``lax``. Existing Flask session cookies are not read: users sign in o
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import flask
 from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.exceptions import ServiceUnavailable
 
 from ._cookies import CookieSettings
 from ._core import NOTHING, Exchange, SessionRules
-from ._errors import ConfigurationError
+from ._errors import (
+    UNAVAILABLE_BODY,
+    ConfigurationError,
+    SessionUnavailable,
+    StoreError,
+    report_store_error,
+)
 from ._expiry import Clock, Lifetimes, utc_now
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
@@ -30,7 +37,7 @@ from ._sweep import SweepSchedule, ThreadSweeper
 from .stores import CookieStore, Store, SyncStore
 from .wsgi import check_sync_store, persist
 
-__all__ = ["FlaskSession", "LazySessionInterface"]
+__all__ = ["FlaskSession", "LazySessionInterface", "SessionUnavailableError"]
 
 
 class FlaskSession(Session, SessionMixin):
@@ -53,6 +60,22 @@ class FlaskSession(Session, SessionMixin):
         return super().__contains__(key)
 
 
+class SessionUnavailableError(SessionUnavailable, ServiceUnavailable):
+    """Raised on use of a session the store could not load; Flask answers 503."""
+
+    description = UNAVAILABLE_BODY.decode().strip()
+
+
+class _UnavailableFlaskSession(FlaskSession):
+    def _unavailable(self, *args: Any, **kwargs: Any) -> Any:
+        raise SessionUnavailableError()
+
+    mark_accessed = mark_modified = _unavailable
+    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _unavailable
+    get = keys = values = items = pop = popitem = setdefault = update = clear = _unavailable
+    regenerate = invalidate = set_lifetime = pin = _unavailable
+
+
 def flask_request_info(request: flask.Request) -> RequestInfo:
     headers = {name.lower(): value for name, value in request.headers.items()}
     return RequestInfo(method=request.method, path=request.path, headers=headers)
@@ -67,9 +90,13 @@ class LazySessionInterface(SessionInterface):
         *,
         skip_persistence: SkipPredicate = is_bearer_request,
         idle_timeout: int | None = None,
+        on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
+        if on_store_error not in ("503", "empty"):
+            raise ConfigurationError("on_store_error must be '503' or 'empty'")
+        self.on_store_error = on_store_error
         self.idle_timeout = idle_timeout
         self.store: Store = store if store is not None else CookieStore()
         self.sync_store: SyncStore = check_sync_store(self.store)
@@ -117,11 +144,21 @@ class LazySessionInterface(SessionInterface):
             self.sweeper.start()
         exchange = self.rules(app).begin(request.headers.get("Cookie"))
         key = exchange.load_key
-        loaded = exchange.session if key is None else exchange.loaded(self.sync_store.read(key))
+        loaded = exchange.session if key is None else self._load(exchange, key)
         assert isinstance(loaded, FlaskSession)
         loaded.exchange = exchange
         loaded.new = exchange.session_id is None and not loaded
         return loaded
+
+    def _load(self, exchange: Exchange, key: str) -> Session:
+        try:
+            return exchange.loaded(self.sync_store.read(key))
+        except StoreError as error:
+            proceed = self.on_store_error == "empty"
+            report_store_error(
+                error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
+            )
+            return exchange.unavailable(proceed=proceed, placeholder=_UnavailableFlaskSession)
 
     def save_session(
         self, app: flask.Flask, session: SessionMixin, response: flask.Response
@@ -136,7 +173,15 @@ class LazySessionInterface(SessionInterface):
         )
         if outcome is NOTHING:
             return
-        persist(self.sync_store, outcome)
+        try:
+            persist(self.sync_store, outcome)
+        except StoreError as error:
+            report_store_error(error, "the response was replaced by a 503")
+            response.status_code = 503
+            response.set_data(UNAVAILABLE_BODY)
+            response.mimetype = "text/plain"
+            response.headers["Retry-After"] = "5"
+            return
         if outcome.set_cookie is not None:
             response.headers.add("Set-Cookie", outcome.set_cookie)
         if outcome.vary:

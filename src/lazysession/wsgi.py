@@ -13,11 +13,19 @@ Rules (beyond the core's):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._cookies import CookieSettings, vary_with_cookie
-from ._core import DEFAULT_MAX_SIZE, NOTHING, Outcome, SessionRules
+from ._core import DEFAULT_MAX_SIZE, NOTHING, Exchange, Outcome, SessionRules
+from ._errors import (
+    UNAVAILABLE_BODY,
+    ConfigurationError,
+    SessionUnavailable,
+    StoreError,
+    report_store_error,
+)
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
@@ -90,7 +98,10 @@ def persist(store: SyncStore, outcome: Outcome) -> None:
         store.delete(outcome.delete)
     if outcome.write is not None:
         write = outcome.write
-        store.save(write.session_id, write.data, expires_at=write.expires_at)
+        if write.merge:
+            store.update(write.session_id, write.changes, expires_at=write.expires_at)
+        else:
+            store.save(write.session_id, write.data, expires_at=write.expires_at)
     elif outcome.touch is not None:
         store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
 
@@ -117,9 +128,13 @@ class SessionMiddleware:
         idle_timeout: int | None = None,
         touch_after: float = DEFAULT_TOUCH_AFTER,
         max_size: int = DEFAULT_MAX_SIZE,
+        on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
+        if on_store_error not in ("503", "empty"):
+            raise ConfigurationError("on_store_error must be '503' or 'empty'")
+        self.on_store_error = on_store_error
         self.app = app
         self.store: Store = store if store is not None else CookieStore()
         self.sync_store = check_sync_store(self.store)
@@ -166,9 +181,8 @@ class SessionMiddleware:
             self._insecure.check(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
         exchange = self.rules.begin(environ.get("HTTP_COOKIE"))
         key = exchange.load_key
-        session = exchange.session if key is None else exchange.loaded(self.sync_store.read(key))
-        environ[ENVIRON_KEY] = session
-        response = _Response(self.sync_store)
+        environ[ENVIRON_KEY] = exchange.session if key is None else self._load(exchange, key)
+        response = _Response(self.sync_store, start_response)
 
         def start_with_session(
             status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
@@ -187,16 +201,33 @@ class SessionMiddleware:
 
             return write_with_session
 
-        return response.wrap(self.app(environ, start_with_session))
+        try:
+            body = self.app(environ, start_with_session)
+        except SessionUnavailable:
+            if response.committed:
+                raise
+            return response.unavailable(sys.exc_info())
+        return _Body(body, response)
+
+    def _load(self, exchange: Exchange, key: str) -> Session:
+        try:
+            return exchange.loaded(self.sync_store.read(key))
+        except StoreError as error:
+            proceed = self.on_store_error == "empty"
+            report_store_error(
+                error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
+            )
+            return exchange.unavailable(proceed=proceed)
 
 
 class _Response:
     """Holds the decision until the headers are about to leave, then writes the store."""
 
-    __slots__ = ("committed", "outcome", "store")
+    __slots__ = ("committed", "outcome", "start_response", "store")
 
-    def __init__(self, store: SyncStore) -> None:
+    def __init__(self, store: SyncStore, start_response: StartResponse) -> None:
         self.store = store
+        self.start_response = start_response
         self.outcome: Outcome = NOTHING
         self.committed = False
 
@@ -206,8 +237,16 @@ class _Response:
             if self.outcome is not NOTHING:
                 persist(self.store, self.outcome)
 
-    def wrap(self, body: Iterable[bytes]) -> Iterable[bytes]:
-        return _Body(body, self)
+    def unavailable(self, exc_info: OptExcInfo) -> list[bytes]:
+        """Answer 503 instead of the app's response, whose headers have not left yet."""
+        self.committed = True
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(UNAVAILABLE_BODY))),
+            ("Retry-After", "5"),
+        ]
+        self.start_response("503 Service Unavailable", headers, exc_info)
+        return [UNAVAILABLE_BODY]
 
 
 class _Body:
@@ -222,10 +261,20 @@ class _Body:
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
         for chunk in self._body:
-            if chunk:
-                response.commit()
+            if chunk and not response.committed and not self._commit():
+                yield from response.unavailable(sys.exc_info())
+                return
             yield chunk
-        response.commit()
+        if not response.committed and not self._commit():
+            yield from response.unavailable(sys.exc_info())
+
+    def _commit(self) -> bool:
+        try:
+            self._response.commit()
+        except StoreError as error:
+            report_store_error(error, "the response was replaced by a 503")
+            return False
+        return True
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)

@@ -22,7 +22,7 @@ import anyio.to_thread
 import pytest
 import sqlalchemy as sa
 
-from lazysession import MemoryStore, Store, SyncStore
+from lazysession import Changes, MemoryStore, Store, SyncStore
 from lazysession.stores import Record, RedisStore, SQLAlchemyStore
 from tests.conftest import require_server
 from tests.helpers import Clock
@@ -63,6 +63,11 @@ class SyncAsAsync(Store):
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         await anyio.to_thread.run_sync(
             lambda: self._s.save(session_id, data, expires_at=expires_at)
+        )
+
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        return await anyio.to_thread.run_sync(
+            lambda: self._s.update(session_id, changes, expires_at=expires_at)
         )
 
     async def delete(self, session_id: str) -> None:

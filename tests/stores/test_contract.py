@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from lazysession import SessionNotSerializable, Store
+from lazysession import Changes, SessionNotSerializable, Store
 from tests.helpers import Clock
 from tests.stores.backends import CASES, NATIVE_EXPIRY, StoreCase
 
@@ -184,3 +184,66 @@ async def test_what_one_store_instance_saves_another_reads(
 ) -> None:
     await open_store().save("a" * 64, {"shared": True}, expires_at=clock() + HOUR)
     assert await open_store().load("a" * 64) == {"shared": True}
+
+
+async def test_read_gives_the_expiry_that_was_saved(store: Store, clock: Clock) -> None:
+    expires = clock() + timedelta(minutes=5, microseconds=250_000)
+    await store.save("a" * 64, {"a": 1}, expires_at=expires)
+    record = await store.read("a" * 64)
+    assert record is not None
+    assert record.data == {"a": 1}
+    assert abs((record.expires_at - expires).total_seconds()) < 0.001
+
+
+async def test_touch_moves_the_expiry_and_keeps_the_data(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + timedelta(seconds=10))
+    await store.touch("a" * 64, expires_at=clock() + timedelta(seconds=100))
+    clock.advance(50)
+    record = await store.read("a" * 64)
+    assert record is not None
+    assert record.data == {"a": 1}
+    assert abs((record.expires_at - (clock() + timedelta(seconds=50))).total_seconds()) < 0.001
+
+
+async def test_touch_never_brings_a_session_back(store: Store, clock: Clock) -> None:
+    await store.touch("b" * 64, expires_at=clock() + HOUR)
+    assert await store.load("b" * 64) is None
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + timedelta(seconds=1))
+    clock.advance(2)
+    await store.touch("a" * 64, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) is None
+
+
+async def test_update_merges_changes_onto_the_stored_copy(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"a": 1, "b": 2, "c": 3}, expires_at=clock() + HOUR)
+    changes = Changes(set={"b": 20, "d": 4}, removed=frozenset({"c"}))
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is True
+    assert await store.load("a" * 64) == {"a": 1, "b": 20, "d": 4}
+
+
+async def test_update_never_brings_a_session_back(store: Store, clock: Clock) -> None:
+    changes = Changes(set={"a": 1})
+    assert await store.update("b" * 64, changes, expires_at=clock() + HOUR) is False
+    assert await store.load("b" * 64) is None
+    await store.save("a" * 64, {"a": 0}, expires_at=clock() + timedelta(seconds=1))
+    clock.advance(2)
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is False
+    assert await store.load("a" * 64) is None
+
+
+async def test_concurrent_updates_of_different_keys_all_survive(
+    open_store: Callable[..., Store], clock: Clock
+) -> None:
+    writer = open_store()
+    await writer.save("a" * 64, {"start": True}, expires_at=clock() + HOUR)
+    stores = [open_store() for _ in range(4)]
+
+    async def set_key(i: int) -> None:
+        changes = Changes(set={f"k{i}": i})
+        assert await stores[i % 4].update("a" * 64, changes, expires_at=clock() + HOUR)
+
+    async with anyio.create_task_group() as tasks:
+        for i in range(20):
+            tasks.start_soon(set_key, i)
+    loaded = await writer.load("a" * 64)
+    assert loaded == {"start": True, **{f"k{i}": i for i in range(20)}}

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from lazysession import Store, SyncStore
+from lazysession import Changes, Store, SyncStore
 from lazysession.stores import Record
 from lazysession.wsgi import get_session
 
@@ -79,6 +79,10 @@ class Recorder(SyncStore):
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1
         self.inner.save(session_id, data, expires_at=expires_at)
+
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        self.calls["update"] += 1
+        return self.inner.update(session_id, changes, expires_at=expires_at)
 
     def delete(self, session_id: str) -> None:
         self.calls["delete"] += 1

@@ -4,6 +4,9 @@ Rules every store keeps:
 - ``session_id`` is the key the core derived from the cookie (a SHA-256 of the random id);
   stores never see the cookie itself.
 - ``read``/``load`` never return an expired session, whether or not it has been swept.
+- ``update`` merges one request's changes onto the latest stored copy, atomically, so
+  two requests that change different keys of one session both keep their change (on
+  the same key, the last writer wins); it never brings back a session that is gone.
 - ``touch`` moves the expiry of a live session without rewriting its data; it never
   brings back a session that has expired or been deleted.
 - ``save`` replaces the session and its expiry in one step: readers see the old or the
@@ -19,7 +22,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .._session import Changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,10 @@ class SyncStore(abc.ABC):
 
     @abc.abstractmethod
     def touch(self, session_id: str, *, expires_at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        """Merge ``changes``; False (and nothing written) when the session is gone."""
 
     @abc.abstractmethod
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None: ...
@@ -74,6 +84,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def touch(self, session_id: str, *, expires_at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        """Merge ``changes``; False (and nothing written) when the session is gone."""
 
     @abc.abstractmethod
     async def save(

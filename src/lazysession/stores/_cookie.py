@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from .._errors import ConfigurationError, SessionTooLarge
+from .._session import Changes
 from ._base import Record, Store, SyncStore
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -39,6 +40,9 @@ class CookieStore(Store):
     async def touch(self, session_id: str, *, expires_at: datetime) -> None:
         return None
 
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        return False
+
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         return None
 
@@ -62,6 +66,9 @@ class _SyncCookieStore(SyncStore):
 
     def touch(self, session_id: str, *, expires_at: datetime) -> None:
         return None
+
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        return False
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         return None

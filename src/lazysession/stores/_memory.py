@@ -18,6 +18,7 @@ import anyio.lowlevel
 from .. import _json
 from .._errors import ConfigurationError
 from .._expiry import Clock, from_timestamp, to_timestamp, utc_now
+from .._session import Changes
 from ._base import Record, Store, SyncStore
 
 logger = logging.getLogger("lazysession")
@@ -57,6 +58,17 @@ class MemoryStore(Store):
                 return
             self._remove(session_id)
             self._file(session_id, to_timestamp(expires_at), entry[1])
+
+    def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> bool:
+        expires = to_timestamp(expires_at)
+        with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is None or entry[0] <= to_timestamp(self._clock()):
+                return False
+            text = _json.dumps(changes.apply_to(_json.loads(entry[1])))
+            self._remove(session_id)
+            self._file(session_id, expires, text)
+            return True
 
     def _file(self, session_id: str, expires: float, text: str) -> None:
         self._entries[session_id] = (expires, text)
@@ -112,6 +124,9 @@ class MemoryStore(Store):
     async def touch(self, session_id: str, *, expires_at: datetime) -> None:
         self._touch(session_id, expires_at)
 
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        return self._update(session_id, changes, expires_at)
+
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self._save(session_id, data, expires_at)
 
@@ -146,6 +161,9 @@ class _SyncMemoryStore(SyncStore):
 
     def touch(self, session_id: str, *, expires_at: datetime) -> None:
         self._store._touch(session_id, expires_at)
+
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        return self._store._update(session_id, changes, expires_at)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self._store._save(session_id, data, expires_at)

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from .. import _json
 from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, from_timestamp, utc_now
+from .._session import Changes
 from ._base import Record, Store, SyncStore
 
 DEFAULT_PREFIX = "lazysession:"
@@ -43,10 +44,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# Moves the expiry of a session that still exists; never creates one.
+# Moves the expiry of a session that is still live; never creates one.
+# ARGV: TTL ms, expiry ms, now ms (the store's clock).
 _TOUCH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Merges one request's changes onto a session that is still live; never creates one.
+# ARGV: TTL ms, expiry ms, now ms, number of removed keys, removed fields..., field/values.
+_UPDATE = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[3]) then return 0 end
+local removed = tonumber(ARGV[4])
+if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 5, 4 + removed)) end
+redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 5 + removed))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
@@ -70,6 +85,11 @@ def _fields(data: Mapping[str, Any]) -> list[str]:
     for key, value in data.items():
         pairs += [_DATA + str(key), _json.dumps_value(str(key), value)]
     return pairs
+
+
+def _update_args(changes: Changes) -> list[str | int]:
+    removed = [_DATA + key for key in changes.removed]
+    return [len(removed), *removed, *_fields(changes.set)]
 
 
 def _decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
@@ -192,7 +212,7 @@ class RedisStore(Store):
         client = self.check_async()
         with _store_errors("touching a session"):
             if ttl > 0:
-                await client.eval(_TOUCH, 1, self.key(session_id), ttl, expiry)
+                await client.eval(_TOUCH, 1, self.key(session_id), ttl, expiry, self._now_ms())
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         fields = _fields(data)
@@ -203,6 +223,25 @@ class RedisStore(Store):
                 await client.delete(self.key(session_id))
                 return
             await client.eval(_REPLACE, 1, self.key(session_id), ttl, expiry, *fields)
+
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        if changes.replace:
+            record = await self.read(session_id)
+            if record is None:
+                return False
+            await self.save(session_id, changes.apply_to(None), expires_at=expires_at)
+            return True
+        args = _update_args(changes)
+        ttl, expiry = self._ttl_ms(expires_at)
+        client = self.check_async()
+        with _store_errors("saving a session"):
+            if ttl <= 0:
+                await client.delete(self.key(session_id))
+                return False
+            done = await client.eval(
+                _UPDATE, 1, self.key(session_id), ttl, expiry, self._now_ms(), *args
+            )
+        return bool(done)
 
     async def delete(self, session_id: str) -> None:
         client = self.check_async()
@@ -254,7 +293,8 @@ class _SyncRedisStore(SyncStore):
         ttl, expiry = store._ttl_ms(expires_at)
         with _store_errors("touching a session"):
             if ttl > 0:
-                store.check_sync().eval(_TOUCH, 1, store.key(session_id), ttl, expiry)
+                client = store.check_sync()
+                client.eval(_TOUCH, 1, store.key(session_id), ttl, expiry, store._now_ms())
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         store = self._store
@@ -266,6 +306,25 @@ class _SyncRedisStore(SyncStore):
                 client.delete(store.key(session_id))
                 return
             client.eval(_REPLACE, 1, store.key(session_id), ttl, expiry, *fields)
+
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        store = self._store
+        if changes.replace:
+            if self.read(session_id) is None:
+                return False
+            self.save(session_id, changes.apply_to(None), expires_at=expires_at)
+            return True
+        args = _update_args(changes)
+        ttl, expiry = store._ttl_ms(expires_at)
+        client = store.check_sync()
+        with _store_errors("saving a session"):
+            if ttl <= 0:
+                client.delete(store.key(session_id))
+                return False
+            done = client.eval(
+                _UPDATE, 1, store.key(session_id), ttl, expiry, store._now_ms(), *args
+            )
+            return bool(done)
 
     def delete(self, session_id: str) -> None:
         with _store_errors("deleting a session"):

@@ -14,11 +14,12 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from .. import _json
 from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, utc_now
+from .._session import Changes
 from ._base import Record, Store, SyncStore
 
 if TYPE_CHECKING:
@@ -113,6 +115,16 @@ class _Statements:
         self.read = sa.select(c.data, c.expires_at).where(
             c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now")
         )
+        self.read_locked = self.read.with_for_update()
+        self.rewrite = (
+            sa.update(table)
+            .where(c.session_id == sa.bindparam("sid"))
+            .values(
+                data=sa.bindparam("data"),
+                expires_at=sa.bindparam("expires"),
+                updated_at=sa.bindparam("now"),
+            )
+        )
         self.touch = (
             sa.update(table)
             .where(c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now"))
@@ -143,6 +155,25 @@ class _Statements:
             my = mysql.insert(self.table).values(values)
             return my.on_duplicate_key_update(changed)
         raise ConfigurationError(f"SQLAlchemyStore does not support the {self.dialect} dialect")
+
+    def update_plan(
+        self, session_id: str, changes: Changes, expires_at: datetime, now: datetime
+    ) -> Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]:
+        """The steps of a merge, free of I/O: read the latest copy under a row lock, merge
+        this request's changes onto it, write it back. The driver sends each statement
+        and hands back the row it read. False: the session is gone; nothing written."""
+        row = yield self.read_locked, {"sid": session_id, "now": now}
+        if row is None:
+            return False
+        merged = changes.apply_to(_json.loads(row.data) or {})
+        params = {"sid": session_id, "data": _json.dumps(merged), "now": now, "expires": expires_at}
+        yield self.rewrite, params
+        return True
+
+    @property
+    def locks_by_begin_immediate(self) -> bool:
+        """SQLite has no row locks: a merge takes the database's write lock up front."""
+        return self.dialect == "sqlite"
 
     @property
     def before_batch(self) -> list[str]:
@@ -217,6 +248,29 @@ class _Statements:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+Plan = Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]
+
+
+async def _run_plan_async(conn: AsyncConnection, plan: Plan) -> bool:
+    try:
+        statement, params = next(plan)
+        while True:
+            result = await conn.execute(statement, params)
+            statement, params = plan.send(result.first() if result.returns_rows else None)
+    except StopIteration as done:
+        return bool(done.value)
+
+
+def _run_plan(conn: Connection, plan: Plan) -> bool:
+    try:
+        statement, params = next(plan)
+        while True:
+            result = conn.execute(statement, params)
+            statement, params = plan.send(result.first() if result.returns_rows else None)
+    except StopIteration as done:
+        return bool(done.value)
+
+
 def _record(row: Any) -> Record | None:  # a Row; its generics differ across SQLAlchemy 2.x
     if row is None:
         return None
@@ -272,8 +326,8 @@ def _store_errors(action: str) -> Iterator[None]:
     """Driver errors surface as :class:`~lazysession.StoreError`, naming what failed."""
     try:
         yield
-    except (DBAPIError, OSError) as error:
-        raise StoreError(f"{action} failed: {error}") from error
+    except (DBAPIError, sa.exc.TimeoutError, OSError, asyncio.TimeoutError) as error:
+        raise StoreError(f"{action} failed: {error!r}") from error
 
 
 class SQLAlchemyStore(Store):
@@ -534,6 +588,24 @@ class SQLAlchemyStore(Store):
             async with self._write_turn(), engine.connect() as conn:
                 await conn.execute(self._sql.delete, {"sid": session_id})
 
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        plan = self._sql.update_plan(session_id, changes, expires_at, self._clock())
+        with _store_errors("saving a session"):
+            if self._sql.locks_by_begin_immediate:
+                engine = await self._single_async()
+                async with self._write_turn(), engine.connect() as conn:
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    try:
+                        applied = await _run_plan_async(conn, plan)
+                    except BaseException:
+                        await conn.exec_driver_sql("ROLLBACK")
+                        raise
+                    await conn.exec_driver_sql("COMMIT")
+                    return applied
+            engine = await self._ready_async()
+            async with engine.begin() as conn:
+                return await _run_plan_async(conn, plan)
+
     async def count(self) -> int:
         with _store_errors("counting sessions"):
             engine = await self._single_async()
@@ -627,6 +699,23 @@ class _SyncSQLAlchemyStore(SyncStore):
             store._single_sync().connect() as conn,
         ):
             conn.execute(store._sql.delete, {"sid": session_id})
+
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+        store = self._store
+        plan = store._sql.update_plan(session_id, changes, expires_at, store._clock())
+        with _store_errors("saving a session"):
+            if store._sql.locks_by_begin_immediate:
+                with store._sync_write_turn(), store._single_sync().connect() as conn:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    try:
+                        applied = _run_plan(conn, plan)
+                    except BaseException:
+                        conn.exec_driver_sql("ROLLBACK")
+                        raise
+                    conn.exec_driver_sql("COMMIT")
+                    return applied
+            with store._ready_sync().begin() as conn:
+                return _run_plan(conn, plan)
 
     def count(self) -> int:
         with _store_errors("counting sessions"), self._store._single_sync().connect() as conn:
