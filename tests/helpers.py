@@ -76,6 +76,12 @@ async def read(request: Request) -> Response:
     return JSONResponse(dict(request.session))
 
 
+async def slow_read(request: Request) -> Response:
+    seen = dict(request.session)
+    await anyio.sleep(float(request.query_params.get("seconds", "0.2")))
+    return JSONResponse(seen)
+
+
 async def write(request: Request) -> Response:
     for key, value in request.query_params.items():
         request.session[key] = value
@@ -130,6 +136,7 @@ async def socket(websocket: WebSocket) -> None:
 ROUTES = [
     Route("/untouched", untouched),
     Route("/read", read),
+    Route("/slow-read", slow_read),
     Route("/write", write, methods=["GET", "POST"]),
     Route("/clear", clear),
     Route("/login", login),
