@@ -125,6 +125,14 @@ class _Statements:
                 updated_at=sa.bindparam("now"),
             )
         )
+        self.merge_jsonb = sa.text(
+            f"UPDATE {table.name} SET "  # noqa: S608 - a validated identifier
+            "data = ((data::jsonb - CAST(:removed AS text[])) || CAST(:changes AS jsonb))::text, "
+            "expires_at = :expires, updated_at = :now "
+            "WHERE session_id = :sid AND expires_at > :now"
+        ).bindparams(
+            sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("expires", type_=UTCDateTime())
+        )
         self.touch = (
             sa.update(table)
             .where(c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now"))
@@ -159,16 +167,36 @@ class _Statements:
     def update_plan(
         self, session_id: str, changes: Changes, expires_at: datetime, now: datetime
     ) -> Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]:
-        """The steps of a merge, free of I/O: read the latest copy under a row lock, merge
-        this request's changes onto it, write it back. The driver sends each statement
-        and hands back the row it read. False: the session is gone; nothing written."""
-        row = yield self.read_locked, {"sid": session_id, "now": now}
+        """The steps of a merge, free of I/O; the driver sends each statement and hands
+        back its result. False: the session is gone, and nothing was written.
+
+        PostgreSQL merges in one statement (jsonb: remove keys, then add the changed
+        ones), atomic on its own. The others read the latest copy under a lock (row lock,
+        or SQLite's write lock), merge here, and write it back."""
+        if self.dialect == "postgresql":
+            result = yield (
+                self.merge_jsonb,
+                {
+                    "sid": session_id,
+                    "now": now,
+                    "expires": expires_at,
+                    "removed": sorted(changes.removed),
+                    "changes": _json.dumps(changes.set),
+                },
+            )
+            return bool(result.rowcount)
+        result = yield self.read_locked, {"sid": session_id, "now": now}
+        row = result.first()
         if row is None:
             return False
         merged = changes.apply_to(_json.loads(row.data) or {})
         params = {"sid": session_id, "data": _json.dumps(merged), "now": now, "expires": expires_at}
         yield self.rewrite, params
         return True
+
+    @property
+    def merges_in_one_statement(self) -> bool:
+        return self.dialect == "postgresql"
 
     @property
     def locks_by_begin_immediate(self) -> bool:
@@ -255,8 +283,7 @@ async def _run_plan_async(conn: AsyncConnection, plan: Plan) -> bool:
     try:
         statement, params = next(plan)
         while True:
-            result = await conn.execute(statement, params)
-            statement, params = plan.send(result.first() if result.returns_rows else None)
+            statement, params = plan.send(await conn.execute(statement, params))
     except StopIteration as done:
         return bool(done.value)
 
@@ -265,8 +292,7 @@ def _run_plan(conn: Connection, plan: Plan) -> bool:
     try:
         statement, params = next(plan)
         while True:
-            result = conn.execute(statement, params)
-            statement, params = plan.send(result.first() if result.returns_rows else None)
+            statement, params = plan.send(conn.execute(statement, params))
     except StopIteration as done:
         return bool(done.value)
 
@@ -602,6 +628,10 @@ class SQLAlchemyStore(Store):
                         raise
                     await conn.exec_driver_sql("COMMIT")
                     return applied
+            if self._sql.merges_in_one_statement:
+                single = await self._single_async()
+                async with single.connect() as conn:
+                    return await _run_plan_async(conn, plan)
             engine = await self._ready_async()
             async with engine.begin() as conn:
                 return await _run_plan_async(conn, plan)
@@ -714,6 +744,9 @@ class _SyncSQLAlchemyStore(SyncStore):
                         raise
                     conn.exec_driver_sql("COMMIT")
                     return applied
+            if store._sql.merges_in_one_statement:
+                with store._single_sync().connect() as conn:
+                    return _run_plan(conn, plan)
             with store._ready_sync().begin() as conn:
                 return _run_plan(conn, plan)
 
