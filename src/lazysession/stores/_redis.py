@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,7 +25,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from .. import _json
 from .._errors import ConfigurationError, StoreError
@@ -65,6 +66,24 @@ redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 5 + removed))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
+
+_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_REPLACE, _TOUCH, _UPDATE)}  # noqa: S324 - Redis names scripts by SHA-1
+
+
+async def _run_async(client: Any, script: str, key: str, *args: Any) -> Any:
+    """EVALSHA (the script is cached server side), loading it with EVAL the first time."""
+    try:
+        return await client.evalsha(_SHA[script], 1, key, *args)
+    except NoScriptError:
+        return await client.eval(script, 1, key, *args)
+
+
+def _run(client: Any, script: str, key: str, *args: Any) -> Any:
+    try:
+        return client.evalsha(_SHA[script], 1, key, *args)
+    except NoScriptError:
+        return client.eval(script, 1, key, *args)
+
 
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 SyncClient = redis.Redis | redis.cluster.RedisCluster
@@ -212,7 +231,7 @@ class RedisStore(Store):
         client = self.check_async()
         with _store_errors("touching a session"):
             if ttl > 0:
-                await client.eval(_TOUCH, 1, self.key(session_id), ttl, expiry, self._now_ms())
+                await _run_async(client, _TOUCH, self.key(session_id), ttl, expiry, self._now_ms())
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         fields = _fields(data)
@@ -222,7 +241,7 @@ class RedisStore(Store):
             if ttl <= 0 or not fields:
                 await client.delete(self.key(session_id))
                 return
-            await client.eval(_REPLACE, 1, self.key(session_id), ttl, expiry, *fields)
+            await _run_async(client, _REPLACE, self.key(session_id), ttl, expiry, *fields)
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
         if changes.replace:
@@ -238,8 +257,8 @@ class RedisStore(Store):
             if ttl <= 0:
                 await client.delete(self.key(session_id))
                 return False
-            done = await client.eval(
-                _UPDATE, 1, self.key(session_id), ttl, expiry, self._now_ms(), *args
+            done = await _run_async(
+                client, _UPDATE, self.key(session_id), ttl, expiry, self._now_ms(), *args
             )
         return bool(done)
 
@@ -294,7 +313,7 @@ class _SyncRedisStore(SyncStore):
         with _store_errors("touching a session"):
             if ttl > 0:
                 client = store.check_sync()
-                client.eval(_TOUCH, 1, store.key(session_id), ttl, expiry, store._now_ms())
+                _run(client, _TOUCH, store.key(session_id), ttl, expiry, store._now_ms())
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         store = self._store
@@ -305,7 +324,7 @@ class _SyncRedisStore(SyncStore):
             if ttl <= 0 or not fields:
                 client.delete(store.key(session_id))
                 return
-            client.eval(_REPLACE, 1, store.key(session_id), ttl, expiry, *fields)
+            _run(client, _REPLACE, store.key(session_id), ttl, expiry, *fields)
 
     def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
         store = self._store
@@ -321,9 +340,7 @@ class _SyncRedisStore(SyncStore):
             if ttl <= 0:
                 client.delete(store.key(session_id))
                 return False
-            done = client.eval(
-                _UPDATE, 1, store.key(session_id), ttl, expiry, store._now_ms(), *args
-            )
+            done = _run(client, _UPDATE, store.key(session_id), ttl, expiry, store._now_ms(), *args)
             return bool(done)
 
     def delete(self, session_id: str) -> None:

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""What each session middleware costs per request, served by uvicorn (1 worker, no access
+log) and loaded from this process over loopback.
+
+Stacks: no session middleware (the physical limit), Starlette's SessionMiddleware,
+starsessions (memory store, autoload), lazysession with MemoryStore and with SQLite; and,
+when Redis is reachable, starsessions' Redis store against lazysession's. Scenarios: an
+untouched route without a cookie; the same with ``Authorization: Bearer``; a read without
+a cookie; a read and a write with a valid cookie. Runs are interleaved (every stack in
+turn) and repeated; the table gives medians with their spread, and ratios to the bare app
+from the same round. Bounded in time; loopback only.
+
+    python benchmarks/overhead.py [--rounds 3] [--seconds 1.5] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _http import Connection
+from _server import served
+from _table import machine_line, markdown_table, median_and_spread
+
+SCENARIOS = {
+    "untouched, no cookie": ("/untouched", False, {}),
+    "untouched, Bearer": ("/untouched", False, {"Authorization": "Bearer sdk-token"}),
+    "read, no cookie": ("/read", False, {}),
+    "read, valid cookie": ("/read", True, {}),
+    "write, valid cookie": ("/write", True, {}),
+}
+
+
+def redis_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), 1):
+            return True
+    except OSError:
+        return False
+
+
+async def measure(
+    port: int,
+    path: str,
+    cookie: str | None,
+    headers: dict[str, str],
+    seconds: float,
+    connections: int,
+) -> tuple[float, float]:
+    """Requests per second and p99 latency in ms."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        connection = Connection(port, cookie=cookie)
+        while time.perf_counter() < deadline:
+            reply = await connection.get(path, headers)
+            if reply.status != 200:
+                raise RuntimeError(f"{path} answered {reply.status}")
+            connection.cookie = cookie  # every request carries the same cookie
+            latencies.append(reply.seconds)
+        await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, statistics.quantiles(latencies, n=100)[98] * 1000
+
+
+async def login(port: int) -> str | None:
+    connection = Connection(port)
+    await connection.get("/write")
+    await connection.close()
+    return connection.cookie  # None for the bare app
+
+
+async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
+    cookies = {name: await login(port) for name, port in ports.items()}
+    rps: dict[tuple[str, str], list[float]] = {}
+    p99: dict[tuple[str, str], list[float]] = {}
+    ratio: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for scenario, (path, with_cookie, headers) in SCENARIOS.items():
+            this_round: dict[str, float] = {}
+            for name, port in ports.items():
+                cookie = cookies[name] if with_cookie else None
+                rate, tail = await measure(
+                    port, path, cookie, headers, args.seconds, args.connections
+                )
+                this_round[name] = rate
+                rps.setdefault((name, scenario), []).append(rate)
+                p99.setdefault((name, scenario), []).append(tail)
+            for name, rate in this_round.items():
+                ratio.setdefault((name, scenario), []).append(rate / this_round["bare app"])
+    print(f"## Served by uvicorn, 1 worker ({machine_line()})\n")
+    print(
+        f"{args.rounds} interleaved rounds of {args.seconds:g} s per stack and scenario, "
+        f"{args.connections} keep-alive connections; medians (± half the interquartile "
+        "range); 'x bare' is requests per second relative to the bare app in the same "
+        "round (1.000 = no cost).\n"
+    )
+    rows = []
+    for scenario in SCENARIOS:
+        for name in ports:
+            rate, spread = median_and_spread(rps[(name, scenario)])
+            relative, _ = median_and_spread(ratio[(name, scenario)])
+            tail = statistics.median(p99[(name, scenario)])
+            rows.append(
+                [
+                    scenario,
+                    name,
+                    f"{rate:,.0f} ± {spread * 100:.0f}%",
+                    f"{relative:.3f}",
+                    f"{tail:.1f}",
+                ]
+            )
+    print(markdown_table(["scenario", "stack", "req/s", "x bare", "p99 ms"], rows))
+
+
+def main(args: argparse.Namespace) -> None:
+    stacks: dict[str, tuple[str, dict[str, str]]] = {
+        "bare app": ("bare", {}),
+        "starlette SessionMiddleware": ("starlette", {}),
+        "starsessions (memory)": ("starsessions", {}),
+        "lazysession (MemoryStore)": ("lazysession-memory", {}),
+    }
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
+        stacks["lazysession (SQLite)"] = (
+            "lazysession-sqlite",
+            {"BENCH_STORE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db"},
+        )
+        if redis_reachable():
+            prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+            stacks["starsessions (Redis)"] = ("starsessions-redis", {})
+            stacks["lazysession (Redis)"] = ("lazysession-redis", {"BENCH_PREFIX": prefix})
+        else:
+            print("Redis is not reachable: the Redis rows are left out", file=sys.stderr)
+        ports = {
+            name: servers.enter_context(served(stack, 1, **env))
+            for name, (stack, env) in stacks.items()
+        }
+        asyncio.run(run(args, ports))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--connections", type=int, default=8)
+    main(parser.parse_args())
