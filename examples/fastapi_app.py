@@ -10,6 +10,7 @@ import os
 from fastapi import FastAPI, Request
 
 from lazysession import SessionMiddleware, SQLAlchemyStore
+from lazysession.fastapi import SessionDep
 
 app = FastAPI()
 app.add_middleware(
@@ -33,6 +34,6 @@ async def me(request: Request) -> dict[str, str | None]:
 
 
 @app.post("/logout")
-async def logout(request: Request) -> dict[str, bool]:
-    request.session.clear()  # deletes the stored session and expires the cookie
+async def logout(session: SessionDep) -> dict[str, bool]:
+    session.invalidate()  # deletes the stored session and expires the cookie
     return {"logged_out": True}

@@ -11,10 +11,13 @@ from ._errors import (
     LazySessionError,
     SessionNotSerializable,
     SessionTooLarge,
+    SessionUnavailable,
     StoreError,
 )
 from ._request import RequestInfo, is_bearer_request, never
 from ._session import Changes, Session
+from .config import Settings, store_from_url
+from .metrics import Metrics
 from .stores import CookieStore, MemoryStore, Store, SyncStore
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ __all__ = [
     "CookieStore",
     "LazySessionError",
     "MemoryStore",
+    "Metrics",
     "RedisStore",
     "RequestInfo",
     "SQLAlchemyStore",
@@ -34,12 +38,15 @@ __all__ = [
     "SessionMiddleware",
     "SessionNotSerializable",
     "SessionTooLarge",
+    "SessionUnavailable",
+    "Settings",
     "Store",
     "StoreError",
     "SyncStore",
     "get_session",
     "is_bearer_request",
     "never",
+    "store_from_url",
 ]
 
 __version__ = "0.1.0"

@@ -20,6 +20,7 @@ from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bear
 from ._session import Session
 from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
+from .metrics import Metrics
 from .stores import CookieStore, Store
 
 
@@ -78,9 +79,11 @@ class SessionMiddleware:
             clock=clock,
         )
         self._insecure = InsecureCookieWarning(https_only)
+        self.metrics = Metrics()
         self.sweeper: AsyncSweeper | None = None
         if sweep_interval and not self.store.client_side:
-            self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(sweep_interval))
+            schedule = SweepSchedule(sweep_interval)
+            self.sweeper = AsyncSweeper(self.store.sweep, schedule, self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,6 +109,7 @@ class SessionMiddleware:
                     try:
                         await self._persist(outcome, message)
                     except StoreError as error:
+                        self.metrics.store_errors += 1
                         report_store_error(error, "the response was replaced by a 503")
                         replaced = True
                         await _send_unavailable(send)
@@ -125,13 +129,17 @@ class SessionMiddleware:
 
     async def _load(self, exchange: Exchange, key: str) -> Session:
         try:
-            return exchange.loaded(await self.store.read(key))
+            session = exchange.loaded(await self.store.read(key))
         except StoreError as error:
+            self.metrics.store_errors += 1
             proceed = self.on_store_error == "empty"
             report_store_error(
                 error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
             )
             return exchange.unavailable(proceed=proceed)
+        if exchange.session_id is not None:
+            self.metrics.loaded += 1
+        return session
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -162,6 +170,7 @@ class SessionMiddleware:
                 await self.store.save(write.session_id, write.data, expires_at=write.expires_at)
         elif outcome.touch is not None:
             await self.store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
+        self.metrics.record(outcome)
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)

@@ -60,6 +60,8 @@ class Write:
     expires_at: datetime
     changes: Changes
     """Only what this request changed, for stores that merge onto the stored copy."""
+    created: bool = False
+    """A session id minted by this request (a new or regenerated session)."""
 
     @property
     def merge(self) -> bool:
@@ -86,10 +88,13 @@ class Outcome:
     touch: Touch | None = None
     set_cookie: str | None = None
     vary: bool = False
+    skipped: bool = False
+    """``skip_persistence`` matched: something would have been persisted, and was not."""
 
 
 NOTHING = Outcome()
 VARY_ONLY = Outcome(vary=True)
+SKIPPED = Outcome(vary=True, skipped=True)
 
 
 class SessionRules:
@@ -282,7 +287,7 @@ class Exchange:
         if not session.modified:
             return self._touch(session, skip, request, persistent_cookie)
         if skip(request):
-            return VARY_ONLY
+            return SKIPPED
         return self._write(session, persistent_cookie)
 
     def _touch(
@@ -293,8 +298,10 @@ class Exchange:
         if meta is None or stored is None:
             return VARY_ONLY
         now = rules.clock()
-        if not needs_touch(stored, meta, now, rules.lifetimes) or skip(request):
+        if not needs_touch(stored, meta, now, rules.lifetimes):
             return VARY_ONLY
+        if skip(request):
+            return SKIPPED
         expiry = expires_at(meta, now, rules.lifetimes)
         max_age = rules.cookie_max_age(expiry, now, persistent)
         if not rules.server_side:
@@ -344,7 +351,7 @@ class Exchange:
         )
         return Outcome(
             delete=delete,
-            write=Write(store_key(session_id), data, expiry, changes),
+            write=Write(store_key(session_id), data, expiry, changes, created=session_id != old_id),
             set_cookie=rules.cookie.render(signed, max_age),
             vary=True,
         )

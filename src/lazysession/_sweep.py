@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from .metrics import Metrics
+
 logger = logging.getLogger("lazysession")
 
 FIRST_SWEEP_WITHIN = 5.0
@@ -44,12 +46,11 @@ class SweepSchedule:
         return self.interval * (1.0 + JITTER * (2.0 * self._random() - 1.0))
 
 
-def report(deleted: int, started: float) -> None:
-    logger.info(
-        "lazysession sweep deleted %d expired sessions in %.3f s",
-        deleted,
-        time.perf_counter() - started,
-    )
+def report(deleted: int, started: float, metrics: Metrics | None = None) -> None:
+    seconds = time.perf_counter() - started
+    logger.info("lazysession sweep deleted %d expired sessions in %.3f s", deleted, seconds)
+    if metrics is not None:
+        metrics.record_sweep(deleted, seconds)
 
 
 def report_failure(error: BaseException) -> None:
@@ -60,10 +61,16 @@ class AsyncSweeper:
     """Runs ``sweep`` as a background task of the ASGI lifespan, or, for servers without
     lifespan, after the response of a request that finds a sweep due."""
 
-    __slots__ = ("_busy", "_due", "_sweep", "lifespan_running", "schedule")
+    __slots__ = ("_busy", "_due", "_sweep", "lifespan_running", "metrics", "schedule")
 
-    def __init__(self, sweep: Callable[[], Awaitable[int]], schedule: SweepSchedule) -> None:
+    def __init__(
+        self,
+        sweep: Callable[[], Awaitable[int]],
+        schedule: SweepSchedule,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._sweep = sweep
+        self.metrics = metrics
         self.schedule = schedule
         self.lifespan_running = False
         self._busy = False
@@ -81,7 +88,7 @@ class AsyncSweeper:
         except Exception as error:
             report_failure(error)
         else:
-            report(deleted, started)
+            report(deleted, started, self.metrics)
         finally:
             self._busy = False
 
@@ -116,9 +123,12 @@ class ThreadSweeper:
     concurrent sweeps from several workers safe.
     """
 
-    def __init__(self, sweep: Callable[[], int], schedule: SweepSchedule) -> None:
+    def __init__(
+        self, sweep: Callable[[], int], schedule: SweepSchedule, metrics: Metrics | None = None
+    ) -> None:
         self._sweep = sweep
         self.schedule = schedule
+        self.metrics = metrics
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -158,7 +168,7 @@ class ThreadSweeper:
         except Exception as error:
             report_failure(error)
         else:
-            report(deleted, started)
+            report(deleted, started, self.metrics)
 
     def _run(self) -> None:
         stopping = self._stopping

@@ -34,6 +34,7 @@ from ._expiry import Clock, Lifetimes, utc_now
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
 from ._sweep import SweepSchedule, ThreadSweeper
+from .metrics import Metrics
 from .stores import CookieStore, Store, SyncStore
 from .wsgi import check_sync_store, persist
 
@@ -102,9 +103,11 @@ class LazySessionInterface(SessionInterface):
         self.sync_store: SyncStore = check_sync_store(self.store)
         self.skip_persistence = skip_persistence
         self.clock = clock
+        self.metrics = Metrics()
         self.sweeper: ThreadSweeper | None = None
         if sweep_interval and not self.store.client_side:
-            self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(sweep_interval))
+            schedule = SweepSchedule(sweep_interval)
+            self.sweeper = ThreadSweeper(self.sync_store.sweep, schedule, self.metrics)
 
     def rules(self, app: flask.Flask) -> SessionRules:
         """The rules for ``app``, built from its config on first use."""
@@ -152,13 +155,17 @@ class LazySessionInterface(SessionInterface):
 
     def _load(self, exchange: Exchange, key: str) -> Session:
         try:
-            return exchange.loaded(self.sync_store.read(key))
+            session = exchange.loaded(self.sync_store.read(key))
         except StoreError as error:
+            self.metrics.store_errors += 1
             proceed = self.on_store_error == "empty"
             report_store_error(
                 error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
             )
             return exchange.unavailable(proceed=proceed, placeholder=_UnavailableFlaskSession)
+        if exchange.session_id is not None:
+            self.metrics.loaded += 1
+        return session
 
     def save_session(
         self, app: flask.Flask, session: SessionMixin, response: flask.Response
@@ -175,7 +182,9 @@ class LazySessionInterface(SessionInterface):
             return
         try:
             persist(self.sync_store, outcome)
+            self.metrics.record(outcome)
         except StoreError as error:
+            self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
             response.status_code = 503
             response.set_data(UNAVAILABLE_BODY)

@@ -30,6 +30,7 @@ from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
 from ._sweep import SweepSchedule, ThreadSweeper
+from .metrics import Metrics
 from .stores import CookieStore, Store, SyncStore
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware", "get_session"]
@@ -157,9 +158,11 @@ class SessionMiddleware:
             clock=clock,
         )
         self._insecure = InsecureCookieWarning(https_only)
+        self.metrics = Metrics()
         self.sweeper: ThreadSweeper | None = None
         if sweep_interval and not self.store.client_side:
-            self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(sweep_interval))
+            schedule = SweepSchedule(sweep_interval)
+            self.sweeper = ThreadSweeper(self.sync_store.sweep, schedule, self.metrics)
 
     def start_sweeper(self) -> None:
         """Start the sweep now rather than with the first request."""
@@ -182,7 +185,7 @@ class SessionMiddleware:
         exchange = self.rules.begin(environ.get("HTTP_COOKIE"))
         key = exchange.load_key
         environ[ENVIRON_KEY] = exchange.session if key is None else self._load(exchange, key)
-        response = _Response(self.sync_store, start_response)
+        response = _Response(self.sync_store, start_response, self.metrics)
 
         def start_with_session(
             status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
@@ -211,22 +214,27 @@ class SessionMiddleware:
 
     def _load(self, exchange: Exchange, key: str) -> Session:
         try:
-            return exchange.loaded(self.sync_store.read(key))
+            session = exchange.loaded(self.sync_store.read(key))
         except StoreError as error:
+            self.metrics.store_errors += 1
             proceed = self.on_store_error == "empty"
             report_store_error(
                 error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
             )
             return exchange.unavailable(proceed=proceed)
+        if exchange.session_id is not None:
+            self.metrics.loaded += 1
+        return session
 
 
 class _Response:
     """Holds the decision until the headers are about to leave, then writes the store."""
 
-    __slots__ = ("committed", "outcome", "start_response", "store")
+    __slots__ = ("committed", "metrics", "outcome", "start_response", "store")
 
-    def __init__(self, store: SyncStore, start_response: StartResponse) -> None:
+    def __init__(self, store: SyncStore, start_response: StartResponse, metrics: Metrics) -> None:
         self.store = store
+        self.metrics = metrics
         self.start_response = start_response
         self.outcome: Outcome = NOTHING
         self.committed = False
@@ -235,7 +243,12 @@ class _Response:
         if not self.committed:
             self.committed = True
             if self.outcome is not NOTHING:
-                persist(self.store, self.outcome)
+                try:
+                    persist(self.store, self.outcome)
+                except StoreError:
+                    self.metrics.store_errors += 1
+                    raise
+                self.metrics.record(self.outcome)
 
     def unavailable(self, exc_info: OptExcInfo) -> list[bytes]:
         """Answer 503 instead of the app's response, whose headers have not left yet."""

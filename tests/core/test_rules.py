@@ -16,7 +16,7 @@ from lazysession import (
     SessionNotSerializable,
     SessionTooLarge,
 )
-from lazysession._core import NOTHING, VARY_ONLY, SessionRules
+from lazysession._core import NOTHING, SKIPPED, VARY_ONLY, SessionRules
 from lazysession._expiry import DEFAULT_LIFETIME, META_KEY
 from lazysession._signing import IdSigner, SecretKeys, new_session_id, store_key
 from lazysession.stores import Record
@@ -108,7 +108,7 @@ def test_skip_persistence_drops_the_write_and_the_cookie() -> None:
     exchange = rules().begin(None)
     assert exchange.session is not None
     exchange.session["a"] = 1
-    assert exchange.finish(200, persist(skip=True), None) is VARY_ONLY
+    assert exchange.finish(200, persist(skip=True), None) == SKIPPED
 
 
 def test_a_server_error_persists_nothing() -> None:
@@ -179,7 +179,7 @@ def test_a_skipped_request_still_reads_its_cookies_session() -> None:
     session_id = new_session_id()
     exchange = rules().begin(signed_cookie(session_id))
     exchange.loaded(record({"user": "ada"})).clear()
-    assert exchange.finish(200, persist(skip=True), None) is VARY_ONLY
+    assert exchange.finish(200, persist(skip=True), None) == SKIPPED
 
 
 def test_the_first_validly_signed_cookie_of_a_name_wins() -> None:

@@ -19,7 +19,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -140,6 +140,7 @@ class _Statements:
         )
         self.delete = sa.delete(table).where(c.session_id == sa.bindparam("sid"))
         self.count = sa.select(sa.func.count()).select_from(table)
+        self.oldest = sa.select(sa.func.min(c.created_at)).where(c.expires_at > sa.bindparam("now"))
         self.count_expired = (
             sa.select(sa.func.count()).select_from(table).where(c.expires_at <= sa.bindparam("now"))
         )
@@ -193,6 +194,22 @@ class _Statements:
         params = {"sid": session_id, "data": _json.dumps(merged), "now": now, "expires": expires_at}
         yield self.rewrite, params
         return True
+
+    @property
+    def size_query(self) -> sa.TextClause | None:
+        name = self.table.name
+        if self.dialect == "postgresql":
+            return sa.text(f"SELECT pg_total_relation_size('{name}')")
+        if self.dialect in ("mysql", "mariadb"):
+            return sa.text(
+                "SELECT data_length + index_length FROM information_schema.tables "  # noqa: S608
+                f"WHERE table_schema = DATABASE() AND table_name = '{name}'"
+            )
+        if self.dialect == "sqlite":
+            return sa.text(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            )
+        return None
 
     @property
     def merges_in_one_statement(self) -> bool:
@@ -650,7 +667,28 @@ class SQLAlchemyStore(Store):
                 result = await conn.execute(self._sql.count_expired, {"now": self._clock()})
                 return int(result.scalar_one())
 
-    async def sweep(self) -> int:
+    async def oldest_created(self) -> datetime | None:
+        """When the oldest live session began (None without any)."""
+        with _store_errors("reading statistics"):
+            engine = await self._single_async()
+            async with engine.connect() as conn:
+                found = (await conn.execute(self._sql.oldest, {"now": self._clock()})).scalar()
+        return _as_utc(found)
+
+    async def table_bytes(self) -> int | None:
+        """Bytes the table and its indexes take, where the database can tell."""
+        query = self._sql.size_query
+        if query is None:
+            return None
+        with _store_errors("reading statistics"):
+            engine = await self._single_async()
+            async with engine.connect() as conn:
+                size = (await conn.execute(query)).scalar()
+        return None if size is None else int(size)
+
+    async def sweep(self, *, on_batch: Callable[[int], None] | None = None) -> int:
+        """Delete every expired session, batch by batch; ``on_batch`` hears the running
+        total after each batch (for progress reports)."""
         now = self._clock()
         total, after = 0, None
         while True:
@@ -667,6 +705,8 @@ class SQLAlchemyStore(Store):
                         await conn.exec_driver_sql(statement)
                         await conn.commit()
             total += deleted
+            if on_batch is not None:
+                on_batch(total)
             if deleted < self.batch_size:
                 return total
             await anyio.lowlevel.checkpoint()
