@@ -125,7 +125,7 @@ async def replay(app: Any, plan: list[tuple[str, str | None]], cookie_name: str)
         return {"type": "http.request", "body": b"", "more_body": False}
 
     for path, kind in plan:
-        headers = [(b"host", b"flood")]
+        headers = [(b"host", b"127.0.0.1")]
         if kind == "bearer":
             headers.append((b"authorization", b"Bearer sdk-" + secrets.token_hex(4).encode()))
         elif kind is not None and kind in jar:
