@@ -10,7 +10,6 @@ from ._cookies import CookieSettings, vary_with_cookie
 from ._core import DEFAULT_MAX_SIZE, NOTHING, Exchange, Outcome, SessionRules
 from ._errors import (
     UNAVAILABLE_BODY,
-    ConfigurationError,
     SessionUnavailable,
     StoreError,
     report_store_error,
@@ -18,6 +17,7 @@ from ._errors import (
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
+from ._shell import check_policy, load_failed, loaded
 from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .metrics import Metrics
@@ -54,9 +54,7 @@ class SessionMiddleware:
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
-        if on_store_error not in ("503", "empty"):
-            raise ConfigurationError("on_store_error must be '503' or 'empty'")
-        self.on_store_error = on_store_error
+        self.on_store_error = check_policy(on_store_error)
         self.app = app
         self.store: Store = store if store is not None else CookieStore()
         check_async_store(self.store)
@@ -129,17 +127,10 @@ class SessionMiddleware:
 
     async def _load(self, exchange: Exchange, key: str) -> Session:
         try:
-            session = exchange.loaded(await self.store.read(key))
+            record = await self.store.read(key)
         except StoreError as error:
-            self.metrics.store_errors += 1
-            proceed = self.on_store_error == "empty"
-            report_store_error(
-                error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
-            )
-            return exchange.unavailable(proceed=proceed)
-        if exchange.session_id is not None:
-            self.metrics.loaded += 1
-        return session
+            return load_failed(exchange, error, self.on_store_error, self.metrics)
+        return loaded(exchange, record, self.metrics)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

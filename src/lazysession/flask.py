@@ -33,6 +33,7 @@ from ._errors import (
 from ._expiry import Clock, Lifetimes, utc_now
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
+from ._shell import check_policy, load_failed, loaded
 from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
 from .stores import CookieStore, Store, SyncStore
@@ -95,9 +96,7 @@ class LazySessionInterface(SessionInterface):
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
-        if on_store_error not in ("503", "empty"):
-            raise ConfigurationError("on_store_error must be '503' or 'empty'")
-        self.on_store_error = on_store_error
+        self.on_store_error = check_policy(on_store_error)
         self.idle_timeout = idle_timeout
         self.store: Store = store if store is not None else CookieStore()
         self.sync_store: SyncStore = check_sync_store(self.store)
@@ -155,17 +154,12 @@ class LazySessionInterface(SessionInterface):
 
     def _load(self, exchange: Exchange, key: str) -> Session:
         try:
-            session = exchange.loaded(self.sync_store.read(key))
+            record = self.sync_store.read(key)
         except StoreError as error:
-            self.metrics.store_errors += 1
-            proceed = self.on_store_error == "empty"
-            report_store_error(
-                error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
+            return load_failed(
+                exchange, error, self.on_store_error, self.metrics, _UnavailableFlaskSession
             )
-            return exchange.unavailable(proceed=proceed, placeholder=_UnavailableFlaskSession)
-        if exchange.session_id is not None:
-            self.metrics.loaded += 1
-        return session
+        return loaded(exchange, record, self.metrics)
 
     def save_session(
         self, app: flask.Flask, session: SessionMixin, response: flask.Response

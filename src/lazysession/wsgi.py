@@ -21,7 +21,6 @@ from ._cookies import CookieSettings, vary_with_cookie
 from ._core import DEFAULT_MAX_SIZE, NOTHING, Exchange, Outcome, SessionRules
 from ._errors import (
     UNAVAILABLE_BODY,
-    ConfigurationError,
     SessionUnavailable,
     StoreError,
     report_store_error,
@@ -29,6 +28,7 @@ from ._errors import (
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
+from ._shell import check_policy, load_failed, loaded
 from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
 from .stores import CookieStore, Store, SyncStore
@@ -133,9 +133,7 @@ class SessionMiddleware:
         sweep_interval: float | None = 300,
         clock: Clock = utc_now,
     ) -> None:
-        if on_store_error not in ("503", "empty"):
-            raise ConfigurationError("on_store_error must be '503' or 'empty'")
-        self.on_store_error = on_store_error
+        self.on_store_error = check_policy(on_store_error)
         self.app = app
         self.store: Store = store if store is not None else CookieStore()
         self.sync_store = check_sync_store(self.store)
@@ -214,17 +212,10 @@ class SessionMiddleware:
 
     def _load(self, exchange: Exchange, key: str) -> Session:
         try:
-            session = exchange.loaded(self.sync_store.read(key))
+            record = self.sync_store.read(key)
         except StoreError as error:
-            self.metrics.store_errors += 1
-            proceed = self.on_store_error == "empty"
-            report_store_error(
-                error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
-            )
-            return exchange.unavailable(proceed=proceed)
-        if exchange.session_id is not None:
-            self.metrics.loaded += 1
-        return session
+            return load_failed(exchange, error, self.on_store_error, self.metrics)
+        return loaded(exchange, record, self.metrics)
 
 
 class _Response:
