@@ -80,6 +80,8 @@ class EagerSessionMiddleware:
     def __init__(self, app: Any, path: str) -> None:
         self.app = app
         self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = WAL")  # the same tuning lazysession's store gets
+        self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS eager (id TEXT PRIMARY KEY, data TEXT)")
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from lazysession import SessionMiddleware, SQLAlchemyStore
+from lazysession import SessionMiddleware, SQLAlchemyStore, get_session
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -74,8 +74,9 @@ async def home(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await request.form()
     user = str(form.get("user", "")).strip()[:64] or "anonymous"
-    request.session.clear()
-    request.session.update({"user": user, "counter": 0})
+    session = get_session(request)
+    session.regenerate()  # a new id at login: an id planted before it is worth nothing
+    session.update({"user": user, "counter": 0})
     return RedirectResponse("/", status_code=303)
 
 
@@ -86,7 +87,7 @@ async def count(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    request.session.clear()
+    get_session(request).invalidate()  # deleted from the store, cookie expired
     return RedirectResponse("/", status_code=303)
 
 
