@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Literal, Protocol
 
 import anyio
@@ -89,30 +90,35 @@ class SessionMiddleware:
             return
         if not self._insecure.done:
             self._insecure.check(_host(scope))
-        exchange = self.rules.begin(_cookie_header(scope))
-        key = exchange.load_key
-        if key is None:
-            scope["session"] = exchange.session
+        cookie = _cookie_header(scope)
+        exchange: Exchange | None = None
+        if cookie is None:
+            # Most requests: no cookie, so nothing to read or verify. The exchange is made
+            # only if the handler touches the session.
+            session = scope["session"] = self.rules.session_class()
         else:
-            scope["session"] = await self._load(exchange, key)
+            exchange = self.rules.begin(cookie)
+            key = exchange.load_key
+            loaded = exchange.session if key is None else await self._load(exchange, key)
+            assert loaded is not None
+            session = scope["session"] = loaded
         started = replaced = False
 
         async def send_with_session(message: Message) -> None:
-            nonlocal started, replaced
-            if replaced:
-                return  # the app's response was replaced by a 503
+            nonlocal started, replaced, exchange
             if message["type"] == "http.response.start":
-                outcome = exchange.finish(message["status"], self._skip, scope)
-                if outcome is not NOTHING:
-                    try:
-                        await self._persist(outcome, message)
-                    except StoreError as error:
-                        self.metrics.store_errors += 1
-                        report_store_error(error, "the response was replaced by a 503")
-                        replaced = True
-                        await _send_unavailable(send)
-                        return
                 started = True
+                if exchange is None:
+                    if not session.accessed:
+                        await send(message)
+                        return
+                    exchange = self.rules.exchange_for(session)
+                outcome = exchange.finish(message["status"], self._skip, scope)
+                if outcome is not NOTHING and not await self._persist(outcome, message, send):
+                    replaced = True
+                    return
+            elif replaced:
+                return  # the app's response was replaced by a 503
             await send(message)
 
         try:
@@ -148,7 +154,27 @@ class SessionMiddleware:
     def _skip(self, scope: Scope) -> bool:
         return self.skip_persistence(request_info(scope))
 
-    async def _persist(self, outcome: Outcome, message: Message) -> None:
+    async def _persist(self, outcome: Outcome, message: Message, send: Send) -> bool:
+        """Carry out the outcome and add its headers; on a store failure, answer 503
+        instead and return False."""
+        try:
+            await self._store_outcome(outcome)
+        except StoreError as error:
+            self.metrics.store_errors += 1
+            report_store_error(error, "the response was replaced by a 503")
+            await _send_unavailable(send)
+            return False
+        self.metrics.record(outcome)
+        headers = message.setdefault("headers", [])
+        if not isinstance(headers, list):
+            headers = message["headers"] = list(headers)
+        if outcome.set_cookie is not None:
+            headers.append((b"set-cookie", outcome.set_cookie.encode("latin-1")))
+        if outcome.vary:
+            add_vary_cookie(headers)
+        return True
+
+    async def _store_outcome(self, outcome: Outcome) -> None:
         if outcome.delete is not None:
             await self.store.delete(outcome.delete)
         if outcome.write is not None:
@@ -161,14 +187,6 @@ class SessionMiddleware:
                 await self.store.save(write.session_id, write.data, expires_at=write.expires_at)
         elif outcome.touch is not None:
             await self.store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
-        self.metrics.record(outcome)
-        headers = message.setdefault("headers", [])
-        if not isinstance(headers, list):
-            headers = message["headers"] = list(headers)
-        if outcome.set_cookie is not None:
-            headers.append((b"set-cookie", outcome.set_cookie.encode("latin-1")))
-        if outcome.vary:
-            add_vary_cookie(headers)
 
     async def _lifespan(
         self, sweeper: AsyncSweeper, scope: Scope, receive: Receive, send: Send
@@ -236,14 +254,34 @@ def _host(scope: Scope) -> str | None:
     return str(server[0]) if server else None
 
 
+class ScopeHeaders(Mapping[str, str]):
+    """The request's headers by lower-case name, read from the ASGI scope on demand
+    (most predicates look at one header; building a dict for them would cost more)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.lower().encode("latin-1")
+        found = [value.decode("latin-1") for key, value in self._raw if key.lower() == wanted]
+        if not found:
+            raise KeyError(name)
+        return ", ".join(found)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(key.decode("latin-1").lower() for key, _ in self._raw))
+
+    def __len__(self) -> int:
+        return len({key.lower() for key, _ in self._raw})
+
+
 def request_info(scope: Scope) -> RequestInfo:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return RequestInfo(
-        method=scope.get("method", "GET"), path=scope.get("path", "/"), headers=headers
+        method=scope.get("method", "GET"),
+        path=scope.get("path", "/"),
+        headers=ScopeHeaders(scope["headers"]),
     )
 
 

@@ -163,6 +163,11 @@ class SessionRules:
             max_size=max_size,
         )
 
+    def exchange_for(self, session: Session) -> Exchange:
+        """The exchange of a request that came without a session cookie, made once its
+        handler has touched the (new, empty) session."""
+        return Exchange(self, None, False, session)
+
     def begin(self, cookie_header: str | None) -> Exchange:
         """Read the request's cookie. A server-side session still has to be loaded:
         ``exchange.load_key`` says under which key."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import re
 import secrets
 from typing import Any
@@ -69,11 +70,21 @@ def store_key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("ascii")).hexdigest()
 
 
+class _OneShotHMAC(itsdangerous.signer.HMACAlgorithm):
+    """HMAC-SHA1 through the C one-shot ``hmac.digest`` (itsdangerous hands ``hmac.new`` a
+    digest constructor, which takes the pure-Python path). Same signatures, and
+    verification stays itsdangerous's own constant-time check."""
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hmac.digest(key, value, "sha1")
+
+
 class _CachedKeySigner(itsdangerous.Signer):
     """itsdangerous derives the HMAC key from the secret on every call; derive each key
-    once instead (half the hashing of a sign or a verify)."""
+    once instead, and sign with the one-shot HMAC."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("algorithm", _OneShotHMAC(hashlib.sha1))
         super().__init__(*args, **kwargs)
         self._derived: dict[bytes, bytes] = {}
 

@@ -14,7 +14,7 @@ Rules (beyond the core's):
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._cookies import CookieSettings, vary_with_cookie
@@ -63,18 +63,42 @@ def check_sync_store(store: Store) -> SyncStore:
     return store.sync
 
 
+class EnvironHeaders(Mapping[str, str]):
+    """The request's headers by lower-case name, read from the WSGI environ on demand."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: WSGIEnvironment) -> None:
+        self._environ = environ
+
+    @staticmethod
+    def _key(name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ.get(self._key(name))
+        if value is None or value == "":
+            raise KeyError(name)
+        return str(value)
+
+    def __iter__(self) -> Iterator[str]:
+        for key, value in self._environ.items():
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").lower()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                yield key.replace("_", "-").lower()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def request_info(environ: WSGIEnvironment) -> RequestInfo:
-    headers = {
-        key[5:].replace("_", "-").lower(): str(value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers[key.replace("_", "-").lower()] = str(environ[key])
     path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
     return RequestInfo(
-        method=str(environ.get("REQUEST_METHOD", "GET")), path=path or "/", headers=headers
+        method=str(environ.get("REQUEST_METHOD", "GET")),
+        path=path or "/",
+        headers=EnvironHeaders(environ),
     )
 
 
