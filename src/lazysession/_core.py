@@ -250,7 +250,7 @@ class Exchange:
         self.load_key = None
         rules = self._rules
         if record is not None:
-            data = dict(record.data)
+            data = record.data  # a fresh dict from the store's JSON: ours to change
             now = rules.clock()
             meta = Meta.from_json(data.pop(META_KEY, None), now.timestamp())
             if hard_expiry(meta, rules.lifetimes) > now:
@@ -300,8 +300,8 @@ class Exchange:
     ) -> Outcome:
         rules = self._rules
         meta, stored = session._meta, self.stored_expiry
-        if meta is None or stored is None:
-            return VARY_ONLY
+        if meta is None or stored is None or rules.lifetimes.idle is None:
+            return VARY_ONLY  # no idle timeout: reads never move the expiry
         now = rules.clock()
         if not needs_touch(stored, meta, now, rules.lifetimes):
             return VARY_ONLY
