@@ -9,10 +9,13 @@ from datetime import datetime, timezone
 
 
 def median_and_spread(samples: Sequence[float]) -> tuple[float, float]:
-    """The median, and half the interquartile range relative to it."""
+    """The median, and half the interquartile range relative to it (half the whole range
+    when there are too few samples for quartiles)."""
     middle = statistics.median(samples)
-    if len(samples) < 4 or not middle:
+    if not middle:
         return middle, 0.0
+    if len(samples) < 4:
+        return middle, (max(samples) - min(samples)) / 2 / middle
     low, _, high = statistics.quantiles(samples, n=4)
     return middle, (high - low) / 2 / middle
 
