@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Literal, Protocol
+from typing import Protocol
 
 import anyio
 
-from ._cookies import CookieSettings, vary_with_cookie
-from ._core import DEFAULT_MAX_SIZE, NOTHING, Exchange, Outcome, SessionRules
+from ._cookies import vary_with_cookie
+from ._core import NOTHING, Exchange, Outcome
 from ._errors import (
     UNAVAILABLE_BODY,
     SessionUnavailable,
     StoreError,
     report_store_error,
 )
-from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
-from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
+from ._request import RequestInfo
 from ._session import Session
-from ._shell import check_policy, load_failed, loaded
+from ._shell import MiddlewareOptions, load_failed, loaded
 from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
-from .metrics import Metrics
-from .stores import CookieStore, Store
+from .stores import Store
 
 
-class SessionMiddleware:
+class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     """Drop-in for ``starlette.middleware.sessions.SessionMiddleware``.
 
     With ``store=None`` the session lives in the signed cookie, as in Starlette. With a
@@ -34,55 +32,13 @@ class SessionMiddleware:
     tokens) never create one, and the store is swept every ``sweep_interval`` seconds.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        secret_key: object,
-        session_cookie: str = "session",
-        max_age: int | None = 14 * 24 * 60 * 60,
-        path: str = "/",
-        same_site: Literal["lax", "strict", "none"] = "lax",
-        https_only: bool = False,
-        domain: str | None = None,
-        partitioned: bool = False,
-        *,
-        store: Store | None = None,
-        skip_persistence: SkipPredicate = is_bearer_request,
-        idle_timeout: int | None = None,
-        touch_after: float = DEFAULT_TOUCH_AFTER,
-        max_size: int = DEFAULT_MAX_SIZE,
-        on_store_error: Literal["503", "empty"] = "503",
-        sweep_interval: float | None = 300,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.on_store_error = check_policy(on_store_error)
-        self.app = app
-        self.store: Store = store if store is not None else CookieStore()
-        check_async_store(self.store)
-        self.skip_persistence = skip_persistence
-        self.rules = SessionRules.from_options(
-            secret_key=secret_key,
-            store=self.store,
-            cookie=CookieSettings(
-                name=session_cookie,
-                path=path,
-                domain=domain,
-                max_age=max_age,
-                same_site=same_site,
-                secure=https_only,
-                partitioned=partitioned,
-            ),
-            idle_timeout=idle_timeout,
-            touch_after=touch_after,
-            max_size=max_size,
-            clock=clock,
-        )
-        self._insecure = InsecureCookieWarning(https_only)
-        self.metrics = Metrics()
-        self.sweeper: AsyncSweeper | None = None
-        if sweep_interval and not self.store.client_side:
-            schedule = SweepSchedule(sweep_interval)
-            self.sweeper = AsyncSweeper(self.store.sweep, schedule, self.metrics)
+    sweeper: AsyncSweeper | None = None
+
+    def _check_store(self, store: Store) -> None:
+        check_async_store(store)
+
+    def _start_sweeper(self, interval: float) -> None:
+        self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(interval), self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -3,15 +3,22 @@ calls themselves (awaited or not) are written more than once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
+from ._cookies import CookieSettings
+from ._core import DEFAULT_MAX_SIZE, SessionRules
 from ._errors import ConfigurationError, StoreError, report_store_error
+from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
+from ._request import InsecureCookieWarning, SkipPredicate, is_bearer_request
 from ._session import Session, UnavailableSession
+from .metrics import Metrics
+from .stores import CookieStore, Store
 
 if TYPE_CHECKING:
     from ._core import Exchange
-    from .metrics import Metrics
     from .stores import Record
+
+App = TypeVar("App")
 
 STORE_ERROR_POLICIES = ("503", "empty")
 
@@ -44,3 +51,62 @@ def load_failed(
         error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
     )
     return exchange.unavailable(proceed=proceed, placeholder=placeholder)
+
+
+class MiddlewareOptions(Generic[App]):
+    """The options both middlewares take, with Starlette's names and defaults first, and
+    what they build from them; a shell adds only its store check and its sweeper."""
+
+    def __init__(
+        self,
+        app: App,
+        secret_key: object,
+        session_cookie: str = "session",
+        max_age: int | None = 14 * 24 * 60 * 60,
+        path: str = "/",
+        same_site: Literal["lax", "strict", "none"] = "lax",
+        https_only: bool = False,
+        domain: str | None = None,
+        partitioned: bool = False,
+        *,
+        store: Store | None = None,
+        skip_persistence: SkipPredicate = is_bearer_request,
+        idle_timeout: int | None = None,
+        touch_after: float = DEFAULT_TOUCH_AFTER,
+        max_size: int = DEFAULT_MAX_SIZE,
+        on_store_error: Literal["503", "empty"] = "503",
+        sweep_interval: float | None = 300,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.app = app
+        self.on_store_error = check_policy(on_store_error)
+        self.store: Store = store if store is not None else CookieStore()
+        self._check_store(self.store)
+        self.skip_persistence = skip_persistence
+        self.rules = SessionRules.from_options(
+            secret_key=secret_key,
+            store=self.store,
+            cookie=CookieSettings(
+                name=session_cookie,
+                path=path,
+                domain=domain,
+                max_age=max_age,
+                same_site=same_site,
+                secure=https_only,
+                partitioned=partitioned,
+            ),
+            idle_timeout=idle_timeout,
+            touch_after=touch_after,
+            max_size=max_size,
+            clock=clock,
+        )
+        self._insecure = InsecureCookieWarning(https_only)
+        self.metrics = Metrics()
+        if sweep_interval and not self.store.client_side:
+            self._start_sweeper(sweep_interval)
+
+    def _check_store(self, store: Store) -> None:
+        """Fail at start-up when the store cannot serve this shell."""
+
+    def _start_sweeper(self, interval: float) -> None:
+        """Set up this shell's sweep."""

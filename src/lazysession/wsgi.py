@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from ._cookies import CookieSettings, vary_with_cookie
-from ._core import DEFAULT_MAX_SIZE, NOTHING, Exchange, Outcome, SessionRules
+from ._cookies import vary_with_cookie
+from ._core import NOTHING, Exchange, Outcome
 from ._errors import (
     UNAVAILABLE_BODY,
     SessionUnavailable,
     StoreError,
     report_store_error,
 )
-from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
-from ._request import InsecureCookieWarning, RequestInfo, SkipPredicate, is_bearer_request
+from ._request import RequestInfo
 from ._session import Session
-from ._shell import check_policy, load_failed, loaded
+from ._shell import MiddlewareOptions, load_failed, loaded
 from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
-from .stores import CookieStore, Store, SyncStore
+from .stores import Store, SyncStore
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware", "get_session"]
 
@@ -131,60 +130,18 @@ def persist(store: SyncStore, outcome: Outcome) -> None:
         store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
 
 
-class SessionMiddleware:
+class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
     """Session middleware for any WSGI app, with the ASGI middleware's parameters and
     promises: lazy creation, no store I/O without a cookie, ``skip_persistence`` with the
     Bearer default, ``Set-Cookie`` only when modified, ``Vary: Cookie`` when accessed."""
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        secret_key: object,
-        session_cookie: str = "session",
-        max_age: int | None = 14 * 24 * 60 * 60,
-        path: str = "/",
-        same_site: Literal["lax", "strict", "none"] = "lax",
-        https_only: bool = False,
-        domain: str | None = None,
-        partitioned: bool = False,
-        *,
-        store: Store | None = None,
-        skip_persistence: SkipPredicate = is_bearer_request,
-        idle_timeout: int | None = None,
-        touch_after: float = DEFAULT_TOUCH_AFTER,
-        max_size: int = DEFAULT_MAX_SIZE,
-        on_store_error: Literal["503", "empty"] = "503",
-        sweep_interval: float | None = 300,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.on_store_error = check_policy(on_store_error)
-        self.app = app
-        self.store: Store = store if store is not None else CookieStore()
-        self.sync_store = check_sync_store(self.store)
-        self.skip_persistence = skip_persistence
-        self.rules = SessionRules.from_options(
-            secret_key=secret_key,
-            store=self.store,
-            cookie=CookieSettings(
-                name=session_cookie,
-                path=path,
-                domain=domain,
-                max_age=max_age,
-                same_site=same_site,
-                secure=https_only,
-                partitioned=partitioned,
-            ),
-            idle_timeout=idle_timeout,
-            touch_after=touch_after,
-            max_size=max_size,
-            clock=clock,
-        )
-        self._insecure = InsecureCookieWarning(https_only)
-        self.metrics = Metrics()
-        self.sweeper: ThreadSweeper | None = None
-        if sweep_interval and not self.store.client_side:
-            schedule = SweepSchedule(sweep_interval)
-            self.sweeper = ThreadSweeper(self.sync_store.sweep, schedule, self.metrics)
+    sweeper: ThreadSweeper | None = None
+
+    def _check_store(self, store: Store) -> None:
+        self.sync_store = check_sync_store(store)
+
+    def _start_sweeper(self, interval: float) -> None:
+        self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(interval), self.metrics)
 
     def start_sweeper(self) -> None:
         """Start the sweep now rather than with the first request."""
