@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
-import sqlalchemy as sa
 
-from lazysession import MemoryStore, Store
-from lazysession.stores import RedisStore, SQLAlchemyStore
-from tests.conftest import require_server
+from lazysession import Store
 from tests.helpers import client, make_app
-from tests.stores.backends import POSTGRES, REDIS, server_reachable, with_driver
+from tests.stores.backends import isolated_store
 
 pytestmark = pytest.mark.anyio
 
@@ -26,33 +22,10 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    kind = request.param
-    if kind == "memory":
-        yield MemoryStore()
-        return
-    if kind == "redis":
-        if not server_reachable(REDIS):
-            require_server(f"no redis server at {REDIS}")
-        prefix = f"lazysession-test:{uuid.uuid4().hex[:12]}:"
-        redis_store = RedisStore(REDIS, prefix=prefix)
-        yield redis_store
-        sync = redis_store.check_sync()
-        for key in sync.scan_iter(match=prefix + "*"):
-            sync.delete(key)
-        await redis_store.aclose()
-        return
-    table = f"lazysession_test_{uuid.uuid4().hex[:12]}"
-    if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 's.db'}"
-    else:
-        if not server_reachable(POSTGRES):
-            require_server(f"no postgresql server at {POSTGRES}")
-        url = with_driver(POSTGRES, "postgresql+asyncpg")
-    sql_store = SQLAlchemyStore(url, table_name=table)
-    yield sql_store
-    async with sql_store.check_async().begin() as conn:
-        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-    await sql_store.aclose()
+    made, cleanup = isolated_store(request.param, tmp_path, sync=False)
+    yield made
+    cleanup()
+    await made.aclose()
 
 
 async def test_fifty_concurrent_requests_each_keep_their_own_key(store: Store) -> None:

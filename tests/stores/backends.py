@@ -208,3 +208,46 @@ CASES: dict[str, Factory] = {
 }
 
 NATIVE_EXPIRY = {"redis", "redis/sync", "redis-cluster", "redis-cluster/sync"}
+
+
+def isolated_store(kind: str, tmp_path: Path, *, sync: bool) -> tuple[Store, Callable[[], None]]:
+    """A store of ``kind`` (memory, sqlite, postgresql, redis) for one test, under its own
+    table or prefix, with drivers for its sync or async side; and a blocking clean-up that
+    removes what the test left (an async store still needs ``await store.aclose()``)."""
+    if kind == "memory":
+        return MemoryStore(), lambda: None
+    if kind == "redis":
+        if not server_reachable(REDIS):
+            require_server(f"no redis server at {REDIS}")
+        prefix = f"lazysession-test:{uuid.uuid4().hex[:12]}:"
+        redis_store = RedisStore(REDIS, prefix=prefix)
+
+        def forget_keys() -> None:
+            client = redis_store.check_sync()
+            for key in client.scan_iter(match=prefix + "*"):
+                client.delete(key)
+            redis_store.sync.close()
+
+        return redis_store, forget_keys
+    table = f"lazysession_test_{uuid.uuid4().hex[:12]}"
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    else:
+        if not server_reachable(POSTGRES):
+            require_server(f"no postgresql server at {POSTGRES}")
+        url = with_driver(POSTGRES, "postgresql+psycopg")
+    store_url = (
+        url
+        if sync
+        else with_driver(url, "sqlite+aiosqlite" if kind == "sqlite" else "postgresql+asyncpg")
+    )
+    sql_store = SQLAlchemyStore(store_url, table_name=table)
+
+    def drop_table() -> None:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()
+        sql_store.sync.close()
+
+    return sql_store, drop_table
