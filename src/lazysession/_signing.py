@@ -98,12 +98,31 @@ class _CachedKeySigner(itsdangerous.Signer):
         return derived
 
 
+VERIFIED_CACHE_SIZE = 4096
+
+
+class _Verified(dict[str, Any]):
+    """Cookie values that verified, most recent last, at most ``VERIFIED_CACHE_SIZE``.
+
+    A value that verified once verifies again under the same keys, so a returning browser
+    skips the HMAC. Only successes are kept: a forged value can never enter, and each one
+    still costs a full check."""
+
+    __slots__ = ()
+
+    def remember(self, value: str, result: Any) -> None:
+        if len(self) >= VERIFIED_CACHE_SIZE:
+            del self[next(iter(self))]
+        self[value] = result
+
+
 class IdSigner:
     """Signs the random session id that server-side stores key their entries by."""
 
-    __slots__ = ("_retired", "_signer")
+    __slots__ = ("_retired", "_signer", "_verified")
 
     def __init__(self, keys: SecretKeys) -> None:
+        self._verified = _Verified()
         self._signer = _CachedKeySigner(keys.current, salt=_ID_SALT)
         self._retired = _CachedKeySigner(keys.retired, salt=_ID_SALT) if keys.retired else None
 
@@ -116,6 +135,14 @@ class IdSigner:
 
     def verify(self, value: str) -> tuple[str, bool] | None:
         """The id, and whether it was signed with the current key (else re-sign it)."""
+        found: tuple[str, bool] | None = self._verified.get(value)
+        if found is None:
+            found = self._verify(value)
+            if found is not None:
+                self._verified.remember(value, found)
+        return found
+
+    def _verify(self, value: str) -> tuple[str, bool] | None:
         current = True
         try:
             raw = self._signer.unsign(value)
@@ -145,9 +172,10 @@ class DataSigner:
     """Signs a whole session into the cookie, in the format of Starlette's middleware,
     so swapping the middleware keeps every existing session valid."""
 
-    __slots__ = ("_signer",)
+    __slots__ = ("_signer", "_verified")
 
     def __init__(self, keys: SecretKeys, clock: Clock = utc_now) -> None:
+        self._verified = _Verified()
         self._signer = _ClockedTimestampSigner(keys.for_itsdangerous())
         self._signer.clock = clock
 
@@ -157,9 +185,13 @@ class DataSigner:
 
     def unsign(self, value: str) -> tuple[dict[str, Any], float] | None:
         """The session in the cookie and when it was signed (its last write or touch)."""
-        try:
-            payload, signed_at = self._signer.unsign(value, return_timestamp=True)
-            data = _json.loads(base64.b64decode(payload, validate=True))
-        except (itsdangerous.BadSignature, binascii.Error, UnicodeError, ValueError):
-            return None
-        return None if data is None else (data, signed_at.timestamp())
+        verified: tuple[bytes, float] | None = self._verified.get(value)
+        if verified is None:
+            try:
+                payload, signed_at = self._signer.unsign(value, return_timestamp=True)
+                verified = (base64.b64decode(payload, validate=True), signed_at.timestamp())
+            except (itsdangerous.BadSignature, binascii.Error, UnicodeError, ValueError):
+                return None
+            self._verified.remember(value, verified)
+        data = _json.loads(verified[0])  # a fresh dict each time: the handler may change it
+        return None if data is None else (data, verified[1])

@@ -96,3 +96,33 @@ def test_signed_garbage_is_never_session_data(payload: bytes) -> None:
     value = signer.sign(payload).decode("latin-1")
     unsigned = DataSigner(KEYS).unsign(value)
     assert unsigned is None or isinstance(unsigned[0], dict)
+
+
+def test_a_verified_id_is_remembered_but_a_forgery_never_is() -> None:
+    signer = IdSigner(KEYS)
+    good = signer.sign(new_session_id())
+    forged = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    assert signer.verify(good) is not None
+    assert signer.verify(forged) is None
+    assert good in signer._verified
+    assert forged not in signer._verified
+
+
+def test_the_memory_of_verified_values_is_bounded() -> None:
+    from lazysession._signing import VERIFIED_CACHE_SIZE
+
+    signer = IdSigner(KEYS)
+    for _ in range(VERIFIED_CACHE_SIZE + 10):
+        assert signer.verify(signer.sign(new_session_id())) is not None
+    assert len(signer._verified) == VERIFIED_CACHE_SIZE
+
+
+def test_remembered_cookie_data_is_decoded_afresh_each_time() -> None:
+    signer = DataSigner(KEYS)
+    value = signer.sign('{"cart":[1]}')
+    first = signer.unsign(value)
+    assert first is not None
+    first[0]["cart"].append(2)
+    again = signer.unsign(value)
+    assert again is not None
+    assert again[0] == {"cart": [1]}
