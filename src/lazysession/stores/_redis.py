@@ -71,11 +71,25 @@ _SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_REPLAC
 
 
 async def _run_async(client: Any, script: str, key: str, *args: Any) -> Any:
-    """EVALSHA (the script is cached server side), loading it with EVAL the first time."""
+    """EVALSHA (the script is cached server side), loading it with EVAL the first time;
+    on a cluster, plain EVAL (no NOSCRIPT round trips on every node), with one retry."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        return await _cluster_call(client.eval, script, 1, key, *args)
     try:
         return await client.evalsha(_SHA[script], 1, key, *args)
     except NoScriptError:
         return await client.eval(script, 1, key, *args)
+
+
+async def _cluster_call(method: Any, *args: Any) -> Any:
+    """One retry for redis-py's asyncio cluster client, which can hand a command a
+    connection another task is tearing down while many connect at once (it fails with an
+    AttributeError before anything is sent). Every command the store sends is idempotent
+    (reads, HSET/HDEL of given values, PEXPIRE, DEL), so sending it again is safe."""
+    try:
+        return await method(*args)
+    except AttributeError:
+        return await method(*args)
 
 
 def _run(client: Any, script: str, key: str, *args: Any) -> Any:
@@ -223,7 +237,10 @@ class RedisStore(Store):
     async def read(self, session_id: str) -> Record | None:
         client = self.check_async()
         with _store_errors("loading a session"):
-            raw = await client.hgetall(self.key(session_id))
+            if isinstance(client, redis.asyncio.cluster.RedisCluster):
+                raw = await _cluster_call(client.hgetall, self.key(session_id))
+            else:
+                raw = await client.hgetall(self.key(session_id))
         return _decode(cast("dict[bytes, bytes]", raw), self._now_ms())
 
     async def touch(self, session_id: str, *, expires_at: datetime) -> None:
