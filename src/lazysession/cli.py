@@ -20,7 +20,12 @@ from datetime import datetime, timezone
 
 from ._errors import LazySessionError
 from .config import store_from_url
-from .stores import MemoryStore, RedisStore, SQLAlchemyStore, Store
+from .stores import MemoryStore, Store
+
+
+def _kind(store: Store) -> str:
+    """The store's class name: tells SQL from Redis without importing either driver."""
+    return type(store).__name__
 
 
 def _server_side(url: str, **options: object) -> Store:
@@ -45,7 +50,10 @@ async def stats(url: str) -> list[str]:
     store = _server_side(url)
     try:
         lines = [f"store: {type(store).__name__}", f"sessions held: {await store.count():,}"]
-        if isinstance(store, SQLAlchemyStore):
+        if _kind(store) == "SQLAlchemyStore":
+            from .stores import SQLAlchemyStore
+
+            assert isinstance(store, SQLAlchemyStore)
             oldest = await store.oldest_created()
             age = (
                 "n/a" if oldest is None else str(datetime.now(timezone.utc) - oldest).split(".")[0]
@@ -55,7 +63,7 @@ async def stats(url: str) -> list[str]:
                 f"oldest live session: {age} old",
                 f"table and indexes: {_human(await store.table_bytes())}",
             ]
-        elif isinstance(store, RedisStore):
+        elif _kind(store) == "RedisStore":
             lines.append("expired, awaiting the sweep: 0 (Redis expires keys itself)")
         return lines
     finally:
@@ -66,8 +74,11 @@ async def sweep(url: str, dry_run: bool, batch_size: int | None) -> str:
     options = {"batch_size": batch_size} if batch_size else {}
     store = _server_side(url, **options)
     try:
-        if not isinstance(store, SQLAlchemyStore):
+        if _kind(store) != "SQLAlchemyStore":
             return "nothing to sweep: this store expires sessions itself"
+        from .stores import SQLAlchemyStore
+
+        assert isinstance(store, SQLAlchemyStore)
         backlog = await store.count_expired()
         if dry_run:
             return f"would delete {backlog:,} expired sessions"
@@ -85,8 +96,11 @@ async def sweep(url: str, dry_run: bool, batch_size: int | None) -> str:
 
 def ddl(url: str) -> str:
     store = store_from_url(url)
-    if not isinstance(store, SQLAlchemyStore):
+    if _kind(store) != "SQLAlchemyStore":
         raise LazySessionError(f"{url} is not a SQL store: it has no table")
+    from .stores import SQLAlchemyStore
+
+    assert isinstance(store, SQLAlchemyStore)
     return store.ddl()
 
 
