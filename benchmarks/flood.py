@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
+from _chart import RESULTS, bar_chart
 from _table import machine_line, markdown_table
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -313,6 +314,16 @@ async def main(args: argparse.Namespace) -> None:
             rows,
         )
     )
+    chart = bar_chart(
+        RESULTS / "flood.png",
+        f"Sessions stored after {len(plan):,} requests",
+        [str(row[0]) for row in rows],
+        {"sessions stored": [float(str(row[1]).replace(",", "")) for row in rows]},
+        "sessions (log scale)",
+        log=True,
+    )
+    if chart is not None:
+        print(f"\nChart: {chart}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _chart import RESULTS, bar_chart
 from _http import Connection
 from _server import served
 from _table import machine_line, markdown_table, median_and_spread
@@ -125,6 +126,15 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
                 ]
             )
     print(markdown_table(["scenario", "stack", "req/s", "x bare", "p99 ms"], rows))
+    chart = bar_chart(
+        RESULTS / "overhead.png",
+        "Requests per second, served by uvicorn",
+        list(SCENARIOS),
+        {name: [median_and_spread(rps[(name, s)])[0] for s in SCENARIOS] for name in ports},
+        "requests per second",
+    )
+    if chart is not None:
+        print(f"\nChart: {chart}")
 
 
 def main(args: argparse.Namespace) -> None:

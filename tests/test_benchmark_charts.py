@@ -1,0 +1,18 @@
+"""The benchmarks' charts are real PNG files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from _chart import bar_chart
+
+
+def test_a_grouped_bar_chart_is_written_as_png(tmp_path: Path) -> None:
+    path = bar_chart(
+        tmp_path / "chart.png", "title", ["a", "b"], {"x": [1.0, 2.0], "y": [3.0, 4.0]}, "units"
+    )
+    assert path is not None
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
