@@ -10,8 +10,21 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
+
+
+def reachable(url: str, default_port: int) -> bool:
+    """Whether a server answers at the URL's host and port (loopback in practice)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False
 
 
 def free_port() -> int:

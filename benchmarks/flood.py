@@ -19,7 +19,6 @@ import asyncio
 import os
 import random
 import secrets
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -28,12 +27,12 @@ from collections.abc import Callable, MutableMapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
 from _chart import RESULTS, bar_chart
+from _server import reachable
 from _table import machine_line, markdown_table
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -157,15 +156,6 @@ async def replay(app: Any, plan: list[tuple[str, str | None]], cookie_name: str)
         await app(scope, receive, send)
 
 
-def reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 1):
-            return True
-    except OSError:
-        return False
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = datetime.now(timezone.utc)
@@ -237,7 +227,7 @@ async def main(args: argparse.Namespace) -> None:
                 sqlite_size,
             )
         )
-        if reachable(POSTGRES):
+        if reachable(POSTGRES, 5432):
             rows.append(
                 await lazysession_row(
                     "lazysession (PostgreSQL)",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _chart import RESULTS, bar_chart
 from _http import Connection
-from _server import served
+from _server import reachable, served
 from _table import machine_line, markdown_table, median_and_spread
 
 SCENARIOS = {
@@ -40,14 +39,6 @@ SCENARIOS = {
     "read, valid cookie": ("/read", True, {}),
     "write, valid cookie": ("/write", True, {}),
 }
-
-
-def redis_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), 1):
-            return True
-    except OSError:
-        return False
 
 
 async def measure(
@@ -149,7 +140,7 @@ def main(args: argparse.Namespace) -> None:
             "lazysession-sqlite",
             {"BENCH_STORE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db"},
         )
-        if redis_reachable():
+        if reachable("redis://127.0.0.1:6379", 6379):
             prefix = f"bench-{uuid.uuid4().hex[:8]}:"
             stacks["starsessions (Redis)"] = ("starsessions-redis", {})
             stacks["lazysession (Redis)"] = ("lazysession-redis", {"BENCH_PREFIX": prefix})

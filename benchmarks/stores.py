@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -23,10 +22,10 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _server import reachable
 from _table import machine_line, markdown_table
 
 from lazysession import MemoryStore, RedisStore, SQLAlchemyStore, Store
@@ -35,17 +34,6 @@ POSTGRES = os.environ.get("LAZYSESSION_BENCH_POSTGRES", "postgresql://postgres@1
 MYSQL = os.environ.get("LAZYSESSION_BENCH_MYSQL", "mysql://root@127.0.0.1:3306/test")
 REDIS = os.environ.get("LAZYSESSION_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 SESSION = {"user_id": 42, "roles": ["reader", "writer"], "csrf": "x" * 43, "cart": [1, 2, 3]}
-
-
-def reachable(url: str, default_port: int) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
-        ):
-            return True
-    except OSError:
-        return False
 
 
 def key(i: int) -> str:

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import os
 import random
-import socket
 import sqlite3
 import statistics
 import sys
@@ -25,11 +24,11 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
+from _server import reachable
 from _table import machine_line, markdown_table
 
 from lazysession import SQLAlchemyStore
@@ -38,15 +37,6 @@ POSTGRES = os.environ.get("LAZYSESSION_BENCH_POSTGRES", "postgresql://postgres@1
 NOW = datetime.now(timezone.utc)
 BASELINE_SECONDS = 5.0
 PACE = 0.02  # each client saves 50 times a second
-
-
-def reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 1):
-            return True
-    except OSError:
-        return False
 
 
 def key(i: int) -> str:
@@ -199,7 +189,7 @@ async def main(args: argparse.Namespace) -> None:
         rows.append(
             await run_backend("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args)
         )
-    if reachable(POSTGRES):
+    if reachable(POSTGRES, 5432):
         rows.append(
             await run_backend(
                 "PostgreSQL", POSTGRES.replace("postgresql://", "postgresql+asyncpg://", 1), args
