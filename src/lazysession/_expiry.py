@@ -33,18 +33,6 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def expiry_after(now: datetime, seconds: float) -> datetime:
-    """The instant ``seconds`` after ``now``; ``now`` must be timezone-aware."""
-    if now.tzinfo is None:
-        raise ValueError("expiry arithmetic needs a timezone-aware datetime")
-    return (now + timedelta(seconds=seconds)).astimezone(timezone.utc)
-
-
-def is_expired(expires_at: datetime, now: datetime) -> bool:
-    """A session is expired from the instant of its expiry on (that instant included)."""
-    return expires_at <= now
-
-
 def to_timestamp(moment: datetime) -> float:
     if moment.tzinfo is None:
         raise ValueError("expected a timezone-aware datetime")

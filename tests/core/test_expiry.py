@@ -1,4 +1,4 @@
-"""Expiry arithmetic: aware UTC in, aware UTC out."""
+"""Expiry arithmetic: aware UTC in, aware UTC out, expired from the instant on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lazysession._expiry import expiry_after, is_expired
+from lazysession._expiry import Lifetimes, Meta, expires_at, from_timestamp, to_timestamp
 
 aware = st.datetimes(
     min_value=datetime(2000, 1, 1),
@@ -18,19 +18,20 @@ aware = st.datetimes(
 
 
 @given(aware, st.integers(min_value=1, max_value=10 * 365 * 24 * 3600))
-def test_a_session_is_live_until_its_lifetime_has_passed(now: datetime, seconds: int) -> None:
-    expires_at = expiry_after(now, seconds)
-    assert expires_at.tzinfo == timezone.utc
-    assert not is_expired(expires_at, now)
-    assert not is_expired(expires_at, now + timedelta(seconds=seconds - 1))
-    assert is_expired(expires_at, now + timedelta(seconds=seconds))
+def test_a_session_lasts_exactly_its_lifetime_in_utc(now: datetime, seconds: int) -> None:
+    meta = Meta(created=to_timestamp(now))
+    expiry = expires_at(meta, now, Lifetimes(absolute=seconds))
+    assert expiry.tzinfo == timezone.utc
+    assert expiry - now == timedelta(seconds=seconds)
 
 
-@given(aware, aware)
-def test_expiry_compares_instants_not_wall_clocks(a: datetime, b: datetime) -> None:
-    assert is_expired(a, b) == (a.astimezone(timezone.utc) <= b.astimezone(timezone.utc))
+@given(aware)
+def test_timestamps_round_trip_to_the_same_instant(moment: datetime) -> None:
+    back = from_timestamp(to_timestamp(moment))
+    assert back.tzinfo == timezone.utc
+    assert abs(back - moment) < timedelta(microseconds=2)
 
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        expiry_after(datetime(2026, 1, 1), 60)
+        to_timestamp(datetime(2026, 1, 1))
