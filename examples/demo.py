@@ -1,7 +1,9 @@
 """The lazysession demo: log in, count, log out, and call a Bearer API that keeps no session.
 
 Run it with ``python3 scripts/dev.py demo`` and open http://127.0.0.1:8000. The sessions
-live in SQLite (``demo-sessions.db``); ``LAZYSESSION_STORE_URL`` picks another database.
+live in SQLite (``demo-sessions.db``). Every ``LAZYSESSION_*`` setting applies:
+``LAZYSESSION_STORE_URL`` picks another database, ``LAZYSESSION_HTTPS_ONLY=true`` marks the
+cookie ``Secure``, and so on (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from lazysession import SessionMiddleware, SQLAlchemyStore, get_session
+from lazysession import SessionMiddleware, Settings, get_session
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-STORE_URL = os.environ.get("LAZYSESSION_STORE_URL", "sqlite+aiosqlite:///demo-sessions.db")
-SECRET_KEY = os.environ.get("LAZYSESSION_SECRET_KEY") or secrets.token_urlsafe(32)
+DEFAULTS = {
+    "LAZYSESSION_STORE_URL": "sqlite+aiosqlite:///demo-sessions.db",
+    "LAZYSESSION_SECRET_KEY": secrets.token_urlsafe(32),
+}
+settings = Settings.from_mapping({**DEFAULTS, **os.environ})
+store = settings.store()
 API_TOKEN = "demo-token"
-
-store = SQLAlchemyStore(STORE_URL)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lazysession demo</title>
@@ -113,5 +117,5 @@ app = Starlette(
         Route("/api/whoami", whoami),
         Route("/stats", stats),
     ],
-    middleware=[Middleware(SessionMiddleware, secret_key=SECRET_KEY, store=store)],
+    middleware=[Middleware(SessionMiddleware, **settings.options(store))],
 )

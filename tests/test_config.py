@@ -41,6 +41,7 @@ def test_every_documented_name_is_read() -> None:
             "LAZYSESSION_COOKIE_NAME": "sid",
             "LAZYSESSION_HTTPS_ONLY": "true",
             "LAZYSESSION_SAME_SITE": "Strict",
+            "LAZYSESSION_PARTITIONED": "yes",
             "LAZYSESSION_DOMAIN": "example.com",
             "LAZYSESSION_ON_STORE_ERROR": "empty",
         }
@@ -54,6 +55,7 @@ def test_every_documented_name_is_read() -> None:
         cookie_name="sid",
         https_only=True,
         same_site="strict",
+        partitioned=True,
         domain="example.com",
         on_store_error="empty",
     )

@@ -14,6 +14,7 @@ One set of names, each with the ``LAZYSESSION_`` prefix:
 ``COOKIE_NAME``             default ``session``
 ``HTTPS_ONLY``              ``true``/``false``
 ``SAME_SITE``               ``lax`` (default), ``strict``, ``none``
+``PARTITIONED``             ``true``/``false``: a CHIPS cookie, for an app embedded cross-site
 ``DOMAIN``                  cookie domain, or unset
 ``ON_STORE_ERROR``          ``503`` (default) or ``empty``
 ==========================  =================================================================
@@ -91,6 +92,7 @@ class Settings:
     cookie_name: str = "session"
     https_only: bool = False
     same_site: str = "lax"
+    partitioned: bool = False
     domain: str | None = None
     on_store_error: str = "503"
 
@@ -137,6 +139,8 @@ class Settings:
             options["https_only"] = _boolean("HTTPS_ONLY", value)
         if (value := get("SAME_SITE")) is not None:
             options["same_site"] = value.lower()
+        if (value := get("PARTITIONED")) is not None:
+            options["partitioned"] = _boolean("PARTITIONED", value)
         if (value := get("DOMAIN")) is not None:
             options["domain"] = value or None
         if (value := get("ON_STORE_ERROR")) is not None:
@@ -155,6 +159,7 @@ class Settings:
             "max_age": self.max_age,
             "https_only": self.https_only,
             "same_site": self.same_site,
+            "partitioned": self.partitioned,
             "domain": self.domain,
             "idle_timeout": self.idle_timeout,
             "sweep_interval": self.sweep_interval or None,

@@ -1,0 +1,207 @@
+"""The demo app in a real browser: headless Chromium, driven by Playwright.
+
+What a browser adds over an HTTP client: it decides which cookies to keep and send, it
+honours ``HttpOnly``, ``Secure``, ``SameSite`` and ``Partitioned`` itself, and its
+``fetch()`` is the one a single-page app uses for token calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from playwright.sync_api import Browser, Cookie, Page, sync_playwright
+
+from tests.conftest import require_server
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+@dataclass(frozen=True)
+class Demo:
+    url: str
+
+    def sessions_in_store(self) -> int:
+        response = httpx.get(f"{self.url}/stats", verify=False)  # noqa: S501 - its own test cert
+        return int(response.json()["sessions_in_store"])
+
+
+def chromium_executable() -> str:
+    configured = os.environ.get("LAZYSESSION_CHROMIUM")
+    for candidate in (configured, *CHROMIUM_NAMES):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    require_server(
+        "no Chromium to drive: install Debian's chromium package (.ci/run does) "
+        "or set LAZYSESSION_CHROMIUM"
+    )
+    raise AssertionError("unreachable")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def demo_served(tmp_path: Path, *, https: bool, **settings: str) -> Iterator[Demo]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "LAZYSESSION_STORE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}",
+        "LAZYSESSION_SECRET_KEY": secrets.token_urlsafe(32),
+        **{f"LAZYSESSION_{name.upper()}": value for name, value in settings.items()},
+    }
+    command = [sys.executable, "-m", "uvicorn", "demo:app", "--app-dir", str(EXAMPLES)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    if https:
+        certificate = trustme.CA().issue_cert("127.0.0.1")
+        certificate.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+        certificate.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+        command += ["--ssl-keyfile", str(tmp_path / "key.pem")]
+        command += ["--ssl-certfile", str(tmp_path / "cert.pem")]
+    process = subprocess.Popen(command, env=environment, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 0.2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the demo app did not start") from None
+                time.sleep(0.05)
+        yield Demo(f"{'https' if https else 'http'}://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = chromium_executable()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with demo_served(tmp_path_factory.mktemp("http"), https=False) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def secure_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with demo_served(
+        tmp_path_factory.mktemp("https"),
+        https=True,
+        https_only="true",
+        same_site="none",
+        partitioned="true",
+    ) as served:
+        yield served
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(ignore_https_errors=True)
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def log_in(page: Page, demo: Demo, user: str = "ada") -> None:
+    page.goto(demo.url)
+    page.fill("input[name=user]", user)
+    page.click("text=Log in")
+    page.wait_for_selector("#logout")
+
+
+def session_cookies(page: Page) -> list[Cookie]:
+    return [cookie for cookie in page.context.cookies() if cookie.get("name") == "session"]
+
+
+def test_a_visitor_gets_no_cookie_and_no_session(page: Page, demo: Demo) -> None:
+    before = demo.sessions_in_store()
+    page.goto(demo.url)
+    page.reload()
+    assert page.text_content("#who") == "Not logged in."
+    assert page.context.cookies() == []
+    assert demo.sessions_in_store() == before
+
+
+def test_the_counter_survives_reloads(page: Page, demo: Demo) -> None:
+    log_in(page, demo)
+    for _ in range(3):
+        page.click("#count")
+        page.wait_for_load_state()
+    page.reload()
+    page.reload()
+    assert page.text_content("#who") == "Logged in as ada."
+    assert page.text_content("#counter") == "3"
+
+
+def test_logging_in_stores_one_session(page: Page, demo: Demo) -> None:
+    before = demo.sessions_in_store()
+    log_in(page, demo)
+    assert len(session_cookies(page)) == 1
+    assert demo.sessions_in_store() == before + 1
+
+
+def test_a_bearer_fetch_from_the_page_creates_no_session(page: Page, demo: Demo) -> None:
+    before = demo.sessions_in_store()
+    page.goto(demo.url)
+    for _ in range(3):
+        page.click("#api")
+        page.wait_for_function("document.getElementById('api-result').textContent !== ''")
+        page.evaluate("document.getElementById('api-result').textContent = ''")
+    assert page.context.cookies() == []
+    assert demo.sessions_in_store() == before
+
+
+def test_logging_out_clears_the_cookie_and_the_stored_session(page: Page, demo: Demo) -> None:
+    before = demo.sessions_in_store()
+    log_in(page, demo)
+    page.click("#logout")
+    page.wait_for_selector("input[name=user]")
+    assert session_cookies(page) == []
+    assert demo.sessions_in_store() == before
+    page.reload()
+    assert page.text_content("#who") == "Not logged in."
+
+
+def test_the_cookie_is_http_only_and_same_site_lax_over_http(page: Page, demo: Demo) -> None:
+    log_in(page, demo)
+    [cookie] = session_cookies(page)
+    assert cookie.get("httpOnly") is True
+    assert cookie.get("sameSite") == "Lax"
+    assert cookie.get("secure") is False
+    assert cookie.get("path") == "/"
+    assert "session=" not in page.evaluate("document.cookie")
+
+
+def test_over_https_the_cookie_is_secure_and_partitioned(page: Page, secure_demo: Demo) -> None:
+    log_in(page, secure_demo)
+    [cookie] = session_cookies(page)
+    assert cookie.get("secure") is True
+    assert cookie.get("httpOnly") is True
+    assert cookie.get("sameSite") == "None"
+    assert cookie.get("partitionKey"), "Chromium stored the cookie unpartitioned"
+    page.reload()
+    assert page.text_content("#who") == "Logged in as ada."
