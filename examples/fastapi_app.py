@@ -1,36 +1,34 @@
-"""The README's FastAPI quick start, kept runnable.
+"""The README's FastAPI quick start, kept runnable. Configured by settings alone:
 
-uvicorn fastapi_app:app --app-dir examples
+LAZYSESSION_SECRET_KEY=... LAZYSESSION_STORE_URL=sqlite+aiosqlite:///sessions.db \
+    uvicorn fastapi_app:app --app-dir examples
 """
 
 from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
-from lazysession import SessionMiddleware, SQLAlchemyStore
+from lazysession import SessionMiddleware, Settings
 from lazysession.fastapi import SessionDep
 
+settings = Settings.from_mapping(os.environ)  # LAZYSESSION_SECRET_KEY, LAZYSESSION_STORE_URL...
+
 app = FastAPI()
-app.add_middleware(
-    SessionMiddleware,
-    secret_key=os.environ.get("LAZYSESSION_SECRET_KEY", "change-me-to-a-long-random-string"),
-    store=SQLAlchemyStore(
-        os.environ.get("LAZYSESSION_STORE_URL", "sqlite+aiosqlite:///sessions.db")
-    ),
-)
+app.add_middleware(SessionMiddleware, **settings.options())
 
 
 @app.post("/login/{user}")
-async def login(user: str, request: Request) -> dict[str, str]:
-    request.session["user"] = user  # the first write creates the session
+async def login(user: str, session: SessionDep) -> dict[str, str]:
+    session.regenerate()  # a new id at login
+    session["user"] = user  # the first write creates the session
     return {"user": user}
 
 
 @app.get("/me")
-async def me(request: Request) -> dict[str, str | None]:
-    return {"user": request.session.get("user")}  # reading creates nothing
+async def me(session: SessionDep) -> dict[str, str | None]:
+    return {"user": session.get("user")}  # reading creates nothing
 
 
 @app.post("/logout")

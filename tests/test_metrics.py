@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from prometheus_client import CollectorRegistry, generate_latest
 
 from lazysession import MemoryStore, SessionMiddleware
-from lazysession.metrics import register_prometheus
+from lazysession.metrics import COUNTERS, Metrics, register_opentelemetry, register_prometheus
 from tests.helpers import client, make_app
 
 pytestmark = pytest.mark.anyio
@@ -41,3 +43,29 @@ async def test_counters_are_exported_to_prometheus() -> None:
     text = generate_latest(registry).decode()
     assert "lazysession_sessions_created_total 1.0" in text
     assert "lazysession_sessions_saved_total 1.0" in text
+
+
+def test_every_counter_is_exported() -> None:
+    assert sorted(field for field, *_ in COUNTERS) == sorted(Metrics().as_dict())
+
+
+async def test_counters_are_exported_to_opentelemetry() -> None:
+    app = make_app(store=MemoryStore(), sweep_interval=None)
+    async with client(app) as http:
+        await http.get("/write", params={"a": "1"})
+        await http.get("/write", params={"a": "2"})
+    reader = InMemoryMetricReader()
+    register_opentelemetry(middleware_of(app).metrics, MeterProvider(metric_readers=[reader]))
+    collected = reader.get_metrics_data()
+    assert collected is not None
+    [scope] = [scope for resource in collected.resource_metrics for scope in resource.scope_metrics]
+    values = {
+        metric.name: point.value
+        for metric in scope.metrics
+        for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint)
+    }
+    assert values["lazysession.sessions.created"] == 1
+    assert values["lazysession.sessions.saved"] == 2
+    assert values["lazysession.sweep.seconds"] == 0
+    assert len(values) == len(COUNTERS)

@@ -1,9 +1,10 @@
 """Counters of what the middleware did, readable as ``middleware.metrics`` and exported to
-Prometheus when ``prometheus_client`` is installed (an optional extra)."""
+Prometheus (``prometheus_client``) or OpenTelemetry (``opentelemetry-api``) when one is
+installed (optional extras, never required)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,22 @@ class Metrics:
         return asdict(self)
 
 
+# Each counter: its field, its exported name (Prometheus joins with "_" and adds "_total";
+# OpenTelemetry joins with "."), a description and an OpenTelemetry unit.
+COUNTERS = (
+    ("created", "sessions_created", "Sessions created", "{session}"),
+    ("loaded", "sessions_loaded", "Sessions loaded from the store", "{session}"),
+    ("saved", "sessions_saved", "Sessions saved", "{session}"),
+    ("touched", "sessions_touched", "Sessions whose expiry was extended", "{session}"),
+    ("deleted", "sessions_deleted", "Sessions deleted by the app", "{session}"),
+    ("skipped", "sessions_skipped", "Writes skipped by skip_persistence", "{session}"),
+    ("swept", "sessions_swept", "Expired sessions deleted by the sweep", "{session}"),
+    ("sweeps", "sweeps", "Sweeps run", "{sweep}"),
+    ("sweep_seconds", "sweep_seconds", "Time spent sweeping", "s"),
+    ("store_errors", "store_errors", "Store calls that failed", "{error}"),
+)
+
+
 def register_prometheus(metrics: Metrics, registry: Any = None, prefix: str = "lazysession") -> Any:
     """Expose ``metrics`` as Prometheus counters (``lazysession_sessions_created_total``,
     ...) on ``registry`` (the default registry if None). Returns the collector."""
@@ -57,20 +74,36 @@ def register_prometheus(metrics: Metrics, registry: Any = None, prefix: str = "l
 
     class Collector:
         def collect(self) -> Iterator[Any]:
-            for name, value in metrics.as_dict().items():
-                if name == "sweep_seconds":
-                    yield CounterMetricFamily(
-                        f"{prefix}_sweep_seconds", "Time spent sweeping", value=value
-                    )
-                elif name in ("sweeps", "store_errors"):
-                    yield CounterMetricFamily(
-                        f"{prefix}_{name}", name.replace("_", " "), value=value
-                    )
-                else:
-                    yield CounterMetricFamily(
-                        f"{prefix}_sessions_{name}", f"Sessions {name}", value=value
-                    )
+            for field, name, description, _ in COUNTERS:
+                yield CounterMetricFamily(
+                    f"{prefix}_{name}", description, value=getattr(metrics, field)
+                )
 
     collector = Collector()
     (registry if registry is not None else REGISTRY).register(collector)
     return collector
+
+
+def register_opentelemetry(
+    metrics: Metrics, meter_provider: Any = None, prefix: str = "lazysession"
+) -> list[Any]:
+    """Expose ``metrics`` as OpenTelemetry observable counters (``lazysession.sessions.created``,
+    ...) from ``meter_provider`` (the global one if None), read at each collection.
+    Needs ``opentelemetry-api``; returns the instruments."""
+    from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
+
+    provider = meter_provider if meter_provider is not None else get_meter_provider()
+    meter = provider.get_meter("lazysession")
+
+    def observer(field: str) -> Callable[[CallbackOptions], list[Observation]]:
+        return lambda _options: [Observation(getattr(metrics, field))]
+
+    return [
+        meter.create_observable_counter(
+            f"{prefix}.{name.replace('_', '.')}",
+            callbacks=[observer(field)],
+            unit=unit,
+            description=description,
+        )
+        for field, name, description, unit in COUNTERS
+    ]

@@ -11,10 +11,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +21,8 @@ import trustme
 from playwright.sync_api import Browser, Cookie, Page, sync_playwright
 
 from tests.conftest import require_server
+from tests.served import uvicorn_serving
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -51,44 +47,22 @@ def chromium_executable() -> str:
     raise AssertionError("unreachable")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def demo_served(tmp_path: Path, *, https: bool, **settings: str) -> Iterator[Demo]:
-    port = free_port()
     environment = {
-        **os.environ,
         "LAZYSESSION_STORE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}",
         "LAZYSESSION_SECRET_KEY": secrets.token_urlsafe(32),
         **{f"LAZYSESSION_{name.upper()}": value for name, value in settings.items()},
     }
-    command = [sys.executable, "-m", "uvicorn", "demo:app", "--app-dir", str(EXAMPLES)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    options: list[str] = []
     if https:
         certificate = trustme.CA().issue_cert("127.0.0.1")
         certificate.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
         certificate.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-        command += ["--ssl-keyfile", str(tmp_path / "key.pem")]
-        command += ["--ssl-certfile", str(tmp_path / "cert.pem")]
-    process = subprocess.Popen(command, env=environment, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), 0.2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the demo app did not start") from None
-                time.sleep(0.05)
+        options += ["--ssl-keyfile", str(tmp_path / "key.pem")]
+        options += ["--ssl-certfile", str(tmp_path / "cert.pem")]
+    with uvicorn_serving("demo:app", tmp_path, environment, *options) as port:
         yield Demo(f"{'https' if https else 'http'}://127.0.0.1:{port}")
-    finally:
-        process.terminate()
-        process.wait(15)
 
 
 @pytest.fixture(scope="module")
