@@ -69,3 +69,11 @@ async def test_counters_are_exported_to_opentelemetry() -> None:
     assert values["lazysession.sessions.saved"] == 2
     assert values["lazysession.sweep.seconds"] == 0
     assert len(values) == len(COUNTERS)
+
+
+async def test_counters_can_be_handed_in_before_the_app_starts() -> None:
+    metrics = Metrics()
+    app = make_app(store=MemoryStore(), sweep_interval=None, metrics=metrics)
+    async with client(app) as http:
+        await http.get("/write", params={"a": "1"})
+    assert metrics.created == 1

@@ -76,6 +76,7 @@ class MiddlewareOptions(Generic[App]):
         max_size: int = DEFAULT_MAX_SIZE,
         on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | None = 300,
+        metrics: Metrics | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.app = app
@@ -101,7 +102,7 @@ class MiddlewareOptions(Generic[App]):
             clock=clock,
         )
         self._insecure = InsecureCookieWarning(https_only)
-        self.metrics = Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()
         if sweep_interval and not self.store.client_side:
             self._start_sweeper(sweep_interval)
 

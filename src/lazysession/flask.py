@@ -94,6 +94,7 @@ class LazySessionInterface(SessionInterface):
         idle_timeout: int | None = None,
         on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | None = 300,
+        metrics: Metrics | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.on_store_error = check_policy(on_store_error)
@@ -102,7 +103,7 @@ class LazySessionInterface(SessionInterface):
         self.sync_store: SyncStore = check_sync_store(self.store)
         self.skip_persistence = skip_persistence
         self.clock = clock
-        self.metrics = Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()
         self.sweeper: ThreadSweeper | None = None
         if sweep_interval and not self.store.client_side:
             schedule = SweepSchedule(sweep_interval)
