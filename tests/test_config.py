@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.config import Config
 
 from lazysession import (
@@ -100,3 +102,21 @@ def test_a_store_url_picks_the_store(url: str, kind: type) -> None:
 def test_an_unknown_store_url_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="cannot tell which store"):
         store_from_url("ftp://example.com")
+
+
+class AppSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    lazysession_secret_key: SecretStr
+    lazysession_store_url: str = "memory://"
+    lazysession_max_age: int | None = 600
+
+
+def test_a_pydantic_settings_model_is_read_and_its_secret_unwrapped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAZYSESSION_SECRET_KEY", KEY)
+    monkeypatch.setenv("LAZYSESSION_MAX_AGE", "900")
+    settings = Settings.from_model(AppSettings())  # type: ignore[call-arg]
+    assert settings.secret_key == [KEY]
+    assert (settings.store_url, settings.max_age) == ("memory://", 900)

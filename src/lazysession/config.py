@@ -57,6 +57,12 @@ def store_from_url(url: str, **options: Any) -> Store:
     )
 
 
+def _unwrap(value: Any) -> Any:
+    """The value behind a pydantic ``SecretStr`` (its ``str()`` is asterisks)."""
+    reveal = getattr(value, "get_secret_value", None)
+    return reveal() if callable(reveal) else value
+
+
 def _boolean(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -101,6 +107,13 @@ class Settings:
         """Read ``LAZYSESSION_*`` names from a mapping (``os.environ``, a dict, a pydantic
         model's ``model_dump()`` with upper-case keys)."""
         return cls.from_lookup(lambda name: values.get(prefix + name), prefix)
+
+    @classmethod
+    def from_model(cls, model: Any, prefix: str = PREFIX) -> Settings:
+        """Read a pydantic(-settings) model whose fields are named ``lazysession_*``;
+        ``SecretStr`` values are unwrapped."""
+        values = {name.upper(): _unwrap(value) for name, value in model.model_dump().items()}
+        return cls.from_mapping(values, prefix)
 
     @classmethod
     def from_starlette_config(cls, config: Callable[..., Any]) -> Settings:
