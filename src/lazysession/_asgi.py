@@ -46,29 +46,51 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             return
         if not self._insecure.done:
             self._insecure.check(_host(scope))
-        cookie = _cookie_header(scope)
-        exchange: Exchange | None = None
-        if cookie is None:
-            # Most requests: no cookie, so nothing to read or verify. The exchange is made
-            # only if the handler touches the session.
-            session = scope["session"] = self.rules.session_class()
+        has_cookie = False
+        for name, _ in scope["headers"]:
+            if name == b"cookie":
+                has_cookie = True
+                break
+        if has_cookie:
+            await self._with_cookie(scope, receive, send)
         else:
-            exchange = self.rules.begin(cookie)
-            key = exchange.load_key
-            loaded = exchange.session if key is None else await self._load(exchange, key)
-            assert loaded is not None
-            session = scope["session"] = loaded
+            # Most requests: no cookie, so nothing to read, verify or load, and the session
+            # can never be unavailable. The exchange is made only if the handler touches it.
+            session = scope["session"] = self.rules.session_class()
+            replaced = False
+
+            async def send_with_session(message: Message) -> None:
+                nonlocal replaced
+                if message["type"] == "http.response.start":
+                    if session.accessed:
+                        exchange = self.rules.exchange_for(session)
+                        outcome = exchange.finish(message["status"], self._skip, scope)
+                        if outcome is not NOTHING and not await self._persist(
+                            outcome, message, send
+                        ):
+                            replaced = True
+                            return
+                elif replaced:
+                    return  # the app's response was replaced by a 503
+                await send(message)
+
+            await self.app(scope, receive, send_with_session)
+        sweeper = self.sweeper
+        if sweeper is not None and not sweeper.lifespan_running and sweeper.due_after_request():
+            await sweeper.sweep_once()
+
+    async def _with_cookie(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = self.rules.begin(_cookie_header(scope))
+        key = exchange.load_key
+        session = exchange.session if key is None else await self._load(exchange, key)
+        assert session is not None
+        scope["session"] = session
         started = replaced = False
 
         async def send_with_session(message: Message) -> None:
-            nonlocal started, replaced, exchange
+            nonlocal started, replaced
             if message["type"] == "http.response.start":
                 started = True
-                if exchange is None:
-                    if not session.accessed:
-                        await send(message)
-                        return
-                    exchange = self.rules.exchange_for(session)
                 outcome = exchange.finish(message["status"], self._skip, scope)
                 if outcome is not NOTHING and not await self._persist(outcome, message, send):
                     replaced = True
@@ -83,9 +105,6 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             if started or replaced:
                 raise
             await _send_unavailable(send)
-        sweeper = self.sweeper
-        if sweeper is not None and not sweeper.lifespan_running and sweeper.due_after_request():
-            await sweeper.sweep_once()
 
     async def _load(self, exchange: Exchange, key: str) -> Session:
         try:
