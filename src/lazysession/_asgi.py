@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -239,11 +239,16 @@ class ScopeHeaders(Mapping[str, str]):
         self._raw = raw
 
     def __getitem__(self, name: str) -> str:
+        value: str | None = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Without a KeyError for an absent header: the usual case, on every request."""
         wanted = name.lower().encode("latin-1")
         found = [value.decode("latin-1") for key, value in self._raw if key.lower() == wanted]
-        if not found:
-            raise KeyError(name)
-        return ", ".join(found)
+        return ", ".join(found) if found else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(key.decode("latin-1").lower() for key, _ in self._raw))

@@ -51,7 +51,7 @@ DEFAULT_MAX_SIZE = 64 * 1024
 """Bytes of JSON a server-side session may hold unless ``max_size`` says otherwise."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Write:
     """Store ``data`` under ``session_id`` until ``expires_at``."""
 
@@ -70,7 +70,7 @@ class Write:
         return not self.changes.replace
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Touch:
     """Move the expiry of the session under ``session_id``; its data is unchanged."""
 
@@ -78,7 +78,7 @@ class Touch:
     expires_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Outcome:
     """What the shell must do before the response headers go out, in this order:
     delete, write or touch, then add the headers."""
@@ -211,7 +211,9 @@ class Exchange:
     """One request's session, from the cookie it came with to the outcome it leaves."""
 
     __slots__ = (
+        "_key",
         "_rules",
+        "_version",
         "ephemeral",
         "had_cookie",
         "load_key",
@@ -237,8 +239,10 @@ class Exchange:
         self.ephemeral = False
         self.load_key: str | None = None
         """The store key to load before the handler runs, or None: nothing to load."""
+        self._key: str | None = None
+        self._version: object = None
         if session is None and session_id is not None:
-            self.load_key = store_key(session_id)
+            self.load_key = self._key = store_key(session_id)
 
     def _adopt(self, meta: Meta, stored_expiry: datetime) -> None:
         assert self.session is not None
@@ -250,6 +254,7 @@ class Exchange:
         self.load_key = None
         rules = self._rules
         if record is not None:
+            self._version = record.version
             data = record.data  # a fresh dict from the store's JSON: ours to change
             now = rules.clock()
             meta = Meta.from_json(data.pop(META_KEY, None), now.timestamp())
@@ -315,23 +320,30 @@ class Exchange:
         assert self.session_id is not None
         signed = self.signed_id or rules._id_signer.sign(self.session_id)
         return Outcome(
-            touch=Touch(store_key(self.session_id), expiry),
+            touch=Touch(self._stored_key(self.session_id), expiry),
             set_cookie=rules.cookie.render(signed, max_age),
             vary=True,
+        )
+
+    def _stored_key(self, session_id: str) -> str:
+        return (
+            self._key
+            if self._key is not None and session_id == self.session_id
+            else (store_key(session_id))
         )
 
     def _write(self, session: Session, persistent: bool) -> Outcome:
         rules = self._rules
         old_id = self.session_id
         retire_old = old_id is not None and (session._invalidated or session._regenerate)
-        delete = store_key(old_id) if retire_old and old_id is not None else None
+        delete = self._stored_key(old_id) if retire_old and old_id is not None else None
         now = rules.clock()
         meta = session.meta_for_write(now.timestamp())
         expiry = expires_at(meta, now, rules.lifetimes)
         if not session or expiry <= now:
             # Emptied, invalidated, or past its own lifetime: nothing is left to keep.
             if old_id is not None:
-                delete = store_key(old_id)
+                delete = self._stored_key(old_id)
             expired = rules.cookie.render_expired() if self.had_cookie else None
             return Outcome(delete=delete, set_cookie=expired, vary=True)
         max_age = rules.cookie_max_age(expiry, now, persistent)
@@ -339,7 +351,8 @@ class Exchange:
             value = self._sign_data(session, meta)
             return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
         data = {**session, META_KEY: meta.to_json()}
-        size = len(_json.dumps(data).encode("utf-8"))
+        whole = _json.dumps(data)
+        size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
         if size > rules.max_size:
             raise SessionTooLarge(size, rules.max_size, "max_size")
         if old_id is None or retire_old:
@@ -348,15 +361,16 @@ class Exchange:
         else:
             session_id = old_id
             signed = self.signed_id or rules._id_signer.sign(old_id)
-        changes = session.changes()
-        changes = Changes(
-            set={**changes.set, META_KEY: data[META_KEY]},
-            removed=changes.removed,
-            replace=changes.replace or session_id != old_id,
+        created = session_id != old_id
+        changes = session.changes(
+            also={META_KEY: data[META_KEY]},
+            replace=created,
+            whole=whole,
+            base=None if created else self._version,
         )
         return Outcome(
             delete=delete,
-            write=Write(store_key(session_id), data, expiry, changes, created=session_id != old_id),
+            write=Write(self._stored_key(session_id), data, expiry, changes, created=created),
             set_cookie=rules.cookie.render(signed, max_age),
             vary=True,
         )

@@ -60,7 +60,7 @@ class Lifetimes:
             raise ValueError("touch_after is a fraction of the idle window, from 0 to 1")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Meta:
     """What a session knows about itself: when it began, its own absolute lifetime (if
     set), and whether it is pinned (exempt from the idle timeout)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 logger = logging.getLogger("lazysession")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class RequestInfo:
     """Method, path and headers of a request; header names are lower case."""
 

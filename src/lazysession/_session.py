@@ -21,13 +21,19 @@ from ._expiry import Meta, from_timestamp
 _UNSET: Any = object()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Changes:
-    """What one request did to a session: keys set, keys removed, or a full replace."""
+    """What one request did to a session: keys set, keys removed, or a full replace.
+
+    ``whole`` is the session as the request left it, JSON-encoded, and ``base`` the
+    ``Record.version`` it was loaded from: a store whose copy is still that version can
+    store ``whole`` as is, since merging would give the same session."""
 
     set: dict[str, Any] = field(default_factory=dict)
     removed: frozenset[str] = frozenset()
     replace: bool = False
+    whole: str | None = None
+    base: object = None
 
     def apply_to(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
         """The session after merging these changes onto ``stored`` (the latest copy)."""
@@ -124,13 +130,26 @@ class Session(dict[str, Any]):
         self.modified = True
         self._touch(self.keys())
 
-    def changes(self) -> Changes:
-        """This request's changes, for a store that merges them onto its latest copy."""
+    def changes(
+        self,
+        *,
+        also: Mapping[str, Any] | None = None,
+        replace: bool = False,
+        whole: str | None = None,
+        base: object = None,
+    ) -> Changes:
+        """This request's changes, for a store that merges them onto its latest copy;
+        ``also`` adds keys set by the core (the session's metadata)."""
         touched = self._touched_keys or ()
+        changed = {k: self[k] for k in touched if k in self}
+        if also:
+            changed.update(also)
         return Changes(
-            set={k: self[k] for k in touched if k in self},
+            set=changed,
             removed=frozenset(self._removed or ()),
-            replace=self._cleared,
+            replace=replace or self._cleared,
+            whole=whole,
+            base=base,
         )
 
     # -- internals -------------------------------------------------------------------------

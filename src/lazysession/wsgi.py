@@ -76,10 +76,15 @@ class EnvironHeaders(Mapping[str, str]):
         return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
     def __getitem__(self, name: str) -> str:
-        value = self._environ.get(self._key(name))
-        if value is None or value == "":
+        value = self.get(name)
+        if value is None:
             raise KeyError(name)
         return str(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Without a KeyError for an absent header: the usual case, on every request."""
+        value = self._environ.get(self._key(name))
+        return default if value is None or value == "" else str(value)
 
     def __iter__(self) -> Iterator[str]:
         for key, value in self._environ.items():

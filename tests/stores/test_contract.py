@@ -221,6 +221,28 @@ async def test_update_merges_changes_onto_the_stored_copy(store: Store, clock: C
     assert await store.load("a" * 64) == {"a": 1, "b": 20, "d": 4}
 
 
+async def test_an_update_based_on_the_current_copy_gives_the_writers_session(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
+    loaded = await store.read("a" * 64)
+    assert loaded is not None
+    changes = Changes(set={"b": 2}, whole='{"a": 1, "b": 2}', base=loaded.version)
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is True
+    assert await store.load("a" * 64) == {"a": 1, "b": 2}
+
+
+async def test_an_update_based_on_a_stale_copy_still_merges(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
+    first, second = await store.read("a" * 64), await store.read("a" * 64)
+    assert first is not None and second is not None
+    one = Changes(set={"b": 2}, whole='{"a": 1, "b": 2}', base=first.version)
+    other = Changes(set={"c": 3}, whole='{"a": 1, "c": 3}', base=second.version)
+    assert await store.update("a" * 64, one, expires_at=clock() + HOUR) is True
+    assert await store.update("a" * 64, other, expires_at=clock() + HOUR) is True
+    assert await store.load("a" * 64) == {"a": 1, "b": 2, "c": 3}
+
+
 async def test_update_never_brings_a_session_back(store: Store, clock: Clock) -> None:
     changes = Changes(set={"a": 1})
     assert await store.update("b" * 64, changes, expires_at=clock() + HOUR) is False

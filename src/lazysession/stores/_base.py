@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from .._session import Changes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Record:
-    """A stored session: its data and when it expires."""
+    """A stored session: its data and when it expires. ``version``, where a store keeps
+    one, names this copy: an ``update`` based on it (``Changes.base``) may then store the
+    writer's whole session instead of merging, when no other write came in between."""
 
     data: dict[str, Any]
     expires_at: datetime
+    version: object = None
 
 
 class SyncStore(abc.ABC):

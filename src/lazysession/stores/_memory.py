@@ -6,6 +6,7 @@ and yields to the event loop between batches: a million entries never stall a re
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import OrderedDict
@@ -37,7 +38,9 @@ class MemoryStore(Store):
         self.max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        # session id -> (expiry timestamp, JSON text, version of that text)
+        self._entries: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
+        self._versions = itertools.count(1)
         self._buckets: dict[int, set[str]] = {}
         self._sync = _SyncMemoryStore(self)
         self.evicted = 0
@@ -49,7 +52,7 @@ class MemoryStore(Store):
         if entry is None or entry[0] <= to_timestamp(self._clock()):
             return None
         data = _json.loads(entry[1])
-        return None if data is None else Record(data, from_timestamp(entry[0]))
+        return None if data is None else Record(data, from_timestamp(entry[0]), entry[2])
 
     def _touch(self, session_id: str, expires_at: datetime) -> None:
         with self._lock:
@@ -57,7 +60,7 @@ class MemoryStore(Store):
             if entry is None or entry[0] <= to_timestamp(self._clock()):
                 return
             self._remove(session_id)
-            self._file(session_id, to_timestamp(expires_at), entry[1])
+            self._file(session_id, to_timestamp(expires_at), entry[1], entry[2])
 
     def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> bool:
         expires = to_timestamp(expires_at)
@@ -65,13 +68,16 @@ class MemoryStore(Store):
             entry = self._entries.get(session_id)
             if entry is None or entry[0] <= to_timestamp(self._clock()):
                 return False
-            text = _json.dumps(changes.apply_to(_json.loads(entry[1])))
+            if changes.whole is not None and changes.base == entry[2]:
+                text = changes.whole  # no write since the writer's load: merging is a no-op
+            else:
+                text = _json.dumps(changes.apply_to(_json.loads(entry[1])))
             self._remove(session_id)
-            self._file(session_id, expires, text)
+            self._file(session_id, expires, text, next(self._versions))
             return True
 
-    def _file(self, session_id: str, expires: float, text: str) -> None:
-        self._entries[session_id] = (expires, text)
+    def _file(self, session_id: str, expires: float, text: str, version: int) -> None:
+        self._entries[session_id] = (expires, text, version)
         self._buckets.setdefault(int(expires // _BUCKET_SECONDS), set()).add(session_id)
 
     def _save(self, session_id: str, data: dict[str, Any], expires_at: datetime) -> None:
@@ -83,7 +89,7 @@ class MemoryStore(Store):
                 while len(self._entries) >= self.max_entries:
                     self._remove(next(iter(self._entries)))
                     self.evicted += 1
-            self._file(session_id, expires, text)
+            self._file(session_id, expires, text, next(self._versions))
 
     def _delete(self, session_id: str) -> None:
         with self._lock:
