@@ -44,8 +44,6 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         if scope["type"] != "http":
             await self._other(scope, receive, send)
             return
-        if not self._insecure.done:
-            self._insecure.check(_host(scope))
         has_cookie = False
         for name, _ in scope["headers"]:
             if name == b"cookie":
@@ -66,7 +64,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                         exchange = self.rules.exchange_for(session)
                         outcome = exchange.finish(message["status"], self._skip, scope)
                         if outcome is not NOTHING and not await self._persist(
-                            outcome, message, send
+                            outcome, message, send, scope
                         ):
                             replaced = True
                             return
@@ -92,7 +90,9 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             if message["type"] == "http.response.start":
                 started = True
                 outcome = exchange.finish(message["status"], self._skip, scope)
-                if outcome is not NOTHING and not await self._persist(outcome, message, send):
+                if outcome is not NOTHING and not await self._persist(
+                    outcome, message, send, scope
+                ):
                     replaced = True
                     return
             elif replaced:
@@ -129,7 +129,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     def _skip(self, scope: Scope) -> bool:
         return self.skip_persistence(request_info(scope))
 
-    async def _persist(self, outcome: Outcome, message: Message, send: Send) -> bool:
+    async def _persist(self, outcome: Outcome, message: Message, send: Send, scope: Scope) -> bool:
         """Carry out the outcome and add its headers; on a store failure, answer 503
         instead and return False."""
         try:
@@ -145,6 +145,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             headers = message["headers"] = list(headers)
         if outcome.set_cookie is not None:
             headers.append((b"set-cookie", outcome.set_cookie.encode("latin-1")))
+            if not self._insecure.done:
+                self._insecure.check(_host(scope))
         if outcome.vary:
             add_vary_cookie(headers)
         return True

@@ -49,8 +49,8 @@ def is_local_host(host: str) -> bool:
 
 
 class InsecureCookieWarning:
-    """Warns once, on the first request served from a host that is not this machine,
-    when the session cookie lacks ``Secure`` (``https_only=False``)."""
+    """Warns once, the first time a session cookie without ``Secure`` (``https_only=False``)
+    is sent to a host that is not this machine."""
 
     __slots__ = ("done",)
 

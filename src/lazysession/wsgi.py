@@ -164,8 +164,6 @@ class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.sweeper is not None and not self.sweeper.running:
             self.sweeper.start()
-        if not self._insecure.done:
-            self._insecure.check(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
         exchange = self.rules.begin(environ.get("HTTP_COOKIE"))
         key = exchange.load_key
         environ[ENVIRON_KEY] = exchange.session if key is None else self._load(exchange, key)
@@ -180,6 +178,8 @@ class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
             response.outcome = outcome
             if outcome is not NOTHING:
                 headers = add_session_headers(headers, outcome)
+                if outcome.set_cookie is not None and not self._insecure.done:
+                    self._insecure.check(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
             write = start_response(status, headers, exc_info)
 
             def write_with_session(data: bytes) -> object:

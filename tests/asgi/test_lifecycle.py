@@ -75,12 +75,14 @@ async def test_a_remember_me_lifetime_is_honoured_by_the_sweep() -> None:
         assert await store.sweep() == 1
 
 
-async def test_serving_a_public_host_without_https_only_warns_once(
+async def test_a_cookie_sent_to_a_public_host_without_https_only_warns_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with client(make_app(store=MemoryStore())) as http:
         await http.get("/untouched", headers={"host": "shop.example.com"})
-        await http.get("/untouched", headers={"host": "shop.example.com"})
+        assert not caplog.records  # no cookie sent yet
+        await http.get("/write", params={"a": "1"}, headers={"host": "shop.example.com"})
+        await http.get("/write", params={"a": "2"}, headers={"host": "shop.example.com"})
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "https_only" in warnings[0].getMessage()
@@ -91,9 +93,9 @@ async def test_local_hosts_and_https_only_do_not_warn(
     host: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with client(make_app(store=MemoryStore())) as http:
-        await http.get("/untouched", headers={"host": host})
+        await http.get("/write", params={"a": "1"}, headers={"host": host})
     async with client(make_app(store=MemoryStore(), https_only=True)) as http:
-        await http.get("/untouched", headers={"host": "shop.example.com"})
+        await http.get("/write", params={"a": "1"}, headers={"host": "shop.example.com"})
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
