@@ -54,7 +54,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         else:
             # Most requests: no cookie, so nothing to read, verify or load, and the session
             # can never be unavailable. The exchange is made only if the handler touches it.
-            session = scope["session"] = self.rules.session_class()
+            session = scope["session"] = Session()
             replaced = False
 
             async def send_with_session(message: Message) -> None:
