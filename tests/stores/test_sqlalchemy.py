@@ -145,6 +145,22 @@ def test_an_async_url_cannot_serve_the_sync_side() -> None:
         store.sync.load("a" * 64)
 
 
+async def test_a_sqlite_file_url_serves_both_sides(tmp_path: Path) -> None:
+    store = SQLAlchemyStore(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    expires = datetime.now(timezone.utc) + timedelta(hours=1)
+    store.sync.save("a" * 64, {"from": "wsgi"}, expires_at=expires)
+    await store.save("b" * 64, {"from": "asgi"}, expires_at=expires)
+    assert await store.load("a" * 64) == {"from": "wsgi"}
+    assert store.sync.load("b" * 64) == {"from": "asgi"}
+    await store.aclose()
+
+
+def test_an_in_memory_sqlite_url_cannot_serve_the_sync_side() -> None:
+    store = SQLAlchemyStore("sqlite+aiosqlite://")
+    with pytest.raises(ConfigurationError, match="sync one"):
+        store.sync.load("a" * 64)
+
+
 async def test_an_existing_engine_is_shared(tmp_path: Path) -> None:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     store = SQLAlchemyStore(engine)
