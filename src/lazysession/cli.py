@@ -87,7 +87,7 @@ async def sweep(url: str, dry_run: bool, batch_size: int | None) -> str:
             share = f" ({done / backlog:.0%})" if backlog else ""
             print(f"\rdeleted {done:,} of {backlog:,}{share}", end="", file=sys.stderr, flush=True)
 
-        deleted = await store.sweep(on_batch=progress)
+        deleted = await store.sweep(on_batch=progress, full_speed=True)
         print(file=sys.stderr)
         return f"deleted {deleted:,} expired sessions"
     finally:

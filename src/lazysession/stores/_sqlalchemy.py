@@ -243,7 +243,7 @@ class _Statements:
             return {"isolation_level": "READ COMMITTED"}
         return {}
 
-    def sweep_batch(self, now: datetime, after: datetime | None) -> sa.TextClause:
+    def sweep_batch(self, now: datetime, after: datetime | None, size: int) -> sa.TextClause:
         """One batch: delete up to ``batch_size`` expired rows, oldest first, from where
         the last batch ended; the result is one row (rows deleted, last expiry) or, on
         MariaDB/MySQL, a rowcount."""
@@ -274,7 +274,7 @@ class _Statements:
             # (claiming with SKIP LOCKED and then deleting by key does deadlock).
             sql = f"DELETE FROM {table} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n"  # noqa: S608
         statement = sa.text(sql).bindparams(
-            sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("n", self.batch_size)
+            sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("n", size)
         )
         if self.dialect == "postgresql":
             statement = statement.bindparams(
@@ -293,6 +293,38 @@ class _Statements:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# SQLite admits one writer at a time, and a batch's commit and checkpoint slow every other
+# writer of the file: batches there are sized to take about this long, all included.
+SQLITE_BATCH_SECONDS = 0.01
+# Elsewhere batches are fixed, and the built-in sweep rests half as long as each batch took
+# between batches, leaving the database (and, on small machines, the CPU) to live traffic.
+SWEEP_REST = 0.5
+_SMALLEST_PACED_BATCH = 50
+
+
+class SweepPacer:
+    """Batch sizes for a sweep. Without a ``budget`` every batch takes ``largest`` rows;
+    with one, each batch is sized from the last one's pace to take about ``budget``
+    seconds (never more than ``largest`` rows, never fewer than 50)."""
+
+    __slots__ = ("budget", "largest", "size")
+
+    def __init__(self, largest: int, budget: float | None) -> None:
+        self.largest = largest
+        self.budget = budget
+        self.size = largest if budget is None else max(1, min(largest, 4 * _SMALLEST_PACED_BATCH))
+
+    def rest(self, seconds: float) -> float:
+        """How long to pause after a batch that took ``seconds``."""
+        return 0.0 if self.budget is not None else seconds * SWEEP_REST
+
+    def record(self, deleted: int, seconds: float) -> None:
+        """Hear how the last batch went; a short batch (the last one) teaches nothing."""
+        if self.budget is None or deleted < self.size or seconds <= 0:
+            return
+        paced = int(deleted / seconds * self.budget)
+        self.size = max(min(_SMALLEST_PACED_BATCH, self.largest), min(self.largest, paced))
 
 
 Plan = Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]
@@ -719,44 +751,52 @@ class SQLAlchemyStore(Store):
                 size = (await conn.execute(query)).scalar()
         return None if size is None else int(size)
 
-    async def sweep(self, *, on_batch: Callable[[int], None] | None = None) -> int:
+    async def sweep(
+        self, *, on_batch: Callable[[int], None] | None = None, full_speed: bool = False
+    ) -> int:
         """Delete every expired session, batch by batch; ``on_batch`` hears the running
-        total after each batch (for progress reports)."""
-        now = self._clock()
+        total after each batch (for progress reports). ``full_speed`` skips the rests
+        between batches (an operator's one-off purge)."""
+        now, pacer = self._clock(), self._pacer()
         total, after = 0, None
         while True:
+            size, started = pacer.size, time.perf_counter()
             if self._threads:  # a batch per worker-thread call: cancellable between batches
-                deleted, after = await anyio.to_thread.run_sync(self._sync.sweep_batch, now, after)
-                total += deleted
-                if on_batch is not None:
-                    on_batch(total)
-                if deleted < self.batch_size:
-                    return total
-                continue
-            with _store_errors("sweeping expired sessions"):
-                engine = await self._ready_async()
-                async with engine.connect() as conn:
-                    conn = await conn.execution_options(**self._sql.sweep_options)
-                    for statement in self._sql.before_batch:
-                        await conn.exec_driver_sql(statement)
-                        await conn.commit()
-                    async with self._write_turn(), conn.begin():
-                        deleted, after = await self._sweep_batch_async(conn, now, after)
-                    for statement in self._sql.after_batch:
-                        await conn.exec_driver_sql(statement)
-                        await conn.commit()
+                deleted, after = await anyio.to_thread.run_sync(
+                    self._sync.sweep_batch, now, after, size
+                )
+            else:
+                deleted, after = await self._sweep_batch_async(now, after, size)
+            took = time.perf_counter() - started
+            pacer.record(deleted, took)
             total += deleted
             if on_batch is not None:
                 on_batch(total)
-            if deleted < self.batch_size:
+            if deleted < size:
                 return total
-            await anyio.lowlevel.checkpoint()
+            await anyio.sleep(0.0 if full_speed else pacer.rest(took))
 
     async def _sweep_batch_async(
-        self, conn: AsyncConnection, now: datetime, after: datetime | None
+        self, now: datetime, after: datetime | None, size: int
     ) -> tuple[int, datetime | None]:
-        result = await conn.execute(self._sql.sweep_batch(now, after))
-        return self._sql.read_batch(result, after)
+        with _store_errors("sweeping expired sessions"):
+            engine = await self._ready_async()
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(**self._sql.sweep_options)
+                for statement in self._sql.before_batch:
+                    await conn.exec_driver_sql(statement)
+                    await conn.commit()
+                async with self._write_turn(), conn.begin():
+                    result = await conn.execute(self._sql.sweep_batch(now, after, size))
+                    deleted, after = self._sql.read_batch(result, after)
+                for statement in self._sql.after_batch:
+                    await conn.exec_driver_sql(statement)
+                    await conn.commit()
+        return deleted, after
+
+    def _pacer(self) -> SweepPacer:
+        budget = SQLITE_BATCH_SECONDS if self.dialect_name == "sqlite" else None
+        return SweepPacer(self.batch_size, budget)
 
     async def aclose(self) -> None:
         if self._owns_engines and self._async_engine is not None:
@@ -844,15 +884,21 @@ class _SyncSQLAlchemyStore(SyncStore):
             return int(result.scalar_one())
 
     def sweep(self) -> int:
-        now = self._store._clock()
+        now, pacer = self._store._clock(), self._store._pacer()
         total, after = 0, None
         while True:
-            deleted, after = self.sweep_batch(now, after)
+            size, started = pacer.size, time.perf_counter()
+            deleted, after = self.sweep_batch(now, after, size)
+            took = time.perf_counter() - started
+            pacer.record(deleted, took)
             total += deleted
-            if deleted < self._store.batch_size:
+            if deleted < size:
                 return total
+            time.sleep(pacer.rest(took))
 
-    def sweep_batch(self, now: datetime, after: datetime | None) -> tuple[int, datetime | None]:
+    def sweep_batch(
+        self, now: datetime, after: datetime | None, size: int
+    ) -> tuple[int, datetime | None]:
         """One batch of the sweep, in its own short transaction; returns the rows deleted
         and where the next batch resumes."""
         store = self._store
@@ -865,7 +911,7 @@ class _SyncSQLAlchemyStore(SyncStore):
                 conn.exec_driver_sql(statement)
                 conn.commit()
             with store._sync_write_turn(), conn.begin():
-                result = conn.execute(store._sql.sweep_batch(now, after))
+                result = conn.execute(store._sql.sweep_batch(now, after, size))
                 deleted, after = store._sql.read_batch(result, after)
             for statement in store._sql.after_batch:
                 conn.exec_driver_sql(statement)
