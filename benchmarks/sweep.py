@@ -199,7 +199,9 @@ async def main(args: argparse.Namespace) -> None:
         print(f"PostgreSQL at {POSTGRES} is not reachable: its row is left out", file=sys.stderr)
     print(f"## Sweeping a backlog ({machine_line()})\n")
     print(
-        f"{args.expired:,} expired + {args.live:,} live rows, batches of {args.batch_size:,}; "
+        f"{args.expired:,} expired + {args.live:,} live rows, batches of at most "
+        f"{args.batch_size:,} (SQLite: paced to about 10 ms; PostgreSQL: resting half a "
+        "batch after each); "
         f"{args.clients} concurrent clients each saving a session every {PACE * 1000:.0f} ms, "
         f"{BASELINE_SECONDS:.0f} s "
         "without a sweep, then during the sweep. Latencies in ms.\n"
