@@ -62,10 +62,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 if message["type"] == "http.response.start":
                     if session.accessed:
                         exchange = self.rules.exchange_for(session)
-                        outcome = exchange.finish(message["status"], self._skip, scope)
-                        if outcome is not NOTHING and not await self._persist(
-                            outcome, message, send, scope
-                        ):
+                        if not await self._finish(exchange, message, send, scope):
                             replaced = True
                             return
                 elif replaced:
@@ -89,10 +86,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             nonlocal started, replaced
             if message["type"] == "http.response.start":
                 started = True
-                outcome = exchange.finish(message["status"], self._skip, scope)
-                if outcome is not NOTHING and not await self._persist(
-                    outcome, message, send, scope
-                ):
+                if not await self._finish(exchange, message, send, scope):
                     replaced = True
                     return
             elif replaced:
@@ -129,9 +123,12 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     def _skip(self, scope: Scope) -> bool:
         return self.skip_persistence(request_info(scope))
 
-    async def _persist(self, outcome: Outcome, message: Message, send: Send, scope: Scope) -> bool:
-        """Carry out the outcome and add its headers; on a store failure, answer 503
-        instead and return False."""
+    async def _finish(self, exchange: Exchange, message: Message, send: Send, scope: Scope) -> bool:
+        """At the response's start: decide, carry out the outcome and add its headers.
+        On a store failure, answer 503 instead and return False."""
+        outcome = exchange.finish(message["status"], self._skip, scope)
+        if outcome is NOTHING:
+            return True
         try:
             await self._store_outcome(outcome)
         except StoreError as error:
