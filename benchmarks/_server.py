@@ -34,30 +34,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(stack: str, workers: int = 1, **env: str) -> Iterator[int]:
+def uvicorn_serving(
+    app: str,
+    app_dir: Path,
+    env: dict[str, str],
+    *options: str,
+    workers: int = 1,
+    cwd: Path | None = None,
+) -> Iterator[int]:
+    """Serve ``app`` (``module:attribute`` in ``app_dir``) with uvicorn on a free loopback
+    port until the block ends; yields the port once every worker is up."""
     port = free_port()
-    environment = {**os.environ, "BENCH_STACK": stack, **env}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "apps:app",
-            "--app-dir",
-            str(HERE),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=environment,
-        cwd=HERE,
-    )
+    command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command += ["--no-access-log", "--log-level", "warning", *options]
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd or app_dir)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -66,7 +57,7 @@ def served(stack: str, workers: int = 1, **env: str) -> Iterator[int]:
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"uvicorn for {stack} did not start") from None
+                    raise RuntimeError(f"uvicorn did not start {app}") from None
                 time.sleep(0.05)
         time.sleep(0.3 * workers)  # let every worker finish its start-up
         yield port
@@ -76,3 +67,8 @@ def served(stack: str, workers: int = 1, **env: str) -> Iterator[int]:
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def served(stack: str, workers: int = 1, **env: str) -> contextlib.AbstractContextManager[int]:
+    """One of the stacks of ``apps.py``, served."""
+    return uvicorn_serving("apps:app", HERE, {"BENCH_STACK": stack, **env}, workers=workers)
