@@ -15,7 +15,7 @@ from ._errors import (
     StoreError,
     report_store_error,
 )
-from ._request import RequestInfo
+from ._request import RequestInfo, is_bearer_authorization, is_bearer_request
 from ._session import Session
 from ._shell import MiddlewareOptions, load_failed, loaded
 from ._sweep import AsyncSweeper, SweepSchedule
@@ -121,6 +121,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         await self.app(scope, receive, send)
 
     def _skip(self, scope: Scope) -> bool:
+        if self.skip_persistence is is_bearer_request:  # the default, read straight off the
+            return _has_bearer(scope)  # headers, with no RequestInfo to build
         return self.skip_persistence(request_info(scope))
 
     async def _finish(self, exchange: Exchange, message: Message, send: Send, scope: Scope) -> bool:
@@ -254,6 +256,11 @@ class ScopeHeaders(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len({key.lower() for key, _ in self._raw})
+
+
+def _has_bearer(scope: Scope) -> bool:
+    values = [value for name, value in scope["headers"] if name.lower() == b"authorization"]
+    return bool(values) and is_bearer_authorization(b", ".join(values).decode("latin-1"))
 
 
 def request_info(scope: Scope) -> RequestInfo:

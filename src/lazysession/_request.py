@@ -24,7 +24,12 @@ SkipPredicate = Callable[[RequestInfo], bool]
 
 def is_bearer_request(request: RequestInfo) -> bool:
     """True for ``Authorization: Bearer ...`` (any case): token clients keep no session."""
-    scheme, _, _ = request.headers.get("authorization", "").lstrip().partition(" ")
+    return is_bearer_authorization(request.headers.get("authorization", ""))
+
+
+def is_bearer_authorization(value: str) -> bool:
+    """Whether an ``Authorization`` header's value uses the Bearer scheme."""
+    scheme, _, _ = value.lstrip().partition(" ")
     return scheme.lower() == "bearer"
 
 
