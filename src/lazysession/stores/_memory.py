@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +39,10 @@ class MemoryStore(Store):
             raise ConfigurationError("max_entries must be at least 1, or None for no bound")
         self.max_entries = max_entries
         self._clock = clock
+        # Seconds since the epoch, now: the wall clock itself unless a test gave a clock.
+        self._now: Callable[[], float] = (
+            time.time if clock is utc_now else (lambda: to_timestamp(clock()))
+        )
         self._lock = threading.Lock()
         # session id -> (expiry timestamp, JSON text, version of that text)
         self._entries: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
@@ -49,7 +55,7 @@ class MemoryStore(Store):
 
     def _read(self, session_id: str) -> Record | None:
         entry = self._entries.get(session_id)
-        if entry is None or entry[0] <= to_timestamp(self._clock()):
+        if entry is None or entry[0] <= self._now():
             return None
         data = _json.loads(entry[1])
         return None if data is None else Record(data, from_timestamp(entry[0]), entry[2])
@@ -57,7 +63,7 @@ class MemoryStore(Store):
     def _touch(self, session_id: str, expires_at: datetime) -> None:
         with self._lock:
             entry = self._entries.get(session_id)
-            if entry is None or entry[0] <= to_timestamp(self._clock()):
+            if entry is None or entry[0] <= self._now():
                 return
             self._remove(session_id)
             self._file(session_id, to_timestamp(expires_at), entry[1], entry[2])
@@ -66,7 +72,7 @@ class MemoryStore(Store):
         expires = to_timestamp(expires_at)
         with self._lock:
             entry = self._entries.get(session_id)
-            if entry is None or entry[0] <= to_timestamp(self._clock()):
+            if entry is None or entry[0] <= self._now():
                 return False
             if changes.whole is not None and changes.base == entry[2]:
                 text = changes.whole  # no write since the writer's load: merging is a no-op
@@ -140,7 +146,7 @@ class MemoryStore(Store):
         self._delete(session_id)
 
     async def sweep(self) -> int:
-        now = to_timestamp(self._clock())
+        now = self._now()
         total, more = self._sweep_batch(now)
         while more:
             await anyio.lowlevel.checkpoint()
@@ -178,7 +184,7 @@ class _SyncMemoryStore(SyncStore):
         self._store._delete(session_id)
 
     def sweep(self) -> int:
-        now = to_timestamp(self._store._clock())
+        now = self._store._now()
         total, more = self._store._sweep_batch(now)
         while more:
             deleted, more = self._store._sweep_batch(now)
