@@ -102,6 +102,7 @@ def middleware(stack: str) -> list[Middleware]:
 
     url = os.environ.get("BENCH_STORE_URL", "")
     makers: dict[str, Callable[[], Any]] = {
+        "lazysession-cookie": lambda: None,  # the session in the signed cookie, as Starlette
         "lazysession-memory": MemoryStore,
         "lazysession-sqlite": lambda: SQLAlchemyStore(url or "sqlite+aiosqlite:///bench.db"),
         "lazysession-redis": lambda: RedisStore(

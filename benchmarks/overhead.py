@@ -2,8 +2,9 @@
 """What each session middleware costs per request, served by uvicorn (1 worker, no access
 log) and loaded from this process over loopback.
 
-Stacks: no session middleware (the physical limit), Starlette's SessionMiddleware,
-starsessions (memory store, autoload), lazysession with MemoryStore and with SQLite; and,
+Stacks: no session middleware (the physical limit), Starlette's SessionMiddleware and
+lazysession's cookie store (its drop-in), starsessions (memory store, autoload),
+lazysession with MemoryStore and with SQLite; and,
 when Redis is reachable, starsessions' Redis store against lazysession's. Scenarios: an
 untouched route without a cookie; the same with ``Authorization: Bearer``; a read without
 a cookie; a read and a write with a valid cookie. Runs are interleaved (every stack in
@@ -132,6 +133,7 @@ def main(args: argparse.Namespace) -> None:
     stacks: dict[str, tuple[str, dict[str, str]]] = {
         "bare app": ("bare", {}),
         "starlette SessionMiddleware": ("starlette", {}),
+        "lazysession (cookie)": ("lazysession-cookie", {}),
         "starsessions (memory)": ("starsessions", {}),
         "lazysession (MemoryStore)": ("lazysession-memory", {}),
     }
