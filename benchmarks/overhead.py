@@ -12,6 +12,8 @@ turn) and repeated; the table gives medians with their spread, and ratios to the
 from the same round. Bounded in time; loopback only.
 
     python benchmarks/overhead.py [--rounds 3] [--seconds 1.5] [--connections 8]
+        [--stacks "lazysession (MemoryStore),starlette SessionMiddleware"]
+        [--scenarios "untouched, no cookie;untouched, Bearer"]
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
     rps: dict[tuple[str, str], list[float]] = {}
     p99: dict[tuple[str, str], list[float]] = {}
     ratio: dict[tuple[str, str], list[float]] = {}
+    scenarios = {name: SCENARIOS[name] for name in args.scenarios}
     for _ in range(args.rounds):
-        for scenario, (path, with_cookie, headers) in SCENARIOS.items():
+        for scenario, (path, with_cookie, headers) in scenarios.items():
             this_round: dict[str, float] = {}
             for name, port in ports.items():
                 cookie = cookies[name] if with_cookie else None
@@ -103,7 +106,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
         "round (1.000 = no cost).\n"
     )
     rows = []
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         for name in ports:
             rate, spread = median_and_spread(rps[(name, scenario)])
             relative, _ = median_and_spread(ratio[(name, scenario)])
@@ -118,6 +121,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
                 ]
             )
     print(markdown_table(["scenario", "stack", "req/s", "x bare", "p99 ms"], rows))
+    if len(scenarios) < len(SCENARIOS) or args.partial:
+        return  # the chart shows whole runs only
     chart = bar_chart(
         RESULTS / "overhead.png",
         "Requests per second, served by uvicorn",
@@ -148,6 +153,14 @@ def main(args: argparse.Namespace) -> None:
             stacks["lazysession (Redis)"] = ("lazysession-redis", {"BENCH_PREFIX": prefix})
         else:
             print("Redis is not reachable: the Redis rows are left out", file=sys.stderr)
+        if args.stacks:
+            wanted = {"bare app", *args.stacks}
+            unknown = wanted - set(stacks)
+            if unknown:
+                sys.exit(
+                    f"unknown stacks: {', '.join(sorted(unknown))}; known: {', '.join(stacks)}"
+                )
+            stacks = {name: stack for name, stack in stacks.items() if name in wanted}
         ports = {
             name: servers.enter_context(served(stack, 1, **env))
             for name, (stack, env) in stacks.items()
@@ -160,4 +173,21 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--connections", type=int, default=8)
-    main(parser.parse_args())
+    parser.add_argument(
+        "--stacks",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=[],
+        help="only these stacks, by their names in the table, comma-separated (and the bare app)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        type=lambda text: [name.strip() for name in text.split(";") if name.strip()],
+        default=list(SCENARIOS),
+        help="only these scenarios, separated by ';'",
+    )
+    arguments = parser.parse_args()
+    unknown = set(arguments.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {'; '.join(sorted(unknown))}")
+    arguments.partial = bool(arguments.stacks)
+    main(arguments)
