@@ -5,11 +5,15 @@ Rules:
   drivers) and the sync side (WSGI, sync drivers). Only the ``execute`` calls are twins.
 - ``now`` comes from the store's clock and is passed as a parameter, so every dialect
   compares expiry the same way and tests can move time by hand.
-- The sweep deletes in batches of ``batch_size`` rows, one short transaction each, in
-  order of expiry, each batch resuming where the last ended (so it never rescans the
-  dead index entries behind it). Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
-  PostgreSQL and MariaDB/MySQL: replicas sweeping at once take disjoint rows, never wait
-  on each other, and their counts add up to exactly the rows that were expired.
+- The sweep deletes in batches of at most ``batch_size`` rows, one short transaction
+  each, in order of expiry. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP
+  LOCKED`` and each batch resumes where the last ended (never rescanning the dead index
+  entries behind it); on MariaDB/MySQL each batch is one ordered ``DELETE ... LIMIT``.
+  Replicas sweeping at once never deadlock, and their counts add up to exactly the rows
+  that were expired. SQLite's batches are paced to a time budget (``SweepPacer``), since
+  every writer waits behind them; elsewhere the built-in sweep rests between batches.
+- A SQLite file named with ``sqlite+aiosqlite`` is served by the stdlib driver in worker
+  threads, one thread call per store call.
 """
 
 from __future__ import annotations
@@ -109,10 +113,9 @@ def session_table(name: str = DEFAULT_TABLE, metadata: sa.MetaData | None = None
 class _Statements:
     """Every statement the store runs, for one table and one dialect."""
 
-    def __init__(self, table: sa.Table, dialect_name: str, batch_size: int) -> None:
+    def __init__(self, table: sa.Table, dialect_name: str) -> None:
         self.table = table
         self.dialect = dialect_name
-        self.batch_size = batch_size
         c = table.c
         self.read = sa.select(c.data, c.expires_at).where(
             c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now")
@@ -244,7 +247,7 @@ class _Statements:
         return {}
 
     def sweep_batch(self, now: datetime, after: datetime | None, size: int) -> sa.TextClause:
-        """One batch: delete up to ``batch_size`` expired rows, oldest first, from where
+        """One batch: delete up to ``size`` expired rows, oldest first, from where
         the last batch ended; the result is one row (rows deleted, last expiry) or, on
         MariaDB/MySQL, a rowcount."""
         table = self.table.name
@@ -455,7 +458,7 @@ class SQLAlchemyStore(Store):
             except (ArgumentError, sa.exc.NoSuchModuleError) as error:
                 raise ConfigurationError(f"SQLAlchemyStore: bad database URL: {error}") from None
         self.dialect_name: str = dialect.name
-        self._sql = _Statements(self.table, self.dialect_name, batch_size)
+        self._sql = _Statements(self.table, self.dialect_name)
         self._async_ready = False
         self._async_single: AsyncEngine | None = None
         self._sync_single: Engine | None = None
