@@ -243,6 +243,15 @@ async def test_an_update_based_on_a_stale_copy_still_merges(store: Store, clock:
     assert await store.load("a" * 64) == {"a": 1, "b": 2, "c": 3}
 
 
+async def test_update_merges_onto_a_session_holding_a_nul_character(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": "x\u0000y"}, expires_at=clock() + HOUR)
+    changes = Changes(set={"b": "\u0000"})
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is True
+    assert await store.load("a" * 64) == {"a": "x\u0000y", "b": "\u0000"}
+
+
 async def test_update_never_brings_a_session_back(store: Store, clock: Clock) -> None:
     changes = Changes(set={"a": 1})
     assert await store.update("b" * 64, changes, expires_at=clock() + HOUR) is False

@@ -171,15 +171,22 @@ class _Statements:
         raise ConfigurationError(f"SQLAlchemyStore does not support the {self.dialect} dialect")
 
     def update_plan(
-        self, session_id: str, changes: Changes, expires_at: datetime, now: datetime
+        self,
+        session_id: str,
+        changes: Changes,
+        expires_at: datetime,
+        now: datetime,
+        *,
+        in_one_statement: bool = True,
     ) -> Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]:
         """The steps of a merge, free of I/O; the driver sends each statement and hands
         back its result. False: the session is gone, and nothing was written.
 
         PostgreSQL merges in one statement (jsonb: remove keys, then add the changed
         ones), atomic on its own. The others read the latest copy under a lock (row lock,
-        or SQLite's write lock), merge here, and write it back."""
-        if self.dialect == "postgresql":
+        or SQLite's write lock), merge here, and write it back; so does PostgreSQL when
+        ``in_one_statement`` is off (for what jsonb cannot hold, see ``jsonb_refused``)."""
+        if self.dialect == "postgresql" and in_one_statement:
             result = yield (
                 self.merge_jsonb,
                 {
@@ -331,6 +338,16 @@ class SweepPacer:
 
 
 Plan = Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]
+
+# PostgreSQL's "untranslatable character": jsonb cannot hold \u0000, which JSON text (and so
+# a session) can.
+_UNTRANSLATABLE_CHARACTER = "22P05"
+
+
+def jsonb_refused(error: DBAPIError) -> bool:
+    """Whether PostgreSQL refused a jsonb merge for what the session holds (a NUL in a
+    string): the merge is then done in Python under a row lock instead."""
+    return getattr(error.orig, "sqlstate", None) == _UNTRANSLATABLE_CHARACTER
 
 
 async def _run_plan_async(conn: AsyncConnection, plan: Plan) -> bool:
@@ -711,8 +728,15 @@ class SQLAlchemyStore(Store):
                     return applied
             if self._sql.merges_in_one_statement:
                 single = await self._single_async()
-                async with single.connect() as conn:
-                    return await _run_plan_async(conn, plan)
+                try:
+                    async with single.connect() as conn:
+                        return await _run_plan_async(conn, plan)
+                except DBAPIError as error:
+                    if not jsonb_refused(error):
+                        raise
+                plan = self._sql.update_plan(
+                    session_id, changes, expires_at, self._clock(), in_one_statement=False
+                )
             engine = await self._ready_async()
             async with engine.begin() as conn:
                 return await _run_plan_async(conn, plan)
@@ -869,8 +893,15 @@ class _SyncSQLAlchemyStore(SyncStore):
                     conn.exec_driver_sql("COMMIT")
                     return applied
             if store._sql.merges_in_one_statement:
-                with store._single_sync().connect() as conn:
-                    return _run_plan(conn, plan)
+                try:
+                    with store._single_sync().connect() as conn:
+                        return _run_plan(conn, plan)
+                except DBAPIError as error:
+                    if not jsonb_refused(error):
+                        raise
+                plan = store._sql.update_plan(
+                    session_id, changes, expires_at, store._clock(), in_one_statement=False
+                )
             with store._ready_sync().begin() as conn:
                 return _run_plan(conn, plan)
 
