@@ -132,13 +132,7 @@ def sql_case(driver: str, server: str | None, sync: bool) -> Factory:
             return SyncAsAsync(store.sync) if sync else store
 
         async def cleanup() -> None:
-            sync_url = url if sync else with_driver(url, sync_driver(url))
-            engine = sa.create_engine(sync_url)
-            try:
-                with engine.begin() as conn:
-                    conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-            finally:
-                engine.dispose()
+            drop_table(url if sync else with_driver(url, sync_driver(url)), table)
             for store in opened:
                 await store.aclose()
                 store.sync.close()
@@ -146,6 +140,23 @@ def sql_case(driver: str, server: str | None, sync: bool) -> Factory:
         return StoreCase(driver, open_store, cleanup)
 
     return make
+
+
+def drop_table(sync_url: str, table: str) -> None:
+    engine = sa.create_engine(sync_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    finally:
+        engine.dispose()
+
+
+def forget_keys(store: RedisStore) -> None:
+    """Delete every key under the store's prefix, then close its sync client."""
+    client = store.check_sync()
+    for key in list(client.scan_iter(match=store.prefix + "*")):
+        client.delete(key)
+    store.sync.close()
 
 
 def sync_driver(url: str) -> str:
@@ -176,11 +187,7 @@ def redis_case(sync: bool, cluster: bool = False) -> Factory:
             return SyncAsAsync(store.sync) if sync else store
 
         async def cleanup() -> None:
-            cleaner = RedisStore(url, prefix=prefix, cluster=cluster)
-            client = cleaner.check_sync()
-            for key in list(client.scan_iter(match=prefix + "*")):
-                client.delete(key)
-            cleaner.sync.close()
+            forget_keys(RedisStore(url, prefix=prefix, cluster=cluster))
             for store in opened:
                 await store.aclose()
 
@@ -221,14 +228,7 @@ def isolated_store(kind: str, tmp_path: Path, *, sync: bool) -> tuple[Store, Cal
             require_server(f"no redis server at {REDIS}")
         prefix = f"lazysession-test:{uuid.uuid4().hex[:12]}:"
         redis_store = RedisStore(REDIS, prefix=prefix)
-
-        def forget_keys() -> None:
-            client = redis_store.check_sync()
-            for key in client.scan_iter(match=prefix + "*"):
-                client.delete(key)
-            redis_store.sync.close()
-
-        return redis_store, forget_keys
+        return redis_store, lambda: forget_keys(redis_store)
     table = f"lazysession_test_{uuid.uuid4().hex[:12]}"
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'sessions.db'}"
@@ -243,11 +243,8 @@ def isolated_store(kind: str, tmp_path: Path, *, sync: bool) -> tuple[Store, Cal
     )
     sql_store = SQLAlchemyStore(store_url, table_name=table)
 
-    def drop_table() -> None:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-        engine.dispose()
+    def clean_up() -> None:
+        drop_table(url, table)
         sql_store.sync.close()
 
-    return sql_store, drop_table
+    return sql_store, clean_up
