@@ -15,12 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from lazysession import ConfigurationError, SessionMiddleware, StoreError
+from lazysession import Changes, ConfigurationError, SessionMiddleware, StoreError
 from lazysession.stores import SQLAlchemyStore
 from tests.conftest import require_server
 from tests.stores.backends import MYSQL, POSTGRES, server_reachable, with_driver
 
 pytestmark = pytest.mark.anyio
+
+HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -153,6 +155,23 @@ async def test_a_sqlite_file_url_serves_both_sides(tmp_path: Path) -> None:
     assert await store.load("a" * 64) == {"from": "wsgi"}
     assert store.sync.load("b" * 64) == {"from": "asgi"}
     await store.aclose()
+
+
+def test_a_sqlite_file_store_runs_under_trio(tmp_path: Path) -> None:
+    """Its calls run in worker threads through anyio, so they need no asyncio loop."""
+
+    async def use() -> None:
+        store = SQLAlchemyStore(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+        now = datetime.now(timezone.utc)
+        await store.save("a" * 64, {"n": 1}, expires_at=now + timedelta(hours=1))
+        await store.save("b" * 64, {"n": 2}, expires_at=now - timedelta(seconds=1))
+        assert await store.update("a" * 64, Changes(set={"m": 2}), expires_at=now + HOUR)
+        assert await store.load("a" * 64) == {"n": 1, "m": 2}
+        assert await store.sweep() == 1
+        assert await store.count() == 1
+        store.sync.close()
+
+    anyio.run(use, backend="trio")
 
 
 def test_an_in_memory_sqlite_url_cannot_serve_the_sync_side() -> None:
