@@ -326,11 +326,10 @@ class Exchange:
         )
 
     def _stored_key(self, session_id: str) -> str:
-        return (
-            self._key
-            if self._key is not None and session_id == self.session_id
-            else (store_key(session_id))
-        )
+        """The store's key for ``session_id``; the loaded one's is hashed only once."""
+        if self._key is not None and session_id == self.session_id:
+            return self._key
+        return store_key(session_id)
 
     def _write(self, session: Session, persistent: bool) -> Outcome:
         rules = self._rules
