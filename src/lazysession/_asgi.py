@@ -247,9 +247,8 @@ class ScopeHeaders(Mapping[str, str]):
 
     def get(self, name: str, default: Any = None) -> Any:
         """Without a KeyError for an absent header: the usual case, on every request."""
-        wanted = name.lower().encode("latin-1")
-        found = [value.decode("latin-1") for key, value in self._raw if key.lower() == wanted]
-        return ", ".join(found) if found else default
+        value = _joined_header(self._raw, name.lower().encode("latin-1"))
+        return default if value is None else value
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(key.decode("latin-1").lower() for key, _ in self._raw))
@@ -258,9 +257,15 @@ class ScopeHeaders(Mapping[str, str]):
         return len({key.lower() for key, _ in self._raw})
 
 
+def _joined_header(raw: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
+    """Every value of the header named ``wanted`` (lower case), joined; None if absent."""
+    found = [value.decode("latin-1") for key, value in raw if key.lower() == wanted]
+    return ", ".join(found) if found else None
+
+
 def _has_bearer(scope: Scope) -> bool:
-    values = [value for name, value in scope["headers"] if name.lower() == b"authorization"]
-    return bool(values) and is_bearer_authorization(b", ".join(values).decode("latin-1"))
+    value = _joined_header(scope["headers"], b"authorization")
+    return value is not None and is_bearer_authorization(value)
 
 
 def request_info(scope: Scope) -> RequestInfo:
