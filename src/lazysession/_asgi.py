@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import anyio
 
 from ._cookies import vary_with_cookie
-from ._core import NOTHING, Exchange, Outcome
+from ._core import NOTHING, Exchange
 from ._errors import (
     UNAVAILABLE_BODY,
     SessionUnavailable,
@@ -58,15 +58,17 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             replaced = False
 
             async def send_with_session(message: Message) -> None:
-                nonlocal replaced
-                if message["type"] == "http.response.start":
-                    if session.accessed:
+                # An untouched session costs one attribute check per message: nothing
+                # can have been decided, or replaced, for a session nobody accessed.
+                if session.accessed:
+                    nonlocal replaced
+                    if message["type"] == "http.response.start":
                         exchange = self.rules.exchange_for(session)
                         if not await self._finish(exchange, message, send, scope):
                             replaced = True
                             return
-                elif replaced:
-                    return  # the app's response was replaced by a 503
+                    elif replaced:
+                        return  # the app's response was replaced by a 503
                 await send(message)
 
             await self.app(scope, receive, send_with_session)
@@ -77,8 +79,11 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     async def _with_cookie(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = self.rules.begin(_cookie_header(scope))
         key = exchange.load_key
-        session = exchange.session if key is None else await self._load(exchange, key)
-        assert session is not None
+        if key is None:
+            session = exchange.session
+            assert session is not None
+        else:
+            session = await self._load(exchange, key)
         scope["session"] = session
         started = replaced = False
 
@@ -131,8 +136,18 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         outcome = exchange.finish(message["status"], self._skip, scope)
         if outcome is NOTHING:
             return True
+        store = self.store
         try:
-            await self._store_outcome(outcome)
+            if outcome.delete is not None:
+                await store.delete(outcome.delete)
+            write = outcome.write
+            if write is not None:
+                if write.merge:
+                    await store.update(write.session_id, write.changes, expires_at=write.expires_at)
+                else:
+                    await store.save(write.session_id, write.data, expires_at=write.expires_at)
+            elif outcome.touch is not None:
+                await store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
         except StoreError as error:
             self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
@@ -149,20 +164,6 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         if outcome.vary:
             add_vary_cookie(headers)
         return True
-
-    async def _store_outcome(self, outcome: Outcome) -> None:
-        if outcome.delete is not None:
-            await self.store.delete(outcome.delete)
-        if outcome.write is not None:
-            write = outcome.write
-            if write.merge:
-                await self.store.update(
-                    write.session_id, write.changes, expires_at=write.expires_at
-                )
-            else:
-                await self.store.save(write.session_id, write.data, expires_at=write.expires_at)
-        elif outcome.touch is not None:
-            await self.store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
 
     async def _lifespan(
         self, sweeper: AsyncSweeper, scope: Scope, receive: Receive, send: Send
@@ -198,13 +199,10 @@ def check_async_store(store: Store) -> None:
 
 
 def _cookie_header(scope: Scope) -> str | None:
-    found: list[bytes] = []
-    for name, value in scope["headers"]:
-        if name == b"cookie":
-            found.append(value)
+    found: list[bytes] = [value for name, value in scope["headers"] if name == b"cookie"]
     if not found:
         return None
-    return b"; ".join(found).decode("latin-1")
+    return (found[0] if len(found) == 1 else b"; ".join(found)).decode("latin-1")
 
 
 async def _send_unavailable(send: Send) -> None:
@@ -258,14 +256,24 @@ class ScopeHeaders(Mapping[str, str]):
 
 
 def _joined_header(raw: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
-    """Every value of the header named ``wanted`` (lower case), joined; None if absent."""
-    found = [value.decode("latin-1") for key, value in raw if key.lower() == wanted]
+    """Every value of the header named ``wanted`` (lower case), joined; None if absent.
+    (Servers send names in lower case, as ASGI asks; other spellings are matched too.)"""
+    size = len(wanted)
+    found = [
+        value.decode("latin-1")
+        for key, value in raw
+        if len(key) == size and (key == wanted or key.lower() == wanted)
+    ]
     return ", ".join(found) if found else None
 
 
 def _has_bearer(scope: Scope) -> bool:
-    value = _joined_header(scope["headers"], b"authorization")
-    return value is not None and is_bearer_authorization(value)
+    """The default predicate on the raw headers: the scheme of the first Authorization
+    header is the scheme of them all joined."""
+    for key, value in scope["headers"]:
+        if len(key) == 13 and (key == b"authorization" or key.lower() == b"authorization"):
+            return is_bearer_authorization(value.decode("latin-1"))
+    return False
 
 
 def request_info(scope: Scope) -> RequestInfo:

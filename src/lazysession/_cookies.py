@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ._errors import ConfigurationError
@@ -45,6 +45,8 @@ class CookieSettings:
     secure: bool = False
     partitioned: bool = False
     httponly: bool = True
+    _attributes: str = field(init=False, repr=False, compare=False)
+    """Everything after the value, rendered once: it is the same on every response."""
 
     def __post_init__(self) -> None:
         if not _TOKEN.match(self.name):
@@ -58,9 +60,9 @@ class CookieSettings:
                 raise ConfigurationError(f"cookie attribute {attr!r} contains ';' or a newline")
         if self.max_age is not None and self.max_age <= 0:
             raise ConfigurationError("max_age must be a positive number of seconds, or None")
+        object.__setattr__(self, "_attributes", self._render_attributes())
 
-    @property
-    def _attributes(self) -> str:
+    def _render_attributes(self) -> str:
         parts = [f"path={self.path}"]
         if self.httponly:
             parts.append("httponly")

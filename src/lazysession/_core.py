@@ -36,10 +36,11 @@ from ._expiry import (
     Clock,
     Lifetimes,
     Meta,
-    expires_at,
+    expires,
     from_timestamp,
     hard_expiry,
     needs_touch,
+    seconds_of,
 )
 from ._session import Changes, Session, UnavailableSession
 from ._signing import DataSigner, IdSigner, SecretKeys, new_session_id, store_key
@@ -108,6 +109,7 @@ class SessionRules:
         "cookie",
         "lifetimes",
         "max_size",
+        "now",
         "server_side",
         "session_class",
     )
@@ -126,6 +128,7 @@ class SessionRules:
         keys = SecretKeys(secret_key)
         self.cookie = cookie
         self.clock = clock
+        self.now = seconds_of(clock)
         self.server_side = not store.client_side
         if lifetimes is None:
             lifetimes = Lifetimes() if cookie.max_age is None else Lifetimes(cookie.max_age)
@@ -180,18 +183,18 @@ class SessionRules:
             for value in values:
                 found = self._id_signer.verify(value)
                 if found is not None:
-                    exchange = Exchange(self, found[0], True, None)
+                    exchange = Exchange(self, found[0], True, None, found[2])
                     exchange.signed_id = value if found[1] else None  # re-sign retired keys
                     return exchange
         else:
-            now = self.clock()
+            now = self.now()
             for value in values:
                 unsigned = self._data_signer.unsign(value)
                 if unsigned is None:
                     continue
                 data, signed_at = unsigned
                 meta = Meta.from_json(data.pop(META_KEY, None), signed_at)
-                stored = expires_at(meta, from_timestamp(signed_at), self.lifetimes)
+                stored = expires(meta, signed_at, self.lifetimes)
                 if stored <= now:
                     break  # expired: the request starts afresh
                 exchange = Exchange(self, None, True, self.session_class(data))
@@ -199,12 +202,12 @@ class SessionRules:
                 return exchange
         return Exchange(self, None, True, self.session_class())
 
-    def cookie_max_age(self, expiry: datetime, now: datetime, persistent: bool) -> int | None:
+    def cookie_max_age(self, expiry: float, now: float, persistent: bool) -> int | None:
         """Seconds the browser should keep the cookie: until the session expires, or,
         for a browser-session cookie, no ``Max-Age`` at all."""
         if not persistent or self.cookie.max_age is None:
             return None
-        return max(1, math.ceil((expiry - now).total_seconds()))
+        return max(1, math.ceil(expiry - now))
 
 
 class Exchange:
@@ -229,22 +232,24 @@ class Exchange:
         session_id: str | None,
         had_cookie: bool,
         session: Session | None,
+        key: str | None = None,
     ) -> None:
+        """``session`` None: the session under store ``key`` is still to be loaded."""
         self._rules = rules
         self.session_id = session_id
         self.had_cookie = had_cookie
         self.session = session
         self.signed_id: str | None = None
-        self.stored_expiry: datetime | None = None
+        self.stored_expiry: float | None = None
+        """When the loaded session expires as stored; kept only under an idle timeout,
+        the one rule that looks at it."""
         self.ephemeral = False
-        self.load_key: str | None = None
+        self.load_key: str | None = key
         """The store key to load before the handler runs, or None: nothing to load."""
-        self._key: str | None = None
+        self._key: str | None = key
         self._version: object = None
-        if session is None and session_id is not None:
-            self.load_key = self._key = store_key(session_id)
 
-    def _adopt(self, meta: Meta, stored_expiry: datetime) -> None:
+    def _adopt(self, meta: Meta, stored_expiry: float | None) -> None:
         assert self.session is not None
         self.session._meta = meta
         self.stored_expiry = stored_expiry
@@ -256,11 +261,13 @@ class Exchange:
         if record is not None:
             self._version = record.version
             data = record.data  # a fresh dict from the store's JSON: ours to change
-            now = rules.clock()
-            meta = Meta.from_json(data.pop(META_KEY, None), now.timestamp())
-            if hard_expiry(meta, rules.lifetimes) > now:
+            now = rules.now()
+            meta = Meta.from_json(data.pop(META_KEY, None), now)
+            lifetimes = rules.lifetimes
+            if hard_expiry(meta, lifetimes) > now:
                 self.session = rules.session_class(data)
-                self._adopt(meta, record.expires_at)
+                idle = lifetimes.idle is not None
+                self._adopt(meta, record.expires_at.timestamp() if idle else None)
                 return self.session
         self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
         self.session = rules.session_class()
@@ -307,12 +314,12 @@ class Exchange:
         meta, stored = session._meta, self.stored_expiry
         if meta is None or stored is None or rules.lifetimes.idle is None:
             return VARY_ONLY  # no idle timeout: reads never move the expiry
-        now = rules.clock()
+        now = rules.now()
         if not needs_touch(stored, meta, now, rules.lifetimes):
             return VARY_ONLY
         if skip(request):
             return SKIPPED
-        expiry = expires_at(meta, now, rules.lifetimes)
+        expiry = expires(meta, now, rules.lifetimes)
         max_age = rules.cookie_max_age(expiry, now, persistent)
         if not rules.server_side:
             value = self._sign_data(session, meta)
@@ -320,7 +327,7 @@ class Exchange:
         assert self.session_id is not None
         signed = self.signed_id or rules._id_signer.sign(self.session_id)
         return Outcome(
-            touch=Touch(self._stored_key(self.session_id), expiry),
+            touch=Touch(self._stored_key(self.session_id), from_timestamp(expiry)),
             set_cookie=rules.cookie.render(signed, max_age),
             vary=True,
         )
@@ -336,9 +343,9 @@ class Exchange:
         old_id = self.session_id
         retire_old = old_id is not None and (session._invalidated or session._regenerate)
         delete = self._stored_key(old_id) if retire_old and old_id is not None else None
-        now = rules.clock()
-        meta = session.meta_for_write(now.timestamp())
-        expiry = expires_at(meta, now, rules.lifetimes)
+        now = rules.now()
+        meta = session.meta_for_write(now)
+        expiry = expires(meta, now, rules.lifetimes)
         if not session or expiry <= now:
             # Emptied, invalidated, or past its own lifetime: nothing is left to keep.
             if old_id is not None:
@@ -369,7 +376,9 @@ class Exchange:
         )
         return Outcome(
             delete=delete,
-            write=Write(self._stored_key(session_id), data, expiry, changes, created=created),
+            write=Write(
+                self._stored_key(session_id), data, from_timestamp(expiry), changes, created
+            ),
             set_cookie=rules.cookie.render(signed, max_age),
             vary=True,
         )

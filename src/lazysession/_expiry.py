@@ -1,4 +1,8 @@
-"""Expiry arithmetic, in timezone-aware UTC, with the clock passed in (testable, no sleep).
+"""Expiry arithmetic, with the clock passed in (testable, no sleep).
+
+Instants are float seconds since the epoch inside the core (a datetime costs several
+times more to build and compare, on every request); stores are handed timezone-aware
+UTC datetimes, converted once at that boundary.
 
 Rules:
 - A session has an absolute lifetime counted from its creation (``max_age``, or its own
@@ -12,12 +16,14 @@ Rules:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 Clock = Callable[[], datetime]
+Seconds = Callable[[], float]
 
 DEFAULT_LIFETIME = 14 * 24 * 60 * 60
 """The absolute lifetime when ``max_age`` is None: a browser-session cookie still needs a
@@ -31,6 +37,13 @@ META_KEY = "__lazysession__"
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def seconds_of(clock: Clock) -> Seconds:
+    """The clock in seconds since the epoch: ``time.time`` itself for the real clock."""
+    if clock is utc_now:
+        return time.time
+    return lambda: to_timestamp(clock())
 
 
 def to_timestamp(moment: datetime) -> float:
@@ -81,14 +94,18 @@ class Meta:
     def from_json(cls, value: object, fallback_created: float) -> Meta:
         """Metadata as stored; anything malformed counts as a session begun at
         ``fallback_created`` with the default settings."""
-        if not isinstance(value, Mapping):
-            return cls(created=fallback_created)
+        if not isinstance(value, dict) and not isinstance(value, Mapping):
+            return cls(fallback_created)
         created = value.get("c")
+        if not isinstance(created, (int, float)):
+            created = fallback_created
+        if len(value) == 1:  # only the creation: the usual case
+            return cls(float(created))
         lifetime = value.get("l")
         return cls(
-            created=float(created) if isinstance(created, (int, float)) else fallback_created,
-            lifetime=lifetime if isinstance(lifetime, int) and lifetime > 0 else None,
-            pinned=value.get("p") is True,
+            float(created),
+            lifetime if isinstance(lifetime, int) and lifetime > 0 else None,
+            value.get("p") is True,
         )
 
     def with_lifetime(self, seconds: int | None) -> Meta:
@@ -98,26 +115,25 @@ class Meta:
         return replace(self, pinned=pinned)
 
 
-def hard_expiry(meta: Meta, lifetimes: Lifetimes) -> datetime:
+def hard_expiry(meta: Meta, lifetimes: Lifetimes) -> float:
     """The absolute end of a session, whatever its use."""
     lifetime = meta.lifetime if meta.lifetime is not None else lifetimes.absolute
-    return from_timestamp(meta.created + lifetime)
+    return meta.created + lifetime
 
 
-def expires_at(meta: Meta, now: datetime, lifetimes: Lifetimes) -> datetime:
+def expires(meta: Meta, now: float, lifetimes: Lifetimes) -> float:
     """When a session used at ``now`` expires."""
     hard = hard_expiry(meta, lifetimes)
     if lifetimes.idle is None or meta.pinned:
         return hard
-    return min(hard, now + timedelta(seconds=lifetimes.idle))
+    return min(hard, now + lifetimes.idle)
 
 
-def needs_touch(stored: datetime, meta: Meta, now: datetime, lifetimes: Lifetimes) -> bool:
+def needs_touch(stored: float, meta: Meta, now: float, lifetimes: Lifetimes) -> bool:
     """Whether a read at ``now`` should move the stored expiry forward: only under an idle
     timeout, once ``touch_after`` of the window has passed, and when it would move."""
     if lifetimes.idle is None or meta.pinned:
         return False
-    remaining = (stored - now).total_seconds()
-    if remaining > lifetimes.idle * (1.0 - lifetimes.touch_after):
+    if stored - now > lifetimes.idle * (1.0 - lifetimes.touch_after):
         return False
-    return expires_at(meta, now, lifetimes) > stored
+    return expires(meta, now, lifetimes) > stored

@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import json.encoder
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import SessionNotSerializable
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _decoder = json.JSONDecoder()
+_scan = _decoder.scan_once  # type: ignore[attr-defined]  # set by __init__, not typed
+
+
+def _unencodable(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _one_shot_encoder() -> Callable[[Mapping[str, Any]], str]:
+    """The same encoding as ``_encoder``, through the C encoder built once instead of on
+    every call (``JSONEncoder.encode`` builds it anew each time, about half its cost).
+    Without the circular-reference table, a cycle ends in RecursionError instead."""
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]  # None without C
+    if make is None:  # no C accelerator (e.g. PyPy): the plain encoder
+        return _encoder.encode
+    chunks = make(
+        None, _unencodable, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    return lambda data: "".join(chunks(data, 0))
+
+
+_encode = _one_shot_encoder()
 
 
 def dumps(data: Mapping[str, Any]) -> str:
     """Encode a session, naming the first key whose value cannot be stored."""
     try:
-        return _encoder.encode(data)
-    except (TypeError, ValueError):
+        return _encode(data)
+    except (TypeError, ValueError, RecursionError):
         raise _not_serializable(data) from None
 
 
@@ -33,7 +55,12 @@ def loads(text: str | bytes) -> dict[str, Any] | None:
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        value = _decoder.decode(text)
+        try:
+            value, end = _scan(text, 0)  # what we stored: no whitespace around it
+        except StopIteration:
+            end = -1
+        if end != len(text):  # anything else gets the full parser and its checks
+            value = _decoder.decode(text)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
@@ -45,6 +72,6 @@ def _not_serializable(data: Mapping[str, Any]) -> Exception:
             return SessionNotSerializable(repr(key), key)
         try:
             _encoder.encode(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return SessionNotSerializable(key, value)
     return SessionNotSerializable("?", data)  # pragma: no cover - encode failed, no value did

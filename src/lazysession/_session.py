@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from typing import Any
 from ._expiry import Meta, from_timestamp
 
 _UNSET: Any = object()
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much
@@ -107,12 +109,16 @@ class Session(dict[str, Any]):
 
     @property
     def created_at(self) -> datetime | None:
-        """When the session was first stored; None while it is new."""
+        """When the session was first stored, to the second; None while it is new."""
         return None if self._meta is None else from_timestamp(self._meta.created)
 
     def meta_for_write(self, now: float) -> Meta:
-        """The metadata to store with this write, with this request's changes applied."""
-        meta = Meta(created=now) if self._meta is None or self._regenerate else self._meta
+        """The metadata to store with this write, with this request's changes applied.
+        A new session's creation is kept to the whole second (shorter to store and parse)."""
+        if self._meta is None or self._regenerate:
+            meta = Meta(created=math.floor(now))
+        else:
+            meta = self._meta
         if self._lifetime is not _UNSET:
             meta = meta.with_lifetime(self._lifetime)
         if self._pinned is not None:
@@ -144,13 +150,8 @@ class Session(dict[str, Any]):
         changed = {k: self[k] for k in touched if k in self}
         if also:
             changed.update(also)
-        return Changes(
-            set=changed,
-            removed=frozenset(self._removed or ()),
-            replace=replace or self._cleared,
-            whole=whole,
-            base=base,
-        )
+        removed = frozenset(self._removed) if self._removed else _NO_KEYS
+        return Changes(changed, removed, replace or self._cleared, whole, base)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -133,16 +133,17 @@ class IdSigner:
         found = self.verify(value)
         return None if found is None else found[0]
 
-    def verify(self, value: str) -> tuple[str, bool] | None:
-        """The id, and whether it was signed with the current key (else re-sign it)."""
-        found: tuple[str, bool] | None = self._verified.get(value)
+    def verify(self, value: str) -> tuple[str, bool, str] | None:
+        """The id, whether it was signed with the current key (else re-sign it), and its
+        store key (hashed once per browser, not once per request)."""
+        found: tuple[str, bool, str] | None = self._verified.get(value)
         if found is None:
             found = self._verify(value)
             if found is not None:
                 self._verified.remember(value, found)
         return found
 
-    def _verify(self, value: str) -> tuple[str, bool] | None:
+    def _verify(self, value: str) -> tuple[str, bool, str] | None:
         current = True
         try:
             raw = self._signer.unsign(value)
@@ -158,7 +159,9 @@ class IdSigner:
             session_id = raw.decode("ascii")
         except UnicodeError:
             return None
-        return (session_id, current) if _ID_SHAPE.match(session_id) else None
+        if not _ID_SHAPE.match(session_id):
+            return None
+        return session_id, current, store_key(session_id)
 
 
 class _ClockedTimestampSigner(itsdangerous.TimestampSigner, _CachedKeySigner):

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lazysession._expiry import Lifetimes, Meta, expires_at, from_timestamp, to_timestamp
+from lazysession._expiry import (
+    Lifetimes,
+    Meta,
+    expires,
+    from_timestamp,
+    seconds_of,
+    to_timestamp,
+    utc_now,
+)
 
 aware = st.datetimes(
     min_value=datetime(2000, 1, 1),
@@ -19,11 +27,11 @@ aware = st.datetimes(
 
 @given(aware, st.integers(min_value=1, max_value=10 * 365 * 24 * 3600))
 def test_a_session_lasts_exactly_its_lifetime_in_utc(now: datetime, seconds: int) -> None:
-    meta = Meta(created=to_timestamp(now))
-    expiry = expires_at(meta, now, Lifetimes(absolute=seconds))
+    created = to_timestamp(now)
+    expiry = from_timestamp(expires(Meta(created=created), created, Lifetimes(absolute=seconds)))
     assert expiry.tzinfo == timezone.utc
-    # Creation is stored as float seconds: exact to the microsecond (the float's grain
-    # near 2100), which is finer than any cookie or database timestamp needs.
+    # Instants are float seconds: exact to the microsecond (the float's grain near
+    # 2100), which is finer than any cookie or database timestamp needs.
     assert abs(expiry - now - timedelta(seconds=seconds)) <= timedelta(microseconds=1)
 
 
@@ -37,3 +45,12 @@ def test_timestamps_round_trip_to_the_same_instant(moment: datetime) -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         to_timestamp(datetime(2026, 1, 1))
+
+
+def test_the_real_clock_is_read_in_seconds_since_the_epoch() -> None:
+    assert abs(seconds_of(utc_now)() - to_timestamp(utc_now())) < 0.5
+
+
+@given(aware)
+def test_a_given_clock_is_read_in_seconds_since_the_epoch(moment: datetime) -> None:
+    assert seconds_of(lambda: moment)() == to_timestamp(moment)

@@ -20,13 +20,17 @@ import anyio.lowlevel
 
 from .. import _json
 from .._errors import ConfigurationError
-from .._expiry import Clock, from_timestamp, to_timestamp, utc_now
+from .._expiry import Clock, to_timestamp, utc_now
 from .._session import Changes
 from ._base import Record, Store, SyncStore
 
 logger = logging.getLogger("lazysession")
 
 _BUCKET_SECONDS = 60
+
+_Entry = tuple[float, str, int, datetime]
+"""Expiry in seconds, the session's JSON text, the version of that text, and the expiry
+as the datetime a read hands back (kept, rather than rebuilt on every read)."""
 _SWEEP_BATCH = 5_000
 
 
@@ -44,8 +48,7 @@ class MemoryStore(Store):
             time.time if clock is utc_now else (lambda: to_timestamp(clock()))
         )
         self._lock = threading.Lock()
-        # session id -> (expiry timestamp, JSON text, version of that text)
-        self._entries: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._versions = itertools.count(1)
         self._buckets: dict[int, set[str]] = {}
         self._sync = _SyncMemoryStore(self)
@@ -58,15 +61,16 @@ class MemoryStore(Store):
         if entry is None or entry[0] <= self._now():
             return None
         data = _json.loads(entry[1])
-        return None if data is None else Record(data, from_timestamp(entry[0]), entry[2])
+        return None if data is None else Record(data, entry[3], entry[2])
 
     def _touch(self, session_id: str, expires_at: datetime) -> None:
         with self._lock:
             entry = self._entries.get(session_id)
             if entry is None or entry[0] <= self._now():
                 return
-            self._remove(session_id)
-            self._file(session_id, to_timestamp(expires_at), entry[1], entry[2])
+            self._refile(
+                session_id, entry[0], (to_timestamp(expires_at), entry[1], entry[2], expires_at)
+            )
 
     def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> bool:
         expires = to_timestamp(expires_at)
@@ -78,13 +82,22 @@ class MemoryStore(Store):
                 text = changes.whole  # no write since the writer's load: merging is a no-op
             else:
                 text = _json.dumps(changes.apply_to(_json.loads(entry[1])))
-            self._remove(session_id)
-            self._file(session_id, expires, text, next(self._versions))
+            self._refile(session_id, entry[0], (expires, text, next(self._versions), expires_at))
             return True
 
-    def _file(self, session_id: str, expires: float, text: str, version: int) -> None:
-        self._entries[session_id] = (expires, text, version)
-        self._buckets.setdefault(int(expires // _BUCKET_SECONDS), set()).add(session_id)
+    def _file(self, session_id: str, entry: _Entry) -> None:
+        self._entries[session_id] = entry
+        self._buckets.setdefault(int(entry[0] // _BUCKET_SECONDS), set()).add(session_id)
+
+    def _refile(self, session_id: str, old_expires: float, entry: _Entry) -> None:
+        """Replace a held entry: it becomes the most recently written, and moves to the
+        bucket of its new expiry only if that is another minute."""
+        self._entries[session_id] = entry
+        self._entries.move_to_end(session_id)
+        old_bucket, bucket = int(old_expires // _BUCKET_SECONDS), int(entry[0] // _BUCKET_SECONDS)
+        if bucket != old_bucket:
+            self._unfile(session_id, old_bucket)
+            self._buckets.setdefault(bucket, set()).add(session_id)
 
     def _save(self, session_id: str, data: dict[str, Any], expires_at: datetime) -> None:
         text = _json.dumps(data)
@@ -95,7 +108,7 @@ class MemoryStore(Store):
                 while len(self._entries) >= self.max_entries:
                     self._remove(next(iter(self._entries)))
                     self.evicted += 1
-            self._file(session_id, expires, text, next(self._versions))
+            self._file(session_id, (expires, text, next(self._versions), expires_at))
 
     def _delete(self, session_id: str) -> None:
         with self._lock:
@@ -106,12 +119,14 @@ class MemoryStore(Store):
         entry = self._entries.pop(session_id, None)
         if entry is None:
             return False
-        bucket = int(entry[0] // _BUCKET_SECONDS)
+        self._unfile(session_id, int(entry[0] // _BUCKET_SECONDS))
+        return True
+
+    def _unfile(self, session_id: str, bucket: int) -> None:
         keys = self._buckets[bucket]
         keys.discard(session_id)
         if not keys:
             del self._buckets[bucket]
-        return True
 
     def _sweep_batch(self, now: float) -> tuple[int, bool]:
         """Delete up to one batch of expired entries; report whether more may be left."""
