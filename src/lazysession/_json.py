@@ -18,7 +18,7 @@ def _unencodable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _one_shot_encoder() -> Callable[[Mapping[str, Any]], str]:
+def _one_shot_encoder() -> Callable[[Any], str]:
     """The same encoding as ``_encoder``, through the C encoder built once instead of on
     every call (``JSONEncoder.encode`` builds it anew each time, about half its cost).
     Without the circular-reference table, a cycle ends in RecursionError instead."""
@@ -45,23 +45,29 @@ def dumps(data: Mapping[str, Any]) -> str:
 def dumps_value(key: str, value: Any) -> str:
     """Encode one session value (for stores that keep one field per key)."""
     try:
-        return _encoder.encode(value)
-    except (TypeError, ValueError):
+        return _encode(value)
+    except (TypeError, ValueError, RecursionError):
         raise SessionNotSerializable(key, value) from None
+
+
+def loads_value(raw: str | bytes) -> Any:
+    """Decode one stored value; ValueError (UnicodeDecodeError included) when it is not
+    a JSON value."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):  # whitespace around it, or something else: the full parser
+        value = _decoder.decode(text)
+    return value
 
 
 def loads(text: str | bytes) -> dict[str, Any] | None:
     """Decode a stored session; anything but a JSON object is treated as absent."""
     try:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        try:
-            value, end = _scan(text, 0)  # what we stored: no whitespace around it
-        except StopIteration:
-            end = -1
-        if end != len(text):  # anything else gets the full parser and its checks
-            value = _decoder.decode(text)
-    except (ValueError, UnicodeDecodeError):
+        value = loads_value(text)
+    except ValueError:
         return None
     return value if isinstance(value, dict) else None
 

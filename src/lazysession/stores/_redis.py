@@ -36,6 +36,7 @@ from ._base import Record, Store, SyncStore
 DEFAULT_PREFIX = "lazysession:"
 _EXPIRY = b"e"
 _DATA = "d:"
+_DATA_BYTES = _DATA.encode()
 
 # KEYS[1] the session; ARGV[1] TTL in ms, ARGV[2] expiry in ms, then field/value pairs.
 _REPLACE = """
@@ -112,11 +113,11 @@ def _store_errors(action: str) -> Iterator[None]:
 
 
 def _fields(data: Mapping[str, Any]) -> list[str]:
-    """Field/value pairs for HSET; every value is checked before any I/O."""
-    _json.dumps(data)  # one check that names the offending key
+    """Field/value pairs for HSET; every value is encoded (or refused) before any I/O."""
     pairs: list[str] = []
     for key, value in data.items():
-        pairs += [_DATA + str(key), _json.dumps_value(str(key), value)]
+        name = str(key)
+        pairs += (_DATA + name, _json.dumps_value(name, value))
     return pairs
 
 
@@ -130,13 +131,12 @@ def _decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
     if not raw or expiry is None or int(expiry) <= now_ms:
         return None
     data: dict[str, Any] = {}
-    for field, value in raw.items():
-        name = field.decode("utf-8")
-        if name.startswith(_DATA):
-            decoded = _json.loads(b'{"v":' + value + b"}")
-            if decoded is None:
-                return None  # a value we did not write: treat the session as absent
-            data[name[len(_DATA) :]] = decoded["v"]
+    try:
+        for field, value in raw.items():
+            if field.startswith(_DATA_BYTES):
+                data[field[len(_DATA_BYTES) :].decode("utf-8")] = _json.loads_value(value)
+    except ValueError:
+        return None  # a value we did not write: treat the session as absent
     return Record(data, from_timestamp(int(expiry) / 1000))
 
 
