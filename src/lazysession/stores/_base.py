@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._errors import StoreError
+
 if TYPE_CHECKING:
     from .._session import Changes
 
@@ -37,6 +39,25 @@ class Record:
     data: dict[str, Any]
     expires_at: datetime
     version: object = None
+
+
+class StoreErrors:
+    """``with StoreErrors("loading a session", (DriverError, ...)):`` raises the back end's
+    own errors as :class:`~lazysession.StoreError`, naming what failed. (A class rather
+    than a generator-based context manager: it wraps every store call.)"""
+
+    __slots__ = ("action", "errors")
+
+    def __init__(self, action: str, errors: tuple[type[BaseException], ...]) -> None:
+        self.action = action
+        self.errors = errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if error is not None and isinstance(error, self.errors):
+            raise StoreError(f"{self.action} failed: {type(error).__name__}: {error}") from error
 
 
 class SyncStore(abc.ABC):

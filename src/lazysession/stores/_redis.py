@@ -16,8 +16,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -28,10 +27,10 @@ import redis.cluster
 from redis.exceptions import NoScriptError, RedisError
 
 from .. import _json
-from .._errors import ConfigurationError, StoreError
-from .._expiry import Clock, from_timestamp, utc_now
+from .._errors import ConfigurationError
+from .._expiry import Clock, from_timestamp, seconds_of, utc_now
 from .._session import Changes
-from ._base import Record, Store, SyncStore
+from ._base import Record, Store, StoreErrors, SyncStore
 
 DEFAULT_PREFIX = "lazysession:"
 _EXPIRY = b"e"
@@ -71,10 +70,10 @@ return 1
 _SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_REPLACE, _TOUCH, _UPDATE)}  # noqa: S324 - Redis names scripts by SHA-1
 
 
-async def _run_async(client: Any, script: str, key: str, *args: Any) -> Any:
+async def _run_async(client: Any, cluster: bool, script: str, key: str, *args: Any) -> Any:
     """EVALSHA (the script is cached server side), loading it with EVAL the first time;
     on a cluster, plain EVAL (no NOSCRIPT round trips on every node), with one retry."""
-    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+    if cluster:
         return await _cluster_call(client.eval, script, 1, key, *args)
     try:
         return await client.evalsha(_SHA[script], 1, key, *args)
@@ -104,12 +103,8 @@ AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 
 
-@contextmanager
-def _store_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except RedisError as error:
-        raise StoreError(f"{action} failed: {type(error).__name__}: {error}") from error
+def _store_errors(action: str) -> StoreErrors:
+    return StoreErrors(action, (RedisError,))
 
 
 def _fields(data: Mapping[str, Any]) -> list[str]:
@@ -162,7 +157,7 @@ class RedisStore(Store):
         if not prefix:
             raise ConfigurationError("RedisStore needs a non-empty prefix")
         self.prefix = prefix
-        self._clock = clock
+        self._now = seconds_of(clock)
         self._url: str | None = None
         self._cluster = cluster
         self._options: dict[str, Any] = {
@@ -170,6 +165,7 @@ class RedisStore(Store):
             "socket_connect_timeout": connect_timeout,
         }
         self._async: AsyncClient | None = None
+        self._async_cluster = False  # whether ``_async`` is a cluster client (asked once)
         self._sync_client: SyncClient | None = None
         self._owns_clients = isinstance(url_or_client, str)
         if isinstance(url_or_client, str):
@@ -180,6 +176,7 @@ class RedisStore(Store):
             self._url = url_or_client
         elif isinstance(url_or_client, (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)):
             self._async = url_or_client
+            self._async_cluster = isinstance(url_or_client, redis.asyncio.cluster.RedisCluster)
         elif isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
             self._sync_client = url_or_client
         elif isinstance(url_or_client, redis.asyncio.ConnectionPool):
@@ -205,6 +202,7 @@ class RedisStore(Store):
                 self._async = redis.asyncio.cluster.RedisCluster.from_url(
                     self._url, **self._options
                 )
+                self._async_cluster = True
             else:
                 self._async = redis.asyncio.Redis.from_url(self._url, **self._options)
         return self._async
@@ -227,17 +225,17 @@ class RedisStore(Store):
 
     def _ttl_ms(self, expires_at: datetime) -> tuple[int, int]:
         expiry_ms = int(expires_at.timestamp() * 1000)
-        return expiry_ms - int(self._clock().timestamp() * 1000), expiry_ms
+        return expiry_ms - self._now_ms(), expiry_ms
 
     def _now_ms(self) -> int:
-        return int(self._clock().timestamp() * 1000)
+        return int(self._now() * 1000)
 
     # -- async side ------------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
         client = self.check_async()
         with _store_errors("loading a session"):
-            if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            if self._async_cluster:
                 raw = await _cluster_call(client.hgetall, self.key(session_id))
             else:
                 raw = await client.hgetall(self.key(session_id))
@@ -248,7 +246,15 @@ class RedisStore(Store):
         client = self.check_async()
         with _store_errors("touching a session"):
             if ttl > 0:
-                await _run_async(client, _TOUCH, self.key(session_id), ttl, expiry, self._now_ms())
+                await _run_async(
+                    client,
+                    self._async_cluster,
+                    _TOUCH,
+                    self.key(session_id),
+                    ttl,
+                    expiry,
+                    self._now_ms(),
+                )
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         fields = _fields(data)
@@ -258,7 +264,9 @@ class RedisStore(Store):
             if ttl <= 0 or not fields:
                 await client.delete(self.key(session_id))
                 return
-            await _run_async(client, _REPLACE, self.key(session_id), ttl, expiry, *fields)
+            await _run_async(
+                client, self._async_cluster, _REPLACE, self.key(session_id), ttl, expiry, *fields
+            )
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
         if changes.replace:
@@ -275,7 +283,14 @@ class RedisStore(Store):
                 await client.delete(self.key(session_id))
                 return False
             done = await _run_async(
-                client, _UPDATE, self.key(session_id), ttl, expiry, self._now_ms(), *args
+                client,
+                self._async_cluster,
+                _UPDATE,
+                self.key(session_id),
+                ttl,
+                expiry,
+                self._now_ms(),
+                *args,
             )
         return bool(done)
 

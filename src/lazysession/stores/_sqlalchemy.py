@@ -40,10 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from .. import _json
-from .._errors import ConfigurationError, StoreError
+from .._errors import ConfigurationError
 from .._expiry import Clock, utc_now
 from .._session import Changes
-from ._base import Record, Store, SyncStore
+from ._base import Record, Store, StoreErrors, SyncStore
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.dml import Insert
@@ -440,13 +440,12 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-@contextmanager
-def _store_errors(action: str) -> Iterator[None]:
+_DRIVER_ERRORS = (DBAPIError, sa.exc.TimeoutError, OSError, asyncio.TimeoutError)
+
+
+def _store_errors(action: str) -> StoreErrors:
     """Driver errors surface as :class:`~lazysession.StoreError`, naming what failed."""
-    try:
-        yield
-    except (DBAPIError, sa.exc.TimeoutError, OSError, asyncio.TimeoutError) as error:
-        raise StoreError(f"{action} failed: {error!r}") from error
+    return StoreErrors(action, _DRIVER_ERRORS)
 
 
 class SQLAlchemyStore(Store):
