@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any, Protocol
 
 import anyio
@@ -57,19 +57,21 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             session = scope["session"] = Session()
             replaced = False
 
-            async def send_with_session(message: Message) -> None:
-                # An untouched session costs one attribute check per message: nothing
-                # can have been decided, or replaced, for a session nobody accessed.
-                if session.accessed:
-                    nonlocal replaced
-                    if message["type"] == "http.response.start":
-                        exchange = self.rules.exchange_for(session)
-                        if not await self._finish(exchange, message, send, scope):
-                            replaced = True
-                            return
-                    elif replaced:
-                        return  # the app's response was replaced by a 503
+            async def finish_and_send(message: Message) -> None:
+                nonlocal replaced
+                if message["type"] == "http.response.start":
+                    exchange = self.rules.exchange_for(session)
+                    if not await self._finish(exchange, message, send, scope):
+                        replaced = True
+                        return
+                elif replaced:
+                    return  # the app's response was replaced by a 503
                 await send(message)
+
+            def send_with_session(message: Message) -> Awaitable[None]:
+                # Untouched, the session can have nothing to add: hand back the server's
+                # own awaitable, with no coroutine of ours in between.
+                return finish_and_send(message) if session.accessed else send(message)
 
             await self.app(scope, receive, send_with_session)
         sweeper = self.sweeper
