@@ -22,6 +22,11 @@ from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .stores import Store
 
+_REPLACED = "lazysession.replaced"
+"""Set in the scope of a request without a cookie once its response has been replaced
+by a 503 (kept there, rather than in a closure made for every request, since only a
+request that touched its session can get that far)."""
+
 
 class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     """Drop-in for ``starlette.middleware.sessions.SessionMiddleware``.
@@ -55,28 +60,30 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             # Most requests: no cookie, so nothing to read, verify or load, and the session
             # can never be unavailable. The exchange is made only if the handler touches it.
             session = scope["session"] = Session()
-            replaced = False
-
-            async def finish_and_send(message: Message) -> None:
-                nonlocal replaced
-                if message["type"] == "http.response.start":
-                    exchange = self.rules.exchange_for(session)
-                    if not await self._finish(exchange, message, send, scope):
-                        replaced = True
-                        return
-                elif replaced:
-                    return  # the app's response was replaced by a 503
-                await send(message)
 
             def send_with_session(message: Message) -> Awaitable[None]:
                 # Untouched, the session can have nothing to add: hand back the server's
                 # own awaitable, with no coroutine of ours in between.
-                return finish_and_send(message) if session.accessed else send(message)
+                if session.accessed:
+                    return self._send_touched(message, session, send, scope)
+                return send(message)
 
             await self.app(scope, receive, send_with_session)
         sweeper = self.sweeper
         if sweeper is not None and not sweeper.lifespan_running and sweeper.due_after_request():
             await sweeper.sweep_once()
+
+    async def _send_touched(
+        self, message: Message, session: Session, send: Send, scope: Scope
+    ) -> None:
+        """A message of a request that came without a cookie and touched its session."""
+        if message["type"] == "http.response.start":
+            if not await self._finish(self.rules.exchange_for(session), message, send, scope):
+                scope[_REPLACED] = True
+                return
+        elif _REPLACED in scope:
+            return  # the app's response was replaced by a 503
+        await send(message)
 
     async def _with_cookie(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = self.rules.begin(_cookie_header(scope))

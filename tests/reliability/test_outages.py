@@ -165,6 +165,28 @@ async def test_a_write_that_fails_replaces_the_response_with_a_503(
         assert (await read_once_back(http)).json() == {"user": "ada"}
 
 
+async def test_a_new_session_whose_first_save_fails_gets_a_503_and_no_cookie(
+    cut: tuple[Store, Proxy],
+) -> None:
+    store, proxy = cut
+
+    async def login_after_cut(request: Request) -> Response:
+        request.session["user"] = "bob"
+        proxy.down()
+        return PlainTextResponse("handler finished")
+
+    app = Starlette(
+        routes=[*ROUTES, Route("/login-after-cut", login_after_cut)],
+        middleware=[Middleware(SessionMiddleware, secret_key=SECRET, store=store)],
+    )
+    async with client(app) as http:
+        response = await http.get("/login-after-cut")
+        assert response.status_code == 503
+        assert "handler finished" not in response.text
+        assert "set-cookie" not in response.headers
+        proxy.up()
+
+
 @pytest.mark.parametrize("proxy_kind", ["postgresql"], indirect=True)  # Redis never sweeps
 async def test_the_sweep_survives_an_outage_and_resumes_when_the_store_returns(
     proxy_kind: tuple[str, Proxy], caplog: pytest.LogCaptureFixture
