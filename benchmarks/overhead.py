@@ -8,8 +8,8 @@ lazysession with MemoryStore and with SQLite; and,
 when Redis is reachable, starsessions' Redis store against lazysession's. Scenarios: an
 untouched route without a cookie; the same with ``Authorization: Bearer``; a read without
 a cookie; a read and a write with a valid cookie. Runs are interleaved (every stack in
-turn) and repeated; the table gives medians with their spread, and ratios to the bare app
-from the same round. Bounded in time; loopback only.
+turn, each round starting one stack further on) and repeated; the table gives medians
+with their spread, and ratios to the bare app from the same round. Bounded in time; loopback only.
 
     python benchmarks/overhead.py [--rounds 3] [--seconds 1.5] [--connections 8]
         [--stacks "lazysession (MemoryStore),starlette SessionMiddleware"]
@@ -85,10 +85,14 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
     p99: dict[tuple[str, str], list[float]] = {}
     ratio: dict[tuple[str, str], list[float]] = {}
     scenarios = {name: SCENARIOS[name] for name in args.scenarios}
-    for _ in range(args.rounds):
+    stacks = list(ports.items())
+    for round_number in range(args.rounds):
+        # Each round starts one stack further on, so no stack always runs first (right
+        # after the previous scenario) or last: position effects even out in the medians.
+        shift = round_number % len(stacks)
         for scenario, (path, with_cookie, headers) in scenarios.items():
             this_round: dict[str, float] = {}
-            for name, port in ports.items():
+            for name, port in stacks[shift:] + stacks[:shift]:
                 cookie = cookies[name] if with_cookie else None
                 rate, tail = await measure(
                     port, path, cookie, headers, args.seconds, args.connections
@@ -100,7 +104,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
                 ratio.setdefault((name, scenario), []).append(rate / this_round["bare app"])
     print(f"## Served by uvicorn, 1 worker ({machine_line()})\n")
     print(
-        f"{args.rounds} interleaved rounds of {args.seconds:g} s per stack and scenario, "
+        f"{args.rounds} interleaved rounds (each starting one stack further on) of "
+        f"{args.seconds:g} s per stack and scenario, "
         f"{args.connections} keep-alive connections; medians (± half the interquartile "
         "range); 'x bare' is requests per second relative to the bare app in the same "
         "round (1.000 = no cost).\n"
