@@ -142,21 +142,25 @@ async def test_empty_mode_serves_an_empty_session_and_saves_nothing(
         assert (await read_once_back(http)).json() == {"user": "ada"}
 
 
-async def test_a_write_that_fails_replaces_the_response_with_a_503(
-    cut: tuple[Store, Proxy],
-) -> None:
-    store, proxy = cut
+def app_whose_handler_cuts_the_store(store: Store, proxy: Proxy) -> Starlette:
+    """``/write-after-cut`` sets ``user`` to "bob", then cuts the store before returning."""
 
     async def write_after_cut(request: Request) -> Response:
         request.session["user"] = "bob"
         proxy.down()
         return PlainTextResponse("handler finished")
 
-    app = Starlette(
+    return Starlette(
         routes=[*ROUTES, Route("/write-after-cut", write_after_cut)],
         middleware=[Middleware(SessionMiddleware, secret_key=SECRET, store=store)],
     )
-    async with client(app) as http:
+
+
+async def test_a_write_that_fails_replaces_the_response_with_a_503(
+    cut: tuple[Store, Proxy],
+) -> None:
+    store, proxy = cut
+    async with client(app_whose_handler_cuts_the_store(store, proxy)) as http:
         await http.get("/write", params={"user": "ada"})
         response = await http.get("/write-after-cut")
         assert response.status_code == 503
@@ -169,18 +173,8 @@ async def test_a_new_session_whose_first_save_fails_gets_a_503_and_no_cookie(
     cut: tuple[Store, Proxy],
 ) -> None:
     store, proxy = cut
-
-    async def login_after_cut(request: Request) -> Response:
-        request.session["user"] = "bob"
-        proxy.down()
-        return PlainTextResponse("handler finished")
-
-    app = Starlette(
-        routes=[*ROUTES, Route("/login-after-cut", login_after_cut)],
-        middleware=[Middleware(SessionMiddleware, secret_key=SECRET, store=store)],
-    )
-    async with client(app) as http:
-        response = await http.get("/login-after-cut")
+    async with client(app_whose_handler_cuts_the_store(store, proxy)) as http:
+        response = await http.get("/write-after-cut")  # no cookie: a new session
         assert response.status_code == 503
         assert "handler finished" not in response.text
         assert "set-cookie" not in response.headers
