@@ -7,7 +7,8 @@ a few hundred browsers that log in and come back with their cookie. The app is c
 in-process. Stacks: lazysession on SQLite and (when reachable) PostgreSQL, starsessions
 (memory store, autoload), and an "eager" middleware that saves a row for every request
 without a cookie, as the middlewares behind those reports did. Then the clock moves past
-expiry and lazysession's built-in sweep empties its table.
+expiry and lazysession's built-in sweep empties its table. The chart follows the sessions
+each library holds as the requests go by, and after the sweep.
 
     python benchmarks/flood.py [--requests 100000] [--browsers 300]
 """
@@ -23,7 +24,7 @@ import sqlite3
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sized
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
-from _chart import RESULTS, bar_chart
+from _chart import RESULTS, line_chart
 from _server import reachable
 from _table import machine_line, markdown_table
 from starlette.applications import Starlette
@@ -102,6 +103,9 @@ class EagerSessionMiddleware:
 
         await self.app(scope, receive, wrapped)
 
+    async def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM eager").fetchone()[0])
+
 
 def traffic(total: int, browsers: int, seed: int = 7) -> list[tuple[str, str | None]]:
     """(path, kind) for each request; kind "browser:N" marks a browser's own requests."""
@@ -120,13 +124,24 @@ def traffic(total: int, browsers: int, seed: int = 7) -> list[tuple[str, str | N
     return plan
 
 
-async def replay(app: Any, plan: list[tuple[str, str | None]], cookie_name: str) -> None:
+Count = Callable[[], Awaitable[int]]
+Curve = list[tuple[float, float]]
+SAMPLES = 40
+"""Points on each library's curve of sessions stored over the flood."""
+
+
+async def replay(
+    app: Any, plan: list[tuple[str, str | None]], cookie_name: str, count: Count
+) -> Curve:
+    """Send every request of ``plan``; the sessions stored (``count``) as it goes."""
     jar: dict[str, bytes] = {}
+    every = max(1, len(plan) // SAMPLES)
+    curve: Curve = [(0, await count())]
 
     async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    for path, kind in plan:
+    for done, (path, kind) in enumerate(plan, start=1):
         headers = [(b"host", b"127.0.0.1")]
         if kind == "bearer":
             headers.append((b"authorization", b"Bearer sdk-" + secrets.token_hex(4).encode()))
@@ -154,6 +169,9 @@ async def replay(app: Any, plan: list[tuple[str, str | None]], cookie_name: str)
                         jar[kind] = value.split(b";")[0]
 
         await app(scope, receive, send)
+        if done % every == 0 or done == len(plan):
+            curve.append((done, await count()))
+    return curve
 
 
 class Clock:
@@ -169,7 +187,7 @@ async def lazysession_row(
     url: str,
     plan: list[tuple[str, str | None]],
     size_of: Callable[[SQLAlchemyStore], int],
-) -> list[object]:
+) -> tuple[list[object], Curve]:
     clock = Clock()
     table = f"lazysession_flood_{uuid.uuid4().hex[:8]}"
     store = SQLAlchemyStore(url, table_name=table, clock=clock)
@@ -181,17 +199,32 @@ async def lazysession_row(
             )
         ],
     )
-    await replay(app, plan, "session")
+    curve = await replay(app, plan, "session", store.count)
     rows = await store.count()
     size = size_of(store)
     clock.now += timedelta(days=15)  # past max_age (14 days)
     swept = await store.sweep()
     after = await store.count()
+    curve.append((after_expiry(plan), after))
     async with store.check_async().begin() as conn:
         await conn.execute(sa.text(f"DROP TABLE {table}"))
     await store.aclose()
     per_thousand = rows / len(plan) * 1000
-    return [name, f"{rows:,}", f"{size:,}", f"{per_thousand:.2f}", f"{swept:,} -> {after}"]
+    return [name, f"{rows:,}", f"{size:,}", f"{per_thousand:.2f}", f"{swept:,} -> {after}"], curve
+
+
+def after_expiry(plan: list[tuple[str, str | None]]) -> float:
+    """Where the chart shows the stores once the clock has passed expiry."""
+    return len(plan) * 1.08
+
+
+def constant_len(held: Sized) -> Count:
+    """How many ``held`` holds, as a count to sample."""
+
+    async def count() -> int:
+        return len(held)
+
+    return count
 
 
 def sqlite_size(store: SQLAlchemyStore) -> int:
@@ -218,21 +251,16 @@ def postgres_size(store: SQLAlchemyStore) -> int:
 async def main(args: argparse.Namespace) -> None:
     plan = traffic(args.requests, args.browsers)
     rows: list[list[object]] = []
+    curves: dict[str, Curve] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(
-            await lazysession_row(
-                "lazysession (SQLite)",
-                f"sqlite+aiosqlite:///{Path(tmp) / 'flood.db'}",
-                plan,
-                sqlite_size,
-            )
-        )
+        lazy = [
+            ("lazysession (SQLite)", f"sqlite+aiosqlite:///{Path(tmp) / 'flood.db'}", sqlite_size)
+        ]
         if reachable(POSTGRES, 5432):
-            rows.append(
-                await lazysession_row(
+            lazy.append(
+                (
                     "lazysession (PostgreSQL)",
                     POSTGRES.replace("postgresql://", "postgresql+asyncpg://", 1),
-                    plan,
                     postgres_size,
                 )
             )
@@ -240,6 +268,9 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"PostgreSQL at {POSTGRES} is not reachable: its row is left out", file=sys.stderr
             )
+        for name, url, size_of in lazy:
+            row, curves[name] = await lazysession_row(name, url, plan, size_of)
+            rows.append(row)
         try:
             import starsessions
 
@@ -256,8 +287,9 @@ async def main(args: argparse.Namespace) -> None:
                     Middleware(starsessions.SessionAutoloadMiddleware),
                 ],
             )
-            await replay(app, plan, "session")
+            curve = await replay(app, plan, "session", constant_len(memory.data))
             held = len(memory.data)
+            curves["starsessions (memory)"] = [*curve, (after_expiry(plan), held)]
             size = sum(len(k) + len(v) for k, v in memory.data.items())
             rows.append(
                 [
@@ -272,8 +304,9 @@ async def main(args: argparse.Namespace) -> None:
             print("starsessions is not installed: its row is left out", file=sys.stderr)
         eager_path = str(Path(tmp) / "eager.db")
         eager = EagerSessionMiddleware(Starlette(routes=ROUTES), eager_path)
-        await replay(eager, plan, "eager")
-        held = eager.db.execute("SELECT count(*) FROM eager").fetchone()[0]
+        curve = await replay(eager, plan, "eager", eager.count)
+        held = await eager.count()
+        curves["eager save (SQLite)"] = [*curve, (after_expiry(plan), held)]
         size = eager.db.execute(
             "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
         ).fetchone()[0]
@@ -304,13 +337,13 @@ async def main(args: argparse.Namespace) -> None:
             rows,
         )
     )
-    chart = bar_chart(
+    chart = line_chart(
         RESULTS / "flood.png",
-        f"Sessions stored after {len(plan):,} requests",
-        [str(row[0]) for row in rows],
-        {"sessions stored": [float(str(row[1]).replace(",", "")) for row in rows]},
-        "sessions (log scale)",
-        log=True,
+        f"Sessions stored over {len(plan):,} requests, then past expiry",
+        curves,
+        "requests replayed",
+        "sessions stored (log scale)",
+        event=(len(plan) * 1.04, "clock +15 days, sweep"),
     )
     if chart is not None:
         print(f"\nChart: {chart}")
