@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What each session middleware costs per request, served by uvicorn (1 worker, no access
-log) and loaded from this process over loopback.
+log) and loaded over loopback by wrk when it is installed, else by a built-in generator in
+this process (``--load`` chooses).
 
 Stacks: no session middleware (the physical limit), Starlette's SessionMiddleware and
 lazysession's cookie store (its drop-in), starsessions (memory store, autoload),
@@ -9,9 +10,11 @@ when Redis is reachable, starsessions' Redis store against lazysession's. Scenar
 untouched route without a cookie; the same with ``Authorization: Bearer``; a read without
 a cookie; a read and a write with a valid cookie. Runs are interleaved (every stack in
 turn, each round starting one stack further on) and repeated; the table gives medians
-with their spread, and ratios to the bare app from the same round. Bounded in time; loopback only.
+with their spread, and ratios to the bare app from the same round. Bounded in time;
+loopback only. (wrk runs whole seconds: ``--seconds`` is rounded for it.)
 
     python benchmarks/overhead.py [--rounds 3] [--seconds 1.5] [--connections 8]
+        [--load auto|wrk|built-in]
         [--stacks "lazysession (MemoryStore),starlette SessionMiddleware"]
         [--scenarios "untouched, no cookie;untouched, Bearer"]
 """
@@ -24,7 +27,6 @@ import contextlib
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _chart import RESULTS, bar_chart
 from _http import Connection
+from _load import Load
 from _server import reachable, served
 from _table import machine_line, markdown_table, median_and_spread
 
@@ -44,34 +47,6 @@ SCENARIOS = {
 }
 
 
-async def measure(
-    port: int,
-    path: str,
-    cookie: str | None,
-    headers: dict[str, str],
-    seconds: float,
-    connections: int,
-) -> tuple[float, float]:
-    """Requests per second and p99 latency in ms."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        connection = Connection(port, cookie=cookie)
-        while time.perf_counter() < deadline:
-            reply = await connection.get(path, headers)
-            if reply.status != 200:
-                raise RuntimeError(f"{path} answered {reply.status}")
-            connection.cookie = cookie  # every request carries the same cookie
-            latencies.append(reply.seconds)
-        await connection.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, statistics.quantiles(latencies, n=100)[98] * 1000
-
-
 async def login(port: int) -> str | None:
     connection = Connection(port)
     await connection.get("/write")
@@ -80,6 +55,9 @@ async def login(port: int) -> str | None:
 
 
 async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
+    load = Load.choose(args.load, args.connections, args.seconds)
+    for port in ports.values():  # warm each server up before anything is counted
+        await load.measure(port, "/write", None, {})
     cookies = {name: await login(port) for name, port in ports.items()}
     rps: dict[tuple[str, str], list[float]] = {}
     p99: dict[tuple[str, str], list[float]] = {}
@@ -94,9 +72,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
             this_round: dict[str, float] = {}
             for name, port in stacks[shift:] + stacks[:shift]:
                 cookie = cookies[name] if with_cookie else None
-                rate, tail = await measure(
-                    port, path, cookie, headers, args.seconds, args.connections
-                )
+                rate, tail = await load.measure(port, path, cookie, headers)
                 this_round[name] = rate
                 rps.setdefault((name, scenario), []).append(rate)
                 p99.setdefault((name, scenario), []).append(tail)
@@ -104,9 +80,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
                 ratio.setdefault((name, scenario), []).append(rate / this_round["bare app"])
     print(f"## Served by uvicorn, 1 worker ({machine_line()})\n")
     print(
-        f"{args.rounds} interleaved rounds (each starting one stack further on) of "
-        f"{args.seconds:g} s per stack and scenario, "
-        f"{args.connections} keep-alive connections; medians (± half the interquartile "
+        f"{args.rounds} interleaved rounds (each starting one stack further on) per stack "
+        f"and scenario of {load.describe()}; medians (± half the interquartile "
         "range); 'x bare' is requests per second relative to the bare app in the same "
         "round (1.000 = no cost).\n"
     )
@@ -178,6 +153,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--load",
+        choices=["auto", "wrk", "built-in"],
+        default="auto",
+        help="the load generator: wrk when installed (auto), or the built-in one",
+    )
     parser.add_argument(
         "--stacks",
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
