@@ -38,7 +38,7 @@ def bar_chart(
     plt = _pyplot(path)
     if plt is None:
         return None
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(categories) + 2), 4.5))
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(categories) + 2) + 2.5, 4.5))
     width = 0.8 / max(1, len(series))
     for index, (name, values) in enumerate(series.items()):
         positions = [c + (index - (len(series) - 1) / 2) * width for c in range(len(categories))]
@@ -48,7 +48,8 @@ def bar_chart(
     axes.set_title(title)
     if log:
         axes.set_yscale("log")
-    axes.legend(fontsize="small")
+    # Beside the plot, never over a bar.
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
