@@ -1,9 +1,10 @@
 """The apps the served benchmarks run under uvicorn, configured by environment variables
 (each uvicorn worker imports this module afresh).
 
-``BENCH_STACK``: bare, starlette, starsessions, starsessions-redis, lazysession-memory,
-lazysession-sqlite, lazysession-redis, lazysession-postgresql. ``BENCH_STORE_URL`` and
-``BENCH_SWEEP_INTERVAL`` tune the lazysession stores.
+``BENCH_STACK``: bare, pass-through, lazy-minimum (the floors), starlette, starsessions,
+starsessions-redis, lazysession-memory, lazysession-sqlite, lazysession-redis,
+lazysession-postgresql. ``BENCH_STORE_URL`` and ``BENCH_SWEEP_INTERVAL`` tune the
+lazysession stores.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ ROUTES = [
 def middleware(stack: str) -> list[Middleware]:
     if stack == "bare":
         return []
+    if stack in ("pass-through", "lazy-minimum"):
+        from _floors import LazyMinimum, PassThrough
+
+        return [Middleware(PassThrough if stack == "pass-through" else LazyMinimum)]
     if stack == "starlette":
         from starlette.middleware.sessions import SessionMiddleware as StarletteSessions
 

@@ -17,12 +17,13 @@ import asyncio
 import gc
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _floors import FLOORS, LazyMinimum, PassThrough
 from _table import machine_line, markdown_table, median_and_spread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,13 +32,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from lazysession import MemoryStore, Session
+from lazysession import MemoryStore
 from lazysession import SessionMiddleware as LazySessionMiddleware
 
 SECRET = "benchmark-secret-" + "x" * 20
 
 Scope = dict[str, Any]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 async def untouched(request: Request) -> Response:
@@ -57,42 +57,6 @@ async def write(request: Request) -> Response:
 
 
 ROUTES = [Route("/untouched", untouched), Route("/read", read), Route("/write", write)]
-
-
-class PassThrough:
-    """The least any session middleware can cost: wrap ``send`` and do nothing else."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
-        def forward(message: MutableMapping[str, Any]) -> Awaitable[None]:
-            return send(message)
-
-        await self.app(scope, receive, forward)
-
-
-class LazyMinimum(PassThrough):
-    """The least a lazy session middleware can do on a route that never touches the
-    session: look for a cookie, give the handler a session, and look at the response's
-    start whether the handler used it. (Not a middleware: it persists nothing.)"""
-
-    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
-        for name, _ in scope["headers"]:
-            if name == b"cookie":
-                break
-        session = scope["session"] = Session()
-
-        def forward(message: MutableMapping[str, Any]) -> Awaitable[None]:
-            if session.accessed:
-                raise NotImplementedError("only for routes that never touch the session")
-            return send(message)
-
-        await self.app(scope, receive, forward)
-
-
-UNTOUCHED_ONLY = {"lazy minimum (floor)"}
-"""Stacks measured only on the untouched scenarios."""
 
 
 def stacks() -> dict[str, Starlette]:
@@ -220,14 +184,13 @@ def measured(apps: dict[str, Starlette], scenario: str) -> dict[str, Starlette]:
     """The stacks measured in ``scenario``."""
     if scenario.startswith("untouched"):
         return apps
-    return {name: app for name, app in apps.items() if name not in UNTOUCHED_ONLY}
+    return {name: app for name, app in apps.items() if name not in FLOORS}
 
 
 async def main(rounds: int, calls: int) -> None:
     apps = stacks()
     cookies = {
-        name: [] if name in UNTOUCHED_ONLY else await login_cookie(app)
-        for name, app in apps.items()
+        name: [] if name in FLOORS else await login_cookie(app) for name, app in apps.items()
     }
     per_call: dict[tuple[str, str], list[float]] = {}
     to_bare: dict[tuple[str, str], list[float]] = {}

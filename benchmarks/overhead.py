@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _chart import RESULTS, bar_chart
+from _floors import FLOORS
 from _http import Connection
 from _load import Load
 from _server import reachable, served
@@ -54,23 +55,31 @@ async def login(port: int) -> str | None:
     return connection.cookie  # None for the bare app
 
 
+def measured(stacks: list[tuple[str, int]], scenario: str) -> list[tuple[str, int]]:
+    """The stacks measured in ``scenario``: the floors serve untouched routes only."""
+    if scenario.startswith("untouched"):
+        return stacks
+    return [(name, port) for name, port in stacks if name not in FLOORS]
+
+
 async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
     load = Load.choose(args.load, args.connections, args.seconds)
-    for port in ports.values():  # warm each server up before anything is counted
-        await load.measure(port, "/write", None, {})
-    cookies = {name: await login(port) for name, port in ports.items()}
+    for name, port in ports.items():  # warm each server up before anything is counted
+        await load.measure(port, "/untouched" if name in FLOORS else "/write", None, {})
+    cookies = {name: None if name in FLOORS else await login(port) for name, port in ports.items()}
     rps: dict[tuple[str, str], list[float]] = {}
     p99: dict[tuple[str, str], list[float]] = {}
     ratio: dict[tuple[str, str], list[float]] = {}
     scenarios = {name: SCENARIOS[name] for name in args.scenarios}
     stacks = list(ports.items())
     for round_number in range(args.rounds):
-        # Each round starts one stack further on, so no stack always runs first (right
-        # after the previous scenario) or last: position effects even out in the medians.
-        shift = round_number % len(stacks)
         for scenario, (path, with_cookie, headers) in scenarios.items():
+            # Each round starts one stack further on, so no stack always runs first (right
+            # after the previous scenario) or last: position effects even out in medians.
+            these = measured(stacks, scenario)
+            shift = round_number % len(these)
             this_round: dict[str, float] = {}
-            for name, port in stacks[shift:] + stacks[:shift]:
+            for name, port in these[shift:] + these[:shift]:
                 cookie = cookies[name] if with_cookie else None
                 rate, tail = await load.measure(port, path, cookie, headers)
                 this_round[name] = rate
@@ -87,7 +96,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
     )
     rows = []
     for scenario in scenarios:
-        for name in ports:
+        for name, _ in measured(stacks, scenario):
             rate, spread = median_and_spread(rps[(name, scenario)])
             relative, _ = median_and_spread(ratio[(name, scenario)])
             tail = statistics.median(p99[(name, scenario)])
@@ -107,7 +116,11 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
         RESULTS / "overhead.png",
         "Requests per second, served by uvicorn",
         list(SCENARIOS),
-        {name: [median_and_spread(rps[(name, s)])[0] for s in SCENARIOS] for name in ports},
+        {
+            name: [median_and_spread(rps[(name, s)])[0] for s in SCENARIOS]
+            for name in ports
+            if name not in FLOORS
+        },
         "requests per second",
     )
     if chart is not None:
@@ -117,6 +130,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
 def main(args: argparse.Namespace) -> None:
     stacks: dict[str, tuple[str, dict[str, str]]] = {
         "bare app": ("bare", {}),
+        "pass-through wrapper (floor)": ("pass-through", {}),
+        "lazy minimum (floor)": ("lazy-minimum", {}),
         "starlette SessionMiddleware": ("starlette", {}),
         "lazysession (cookie)": ("lazysession-cookie", {}),
         "starsessions (memory)": ("starsessions", {}),
