@@ -241,8 +241,8 @@ class Exchange:
         self.session = session
         self.signed_id: str | None = None
         self.stored_expiry: float | None = None
-        """When the loaded session expires as stored; kept only under an idle timeout,
-        the one rule that looks at it."""
+        """When the loaded session expires as stored, for the idle-timeout rule, the one
+        that looks at it (a store's record is converted only when that rule is on)."""
         self.ephemeral = False
         self.load_key: str | None = key
         """The store key to load before the handler runs, or None: nothing to load."""
