@@ -9,9 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,18 +18,18 @@ import anyio.lowlevel
 
 from .. import _json
 from .._errors import ConfigurationError
-from .._expiry import Clock, to_timestamp, utc_now
+from .._expiry import Clock, seconds_of, to_timestamp, utc_now
 from .._session import Changes
 from ._base import Record, Store, SyncStore
 
 logger = logging.getLogger("lazysession")
 
 _BUCKET_SECONDS = 60
+_SWEEP_BATCH = 5_000
 
 _Entry = tuple[float, str, int, datetime]
 """Expiry in seconds, the session's JSON text, the version of that text, and the expiry
 as the datetime a read hands back (kept, rather than rebuilt on every read)."""
-_SWEEP_BATCH = 5_000
 
 
 class MemoryStore(Store):
@@ -42,11 +40,7 @@ class MemoryStore(Store):
         if max_entries is not None and max_entries < 1:
             raise ConfigurationError("max_entries must be at least 1, or None for no bound")
         self.max_entries = max_entries
-        self._clock = clock
-        # Seconds since the epoch, now: the wall clock itself unless a test gave a clock.
-        self._now: Callable[[], float] = (
-            time.time if clock is utc_now else (lambda: to_timestamp(clock()))
-        )
+        self._now = seconds_of(clock)
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._versions = itertools.count(1)
