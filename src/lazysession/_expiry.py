@@ -94,7 +94,7 @@ class Meta:
     def from_json(cls, value: object, fallback_created: float) -> Meta:
         """Metadata as stored; anything malformed counts as a session begun at
         ``fallback_created`` with the default settings."""
-        if not isinstance(value, dict) and not isinstance(value, Mapping):
+        if not isinstance(value, dict) and not isinstance(value, Mapping):  # dict: no ABC
             return cls(fallback_created)
         created = value.get("c")
         if not isinstance(created, (int, float)):
