@@ -16,6 +16,12 @@ FLOORS = {"pass-through wrapper (floor)", "lazy minimum (floor)"}
 """The floors' names in the tables: they are measured on the untouched scenarios only."""
 
 
+def measured_in(stack: str, scenario: str) -> bool:
+    """Whether the benchmarks measure ``stack`` in ``scenario`` (a floor serves only the
+    routes that never touch the session)."""
+    return scenario.startswith("untouched") or stack not in FLOORS
+
+
 class PassThrough:
     """The least any session middleware can cost: wrap ``send`` and do nothing else."""
 

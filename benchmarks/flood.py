@@ -218,7 +218,7 @@ def after_expiry(plan: list[tuple[str, str | None]]) -> float:
     return len(plan) * 1.08
 
 
-def constant_len(held: Sized) -> Count:
+def count_of(held: Sized) -> Count:
     """How many ``held`` holds, as a count to sample."""
 
     async def count() -> int:
@@ -287,7 +287,7 @@ async def main(args: argparse.Namespace) -> None:
                     Middleware(starsessions.SessionAutoloadMiddleware),
                 ],
             )
-            curve = await replay(app, plan, "session", constant_len(memory.data))
+            curve = await replay(app, plan, "session", count_of(memory.data))
             held = len(memory.data)
             curves["starsessions (memory)"] = [*curve, (after_expiry(plan), held)]
             size = sum(len(k) + len(v) for k, v in memory.data.items())

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _floors import FLOORS, LazyMinimum, PassThrough
+from _floors import FLOORS, LazyMinimum, PassThrough, measured_in
 from _table import machine_line, markdown_table, median_and_spread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -181,10 +181,7 @@ async def cycles_per_request(app: Starlette, template: Scope, calls: int = 200) 
 
 
 def measured(apps: dict[str, Starlette], scenario: str) -> dict[str, Starlette]:
-    """The stacks measured in ``scenario``."""
-    if scenario.startswith("untouched"):
-        return apps
-    return {name: app for name, app in apps.items() if name not in FLOORS}
+    return {name: app for name, app in apps.items() if measured_in(name, scenario)}
 
 
 async def main(rounds: int, calls: int) -> None:

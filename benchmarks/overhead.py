@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _chart import RESULTS, bar_chart
-from _floors import FLOORS
+from _floors import FLOORS, measured_in
 from _http import Connection
 from _load import Load
 from _server import reachable, served
@@ -56,10 +56,7 @@ async def login(port: int) -> str | None:
 
 
 def measured(stacks: list[tuple[str, int]], scenario: str) -> list[tuple[str, int]]:
-    """The stacks measured in ``scenario``: the floors serve untouched routes only."""
-    if scenario.startswith("untouched"):
-        return stacks
-    return [(name, port) for name, port in stacks if name not in FLOORS]
+    return [(name, port) for name, port in stacks if measured_in(name, scenario)]
 
 
 async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
