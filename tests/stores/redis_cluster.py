@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import redis
 
-BASE_PORT = 7301
+BASE_PORT = int(os.environ.get("LAZYSESSION_TEST_CLUSTER_PORT", "7301"))
+"""The first of the three nodes' ports; set it apart for test runs that share a machine."""
 
 
 @contextmanager
