@@ -18,7 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from lazysession import Changes, MemoryStore, SessionMiddleware, get_session
-from lazysession.stores import Record
+from lazysession.stores import Merge, Record
 
 SECRET = "test-secret-" + "x" * 24
 
@@ -47,17 +47,23 @@ class RecordingStore(MemoryStore):
         self.calls["load"] += 1
         return await super().read(session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
+    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
         self.calls["touch"] += 1
-        await super().touch(session_id, expires_at=expires_at)
+        return await super().touch(session_id, expires_at=expires_at)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1
         await super().save(session_id, data, expires_at=expires_at)
 
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         self.calls["update"] += 1
         return await super().update(session_id, changes, expires_at=expires_at)
+
+    async def rotate(
+        self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
+    ) -> Merge:
+        self.calls["rotate"] += 1
+        return await super().rotate(old_id, new_id, changes, expires_at=expires_at)
 
     async def delete(self, session_id: str) -> None:
         self.calls["delete"] += 1

@@ -18,7 +18,7 @@ from ._request import RequestInfo, is_bearer_request, never
 from ._session import Changes, Session
 from .config import Settings, store_from_url
 from .metrics import Metrics
-from .stores import CookieStore, MemoryStore, Store, SyncStore
+from .stores import CookieStore, MemoryStore, Merge, Record, Store, SyncStore
 
 if TYPE_CHECKING:
     from .stores import RedisStore, SQLAlchemyStore
@@ -30,7 +30,9 @@ __all__ = [
     "CookieStore",
     "LazySessionError",
     "MemoryStore",
+    "Merge",
     "Metrics",
+    "Record",
     "RedisStore",
     "RequestInfo",
     "SQLAlchemyStore",

@@ -17,7 +17,7 @@ from ._errors import (
 )
 from ._request import RequestInfo, is_bearer_authorization, is_bearer_request
 from ._session import Session
-from ._shell import MiddlewareOptions, load_failed, loaded
+from ._shell import MiddlewareOptions, carry_out_async, load_failed, loaded
 from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .stores import Store
@@ -145,29 +145,18 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         outcome = exchange.finish(message["status"], self._skip, scope)
         if outcome is NOTHING:
             return True
-        store = self.store
         try:
-            if outcome.delete is not None:
-                await store.delete(outcome.delete)
-            write = outcome.write
-            if write is not None:
-                if write.merge:
-                    await store.update(write.session_id, write.changes, expires_at=write.expires_at)
-                else:
-                    await store.save(write.session_id, write.data, expires_at=write.expires_at)
-            elif outcome.touch is not None:
-                await store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
+            cookie = await carry_out_async(self.store, outcome, self.metrics)
         except StoreError as error:
             self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
             await _send_unavailable(send)
             return False
-        self.metrics.record(outcome)
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)
-        if outcome.set_cookie is not None:
-            headers.append((b"set-cookie", outcome.set_cookie.encode("latin-1")))
+        if cookie is not None:
+            headers.append((b"set-cookie", cookie.encode("latin-1")))
             if not self._insecure.done:
                 self._insecure.check(_host(scope))
         if outcome.vary:

@@ -12,20 +12,27 @@ Rules:
    nothing it does is saved, touched or deleted, and no ``Set-Cookie`` is sent.
 5. A response with a 5xx status persists nothing: a failed handler may have changed
    the session halfway.
-6. A session left empty, or invalidated, is deleted from the store and its cookie
-   expired; a regenerated one moves to a new id and the old id is deleted.
+6. Only ``clear()`` or ``invalidate()`` ends a session: it is deleted and its cookie
+   expired. Removing keys is a change like any other, merged onto the stored copy; the
+   store deletes the session only if the merge leaves it with no key at all. A
+   regenerated session moves to a new id; the old one is remembered, briefly, as rotated.
 7. ``Vary: Cookie`` goes out whenever the session was read or written.
 8. Nothing is written that could not be read back: a value JSON cannot hold, or a session
    past its size limit, raises before any store I/O.
+9. ``Set-Cookie`` goes out only when the browser's cookie must change (a new id, a moved
+   ``Max-Age``, a re-signed id, an ended session), and only once the store has done what
+   the outcome needed: a session found gone or rotated meanwhile sends none.
+10. A request whose id was rotated away moments ago reads an empty session and persists
+    nothing, except an explicit logout (which also ends the session it was rotated to).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _json
 from ._cookies import CookieSettings, cookie_values
@@ -42,9 +49,13 @@ from ._expiry import (
     needs_touch,
     seconds_of,
 )
-from ._session import Changes, Session, UnavailableSession
+from ._session import _UNSET, Changes, Session, UnavailableSession
 from ._signing import DataSigner, IdSigner, SecretKeys, new_session_id, store_key
 from .stores import CookieStore, Record, Store
+from .stores._base import Merge
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 Request = TypeVar("Request")
 
@@ -62,13 +73,24 @@ class Write:
     changes: Changes
     """Only what this request changed, for stores that merge onto the stored copy."""
     created: bool = False
-    """A session id minted by this request (a new or regenerated session)."""
+    """A session id minted by this request: ``data`` is stored whole (``save``); otherwise
+    ``changes`` are merged onto the stored copy, or replace it if still there (``update``)."""
 
     @property
     def merge(self) -> bool:
         """Merge ``changes`` onto the stored copy (an existing session), rather than
-        store ``data`` whole (a new, regenerated or cleared session)."""
-        return not self.changes.replace
+        store ``data`` whole (a new session)."""
+        return not self.created
+
+
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
+class Rotate:
+    """Move the session under ``old_id`` to ``session_id`` with ``changes`` merged on."""
+
+    old_id: str
+    session_id: str
+    changes: Changes
+    expires_at: datetime
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much
@@ -86,11 +108,62 @@ class Outcome:
 
     delete: str | None = None
     write: Write | None = None
+    rotate: Rotate | None = None
     touch: Touch | None = None
     set_cookie: str | None = None
+    """Sent once the store work succeeded and the session lives on (None: the browser's
+    cookie stays as it is)."""
+    expired_cookie: str | None = None
+    """Sent instead when the store reports the merge left the session empty (deleted)."""
     vary: bool = False
     skipped: bool = False
     """``skip_persistence`` matched: something would have been persisted, and was not."""
+
+
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+"""A store method's name, its arguments and its keyword arguments."""
+
+
+def store_calls(outcome: Outcome, metrics: Metrics) -> Generator[Call, Any, str | None]:
+    """The store calls an outcome needs, in order, each call's answer sent back in (the
+    shells await them or not); counts what was done, and returns the ``Set-Cookie``
+    value to send, if any. Written once, for every shell."""
+    if outcome.skipped:
+        metrics.skipped += 1
+    if outcome.delete is not None:
+        yield "delete", (outcome.delete,), {}
+        metrics.deleted += 1
+    write, rotate, touch = outcome.write, outcome.rotate, outcome.touch
+    if write is not None:
+        if write.created:
+            yield "save", (write.session_id, write.data), {"expires_at": write.expires_at}
+            metrics.saved += 1
+            metrics.created += 1
+            return outcome.set_cookie
+        merged = yield "update", (write.session_id, write.changes), {"expires_at": write.expires_at}
+        return _cookie_after(outcome, merged, metrics)
+    if rotate is not None:
+        args = (rotate.old_id, rotate.session_id, rotate.changes)
+        merged = yield "rotate", args, {"expires_at": rotate.expires_at}
+        if merged is Merge.APPLIED:
+            metrics.created += 1
+        return _cookie_after(outcome, merged, metrics)
+    if touch is not None:
+        if (yield "touch", (touch.session_id,), {"expires_at": touch.expires_at}):
+            metrics.touched += 1
+            return outcome.set_cookie
+        return None
+    return outcome.set_cookie
+
+
+def _cookie_after(outcome: Outcome, merged: object, metrics: Metrics) -> str | None:
+    if merged is Merge.EMPTIED:
+        metrics.deleted += 1
+        return outcome.expired_cookie
+    if merged is Merge.GONE or merged is False:  # False: a store of the older contract
+        return None
+    metrics.saved += 1
+    return outcome.set_cookie
 
 
 NOTHING = Outcome()
@@ -215,11 +288,13 @@ class Exchange:
 
     __slots__ = (
         "_key",
+        "_loaded_size",
         "_rules",
         "_version",
         "ephemeral",
         "had_cookie",
         "load_key",
+        "rotated",
         "session",
         "session_id",
         "signed_id",
@@ -248,6 +323,9 @@ class Exchange:
         """The store key to load before the handler runs, or None: nothing to load."""
         self._key: str | None = key
         self._version: object = None
+        self._loaded_size: int | None = None
+        self.rotated = False
+        """The store said the loaded id was rotated away moments ago (rule 10)."""
 
     def _adopt(self, meta: Meta, stored_expiry: float | None) -> None:
         assert self.session is not None
@@ -259,7 +337,12 @@ class Exchange:
         self.load_key = None
         rules = self._rules
         if record is not None:
+            if record.rotated:  # rule 10: the id grants nothing, and mints nothing
+                self.rotated = True
+                self.session = rules.session_class()
+                return self.session
             self._version = record.version
+            self._loaded_size = record.size
             data = record.data  # a fresh dict from the store's JSON: ours to change
             now = rules.now()
             meta = Meta.from_json(data.pop(META_KEY, None), now)
@@ -305,7 +388,21 @@ class Exchange:
             return self._touch(session, skip, request, persistent_cookie)
         if skip(request):
             return SKIPPED
+        if self.rotated:
+            return self._after_rotation(session)
         return self._write(session, persistent_cookie)
+
+    def _after_rotation(self, session: Session) -> Outcome:
+        """Rule 10: a logout with a rotated id ends what it was rotated to; any other
+        change is dropped, and the browser's (newer) cookie is left alone."""
+        if session._invalidated or (session._cleared and not session):
+            assert self.session_id is not None
+            return Outcome(
+                delete=self._stored_key(self.session_id),
+                set_cookie=self._rules.cookie.render_expired(),
+                vary=True,
+            )
+        return VARY_ONLY
 
     def _touch(
         self, session: Session, skip: Callable[[Request], bool], request: Request, persistent: bool
@@ -325,10 +422,13 @@ class Exchange:
             value = self._sign_data(session, meta)
             return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
         assert self.session_id is not None
-        signed = self.signed_id or rules._id_signer.sign(self.session_id)
+        cookie = None
+        if max_age is not None or self.signed_id is None:  # the cookie's expiry moves
+            signed = self.signed_id or rules._id_signer.sign(self.session_id)
+            cookie = rules.cookie.render(signed, max_age)
         return Outcome(
             touch=Touch(self._stored_key(self.session_id), from_timestamp(expiry)),
-            set_cookie=rules.cookie.render(signed, max_age),
+            set_cookie=cookie,
             vary=True,
         )
 
@@ -340,48 +440,78 @@ class Exchange:
 
     def _write(self, session: Session, persistent: bool) -> Outcome:
         rules = self._rules
-        old_id = self.session_id
-        retire_old = old_id is not None and (session._invalidated or session._regenerate)
-        delete = self._stored_key(old_id) if retire_old and old_id is not None else None
         now = rules.now()
         meta = session.meta_for_write(now)
         expiry = expires(meta, now, rules.lifetimes)
-        if not session or expiry <= now:
-            # Emptied, invalidated, or past its own lifetime: nothing is left to keep.
-            if old_id is not None:
-                delete = self._stored_key(old_id)
-            expired = rules.cookie.render_expired() if self.had_cookie else None
-            return Outcome(delete=delete, set_cookie=expired, vary=True)
-        max_age = rules.cookie_max_age(expiry, now, persistent)
-        if not rules.server_side:
+        expired = rules.cookie.render_expired() if self.had_cookie else None
+        lapsed = not session or expiry <= now
+        if not rules.server_side:  # the cookie is the session
+            if lapsed:
+                return Outcome(set_cookie=expired, vary=True)
             value = self._sign_data(session, meta)
+            max_age = rules.cookie_max_age(expiry, now, persistent)
             return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
+        old_id = self.session_id
+        old_key = None if old_id is None else self._stored_key(old_id)
+        if session._invalidated:
+            if lapsed:  # rule 6: ended
+                return Outcome(delete=old_key, set_cookie=expired, vary=True)
+            old_id = None  # ended, then written: a new session begins
+        elif old_id is None:
+            if lapsed:  # new and left empty: nothing to keep
+                return Outcome(set_cookie=expired, vary=True)
+        elif (session._cleared and not session) or expiry <= now:  # rule 6: ended
+            return Outcome(delete=old_key, set_cookie=expired, vary=True)
         data = {**session, META_KEY: meta.to_json()}
         whole = _json.dumps(data)
         size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
-        if size > rules.max_size:
+        if size > rules.max_size and (self._loaded_size is None or size > self._loaded_size):
             raise SessionTooLarge(size, rules.max_size, "max_size")
-        if old_id is None or retire_old:
+        rotating = old_id is not None and session._regenerate
+        max_age = rules.cookie_max_age(expiry, now, persistent)
+        if old_id is None or rotating:
             session_id = new_session_id()
-            signed = rules._id_signer.sign(session_id)
+            signed: str | None = rules._id_signer.sign(session_id)
         else:
             session_id = old_id
-            signed = self.signed_id or rules._id_signer.sign(old_id)
-        created = session_id != old_id
+            signed = self.signed_id
+            if signed is None:  # verified by a retired key: re-signed with the current one
+                signed = rules._id_signer.sign(old_id)
+            elif not self._cookie_moves(session, expiry, persistent):
+                signed = None  # rule 9: the browser's cookie stays right
         changes = session.changes(
             also={META_KEY: data[META_KEY]},
-            replace=created,
+            replace=old_id is None,
             whole=whole,
-            base=None if created else self._version,
+            base=None if session_id != old_id else self._version,
+            max_size=rules.max_size,
         )
+        key = self._stored_key(session_id)
+        cookie = None if signed is None else rules.cookie.render(signed, max_age)
+        if rotating:
+            assert old_key is not None
+            rotate = Rotate(old_key, key, changes, from_timestamp(expiry))
+            return Outcome(rotate=rotate, set_cookie=cookie, expired_cookie=expired, vary=True)
+        created = session_id != old_id
         return Outcome(
-            delete=delete,
-            write=Write(
-                self._stored_key(session_id), data, from_timestamp(expiry), changes, created
-            ),
-            set_cookie=rules.cookie.render(signed, max_age),
+            delete=old_key if created else None,
+            write=Write(key, data, from_timestamp(expiry), changes, created),
+            set_cookie=cookie,
+            expired_cookie=expired,
             vary=True,
         )
+
+    def _cookie_moves(self, session: Session, expiry: float, persistent: bool) -> bool:
+        """Whether a write to an existing session changes what its cookie must say: its
+        ``Max-Age`` (under an idle timeout, or a new lifetime) or a cookie-bound key."""
+        if session.cookie_changed():
+            return True
+        if not persistent or self._rules.cookie.max_age is None:
+            return False
+        if session._lifetime is not _UNSET:
+            return True
+        stored = self.stored_expiry
+        return stored is not None and abs(expiry - stored) >= 1
 
     def _sign_data(self, session: Session, meta: Meta) -> str:
         rules = self._rules

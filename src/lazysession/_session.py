@@ -29,13 +29,18 @@ class Changes:
 
     ``whole`` is the session as the request left it, JSON-encoded, and ``base`` the
     ``Record.version`` it was loaded from: a store whose copy is still that version can
-    store ``whole`` as is, since merging would give the same session."""
+    store ``whole`` as is, since merging would give the same session. ``empty``: the
+    request left the session with no key (after a merge it may still hold others').
+    ``max_size``: the bytes of JSON the merged session may hold (a merge that would pass
+    it fails, unless it shrinks a session already over it)."""
 
     set: dict[str, Any] = field(default_factory=dict)
     removed: frozenset[str] = frozenset()
     replace: bool = False
     whole: str | None = None
     base: object = None
+    empty: bool = False
+    max_size: int | None = None
 
     def apply_to(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
         """The session after merging these changes onto ``stored`` (the latest copy)."""
@@ -63,6 +68,9 @@ class Session(dict[str, Any]):
     _pinned: bool | None = None
     _regenerate: bool = False
     _invalidated: bool = False
+    cookie_keys: frozenset[str] = frozenset()
+    """Keys whose change alters the cookie itself (Flask's ``_permanent``), so that a
+    write of one of them re-sends it."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -72,8 +80,6 @@ class Session(dict[str, Any]):
         self._regenerate = True
         self.accessed = True
         self.modified = True
-        self._cleared = True  # stored anew, whole, under the new id
-        self._touched_keys = set(self.keys())
 
     def invalidate(self) -> None:
         """End the session: delete it from the store and expire its cookie (logout).
@@ -143,6 +149,7 @@ class Session(dict[str, Any]):
         replace: bool = False,
         whole: str | None = None,
         base: object = None,
+        max_size: int | None = None,
     ) -> Changes:
         """This request's changes, for a store that merges them onto its latest copy;
         ``also`` adds keys set by the core (the session's metadata)."""
@@ -151,7 +158,12 @@ class Session(dict[str, Any]):
         if also:
             changed.update(also)
         removed = frozenset(self._removed) if self._removed else _NO_KEYS
-        return Changes(changed, removed, replace or self._cleared, whole, base)
+        return Changes(changed, removed, replace or self._cleared, whole, base, not self, max_size)
+
+    def cookie_changed(self) -> bool:
+        """Whether this request wrote a key that alters the cookie (``cookie_keys``)."""
+        keys = self._touched_keys
+        return bool(self.cookie_keys and keys and not self.cookie_keys.isdisjoint(keys))
 
     # -- internals -------------------------------------------------------------------------
 

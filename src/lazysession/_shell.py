@@ -3,10 +3,10 @@ calls themselves (awaited or not) are written more than once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ._cookies import CookieSettings
-from ._core import DEFAULT_MAX_SIZE, SessionRules
+from ._core import DEFAULT_MAX_SIZE, Outcome, SessionRules, store_calls
 from ._errors import ConfigurationError, StoreError, report_store_error
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._request import InsecureCookieWarning, SkipPredicate, is_bearer_request
@@ -16,7 +16,7 @@ from .stores import CookieStore, Store
 
 if TYPE_CHECKING:
     from ._core import Exchange
-    from .stores import Record
+    from .stores import Record, SyncStore
 
 App = TypeVar("App")
 
@@ -32,9 +32,49 @@ def check_policy(on_store_error: str) -> str:
 def loaded(exchange: Exchange, record: Record | None, metrics: Metrics) -> Session:
     """Hand the store's answer to the core, counting a session that was found."""
     session = exchange.loaded(record)
-    if exchange.session_id is not None:
+    if exchange.session_id is not None and not exchange.rotated:
         metrics.loaded += 1
     return session
+
+
+def _no_store_work(outcome: Outcome) -> bool:
+    return (
+        outcome.delete is None
+        and outcome.write is None
+        and outcome.rotate is None
+        and outcome.touch is None
+    )
+
+
+async def carry_out_async(store: Store, outcome: Outcome, metrics: Metrics) -> str | None:
+    """Await the store calls of ``outcome``; the ``Set-Cookie`` value to send, if any."""
+    if _no_store_work(outcome):
+        metrics.skipped += outcome.skipped
+        return outcome.set_cookie
+    calls = store_calls(outcome, metrics)
+    try:
+        name, args, kwargs = next(calls)
+        while True:
+            answer: Any = await getattr(store, name)(*args, **kwargs)
+            name, args, kwargs = calls.send(answer)
+    except StopIteration as done:
+        cookie: str | None = done.value
+        return cookie
+
+
+def carry_out(store: SyncStore, outcome: Outcome, metrics: Metrics) -> str | None:
+    """Make the store calls of ``outcome``; the ``Set-Cookie`` value to send, if any."""
+    if _no_store_work(outcome):
+        metrics.skipped += outcome.skipped
+        return outcome.set_cookie
+    calls = store_calls(outcome, metrics)
+    try:
+        name, args, kwargs = next(calls)
+        while True:
+            name, args, kwargs = calls.send(getattr(store, name)(*args, **kwargs))
+    except StopIteration as done:
+        cookie: str | None = done.value
+        return cookie
 
 
 def load_failed(

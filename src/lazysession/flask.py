@@ -47,6 +47,7 @@ class FlaskSession(Session, SessionMixin):
     Reads mark it accessed, as Flask's own session does."""
 
     new = False
+    cookie_keys = frozenset({"_permanent"})  # permanent or not: a different cookie
     exchange: Exchange | None = None
 
     def __getitem__(self, key: str) -> Any:
@@ -176,8 +177,7 @@ class LazySessionInterface(SessionInterface):
         if outcome is NOTHING:
             return
         try:
-            persist(self.sync_store, outcome)
-            self.metrics.record(outcome)
+            cookie = persist(self.sync_store, outcome, self.metrics)
         except StoreError as error:
             self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
@@ -186,8 +186,8 @@ class LazySessionInterface(SessionInterface):
             response.mimetype = "text/plain"
             response.headers["Retry-After"] = "5"
             return
-        if outcome.set_cookie is not None:
-            response.headers.add("Set-Cookie", outcome.set_cookie)
+        if cookie is not None:
+            response.headers.add("Set-Cookie", cookie)
         if outcome.vary:
             response.vary.add("Cookie")
 

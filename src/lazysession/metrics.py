@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._core import Outcome
+from typing import Any
 
 
 @dataclass
@@ -26,20 +23,6 @@ class Metrics:
     sweeps: int = 0
     sweep_seconds: float = 0.0
     store_errors: int = 0
-
-    def record(self, outcome: Outcome) -> None:
-        """Count what one request's outcome did (after the store carried it out)."""
-        if outcome.skipped:
-            self.skipped += 1
-        write = outcome.write
-        if write is not None:
-            self.saved += 1
-            if write.created:
-                self.created += 1
-        if outcome.touch is not None:
-            self.touched += 1
-        if outcome.delete is not None:
-            self.deleted += 1
 
     def record_sweep(self, deleted: int, seconds: float) -> None:
         self.sweeps += 1

@@ -2,10 +2,11 @@
 
 Rules (beyond the core's):
 - The session is at ``environ["lazysession.session"]``.
-- The decision (and the ``Set-Cookie`` it needs) is made when the app calls
-  ``start_response``; the store write happens just before the first body chunk goes to
-  the server (or before ``write()`` sends anything), so the session is saved before the
-  headers go out, and a ``start_response(..., exc_info)`` that replaces the response
+- The decision is made when the app calls ``start_response``; the store work happens,
+  and the server's own ``start_response`` is called with the headers it leads to (a
+  ``Set-Cookie`` only if the store confirmed it), just before the first body chunk goes
+  to the server (or before ``write()`` sends anything). So the session is saved before
+  the headers go out, and a ``start_response(..., exc_info)`` that replaces the response
   before then replaces the decision too.
 - The sweep runs in a daemon thread started by the first request (or ``start_sweeper()``)
   and stopped by ``close()`` or at interpreter exit.
@@ -27,7 +28,7 @@ from ._errors import (
 )
 from ._request import RequestInfo
 from ._session import Session
-from ._shell import MiddlewareOptions, load_failed, loaded
+from ._shell import MiddlewareOptions, carry_out, load_failed, loaded
 from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
 from .stores import Store, SyncStore
@@ -106,12 +107,12 @@ def request_info(environ: WSGIEnvironment) -> RequestInfo:
     )
 
 
-def add_session_headers(headers: Headers, outcome: Outcome) -> Headers:
-    """``headers`` with the outcome's ``Set-Cookie`` and ``Vary: Cookie`` added."""
+def add_session_headers(headers: Headers, cookie: str | None, vary: bool) -> Headers:
+    """``headers`` with a ``Set-Cookie`` of ``cookie`` and, if ``vary``, ``Vary: Cookie``."""
     headers = list(headers)
-    if outcome.set_cookie is not None:
-        headers.append(("Set-Cookie", outcome.set_cookie))
-    if outcome.vary:
+    if cookie is not None:
+        headers.append(("Set-Cookie", cookie))
+    if vary:
         for index, (name, value) in enumerate(headers):
             if name.lower() == "vary":
                 headers[index] = (name, vary_with_cookie(value))
@@ -121,18 +122,9 @@ def add_session_headers(headers: Headers, outcome: Outcome) -> Headers:
     return headers
 
 
-def persist(store: SyncStore, outcome: Outcome) -> None:
-    """Carry out an outcome's store work: delete, then write."""
-    if outcome.delete is not None:
-        store.delete(outcome.delete)
-    if outcome.write is not None:
-        write = outcome.write
-        if write.merge:
-            store.update(write.session_id, write.changes, expires_at=write.expires_at)
-        else:
-            store.save(write.session_id, write.data, expires_at=write.expires_at)
-    elif outcome.touch is not None:
-        store.touch(outcome.touch.session_id, expires_at=outcome.touch.expires_at)
+def persist(store: SyncStore, outcome: Outcome, metrics: Metrics | None = None) -> str | None:
+    """Carry out an outcome's store work; the ``Set-Cookie`` value to send, if any."""
+    return carry_out(store, outcome, metrics if metrics is not None else Metrics())
 
 
 class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
@@ -167,26 +159,16 @@ class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
         exchange = self.rules.begin(environ.get("HTTP_COOKIE"))
         key = exchange.load_key
         environ[ENVIRON_KEY] = exchange.session if key is None else self._load(exchange, key)
-        response = _Response(self.sync_store, start_response, self.metrics)
+        response = _Response(self, environ, start_response)
 
         def start_with_session(
             status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
         ) -> Write:
             if exc_info is not None and exc_info[1] is not None and response.committed:
                 raise exc_info[1].with_traceback(exc_info[2])
-            outcome = exchange.finish(int(status[:3]), self._skip, environ)
-            response.outcome = outcome
-            if outcome is not NOTHING:
-                headers = add_session_headers(headers, outcome)
-                if outcome.set_cookie is not None and not self._insecure.done:
-                    self._insecure.check(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
-            write = start_response(status, headers, exc_info)
-
-            def write_with_session(data: bytes) -> object:
-                response.commit()
-                return write(data)
-
-            return write_with_session
+            response.outcome = exchange.finish(int(status[:3]), self._skip, environ)
+            response.pending = (status, headers, exc_info)
+            return response.write
 
         try:
             body = self.app(environ, start_with_session)
@@ -205,27 +187,66 @@ class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
 
 
 class _Response:
-    """Holds the decision until the headers are about to leave, then writes the store."""
+    """Holds the app's ``start_response`` and the decision until the headers are about to
+    leave; then does the store work and hands the server the headers it leads to."""
 
-    __slots__ = ("committed", "metrics", "outcome", "start_response", "store")
+    __slots__ = (
+        "_server_write",
+        "committed",
+        "environ",
+        "middleware",
+        "outcome",
+        "pending",
+        "start_response",
+    )
 
-    def __init__(self, store: SyncStore, start_response: StartResponse, metrics: Metrics) -> None:
-        self.store = store
-        self.metrics = metrics
+    def __init__(
+        self, middleware: SessionMiddleware, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> None:
+        self.middleware = middleware
+        self.environ = environ
         self.start_response = start_response
         self.outcome: Outcome = NOTHING
+        self.pending: tuple[str, Headers, OptExcInfo | None] | None = None
         self.committed = False
+        self._server_write: Write | None = None
 
     def commit(self) -> None:
+        """Do the store work and start the server's response; a StoreError leaves the
+        response unstarted (the caller answers 503)."""
+        if self.committed:
+            return
+        outcome, pending = self.outcome, self.pending
+        if pending is None:
+            raise RuntimeError("the WSGI app sent its body before calling start_response")
+        cookie = None
+        if outcome is not NOTHING:
+            middleware = self.middleware
+            try:
+                cookie = carry_out(middleware.sync_store, outcome, middleware.metrics)
+            except StoreError:
+                middleware.metrics.store_errors += 1
+                raise
+        self.committed = True
+        status, headers, exc_info = pending
+        if outcome is not NOTHING:
+            headers = add_session_headers(headers, cookie, outcome.vary)
+            insecure = self.middleware._insecure
+            if cookie is not None and not insecure.done:
+                insecure.check(self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME"))
+        self._server_write = self.start_response(status, headers, exc_info)
+
+    def write(self, data: bytes) -> object:
+        """The ``write`` callable handed to the app: commits before the first bytes."""
         if not self.committed:
-            self.committed = True
-            if self.outcome is not NOTHING:
-                try:
-                    persist(self.store, self.outcome)
-                except StoreError:
-                    self.metrics.store_errors += 1
-                    raise
-                self.metrics.record(self.outcome)
+            try:
+                self.commit()
+            except StoreError as error:
+                report_store_error(error, "the response was replaced by a 503")
+                self.unavailable(sys.exc_info())
+                raise
+        assert self._server_write is not None
+        return self._server_write(data)
 
     def unavailable(self, exc_info: OptExcInfo) -> list[bytes]:
         """Answer 503 instead of the app's response, whose headers have not left yet."""

@@ -104,7 +104,19 @@ def test_max_age_is_counted_from_creation_and_never_extended_by_writes() -> None
     outcome = exchange.finish(200, persist, None)
     assert outcome.write is not None
     assert outcome.write.expires_at == T0 + timedelta(seconds=60)
-    assert max_age_of(outcome.set_cookie) == 10
+    assert outcome.set_cookie is None  # the browser's cookie already ends then
+
+
+def test_a_new_lifetime_re_sends_the_cookie_with_its_max_age() -> None:
+    clock = Clock()
+    rules = make_rules(clock, max_age=60)
+    cookie, stored = new_session(rules, n=1)
+    clock.advance(50)
+    exchange = reopen(rules, cookie, stored)
+    assert exchange.session is not None
+    exchange.session.set_lifetime(120)
+    outcome = exchange.finish(200, persist, None)
+    assert max_age_of(outcome.set_cookie) == 70
 
 
 def test_an_idle_timeout_expires_a_session_that_is_not_used() -> None:
@@ -230,10 +242,11 @@ def test_regenerate_moves_the_data_to_a_new_id_and_deletes_the_old() -> None:
     assert exchange.session is not None
     exchange.session.regenerate()
     outcome = exchange.finish(200, persist, None)
-    assert outcome.delete == old_key
-    assert outcome.write is not None
-    assert outcome.write.session_id != old_key
-    assert {k: v for k, v in outcome.write.data.items() if k != META_KEY} == {"cart": [1]}
+    assert outcome.delete is None and outcome.write is None
+    assert outcome.rotate is not None
+    assert outcome.rotate.old_id == old_key
+    assert outcome.rotate.session_id != old_key
+    assert not outcome.rotate.changes.replace  # merged onto the latest stored copy
     assert cookie_of(outcome.set_cookie) != cookie
 
 

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from lazysession import Changes, MemoryStore, Store, SyncStore
-from lazysession.stores import Record, RedisStore, SQLAlchemyStore
+from lazysession.stores import Merge, Record, RedisStore, SQLAlchemyStore
 from tests.conftest import require_server
 from tests.helpers import Clock
 
@@ -57,17 +57,26 @@ class SyncAsAsync(Store):
     async def read(self, session_id: str) -> Record | None:
         return await anyio.to_thread.run_sync(self._s.read, session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        await anyio.to_thread.run_sync(lambda: self._s.touch(session_id, expires_at=expires_at))
+    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        return await anyio.to_thread.run_sync(
+            lambda: self._s.touch(session_id, expires_at=expires_at)
+        )
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         await anyio.to_thread.run_sync(
             lambda: self._s.save(session_id, data, expires_at=expires_at)
         )
 
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         return await anyio.to_thread.run_sync(
             lambda: self._s.update(session_id, changes, expires_at=expires_at)
+        )
+
+    async def rotate(
+        self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
+    ) -> Merge:
+        return await anyio.to_thread.run_sync(
+            lambda: self._s.rotate(old_id, new_id, changes, expires_at=expires_at)
         )
 
     async def delete(self, session_id: str) -> None:

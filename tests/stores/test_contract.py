@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 import anyio
 import pytest
 
-from lazysession import Changes, SessionNotSerializable, Store
+from lazysession import Changes, Merge, SessionNotSerializable, SessionTooLarge, Store
+from lazysession._expiry import META_KEY
+from lazysession.stores import ROTATION_MEMORY
 from tests.helpers import Clock
 from tests.stores.backends import CASES, NATIVE_EXPIRY, StoreCase
 
@@ -217,7 +220,7 @@ async def test_touch_never_brings_a_session_back(store: Store, clock: Clock) -> 
 async def test_update_merges_changes_onto_the_stored_copy(store: Store, clock: Clock) -> None:
     await store.save("a" * 64, {"a": 1, "b": 2, "c": 3}, expires_at=clock() + HOUR)
     changes = Changes(set={"b": 20, "d": 4}, removed=frozenset({"c"}))
-    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is True
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is Merge.APPLIED
     assert await store.load("a" * 64) == {"a": 1, "b": 20, "d": 4}
 
 
@@ -228,7 +231,7 @@ async def test_an_update_based_on_the_current_copy_gives_the_writers_session(
     loaded = await store.read("a" * 64)
     assert loaded is not None
     changes = Changes(set={"b": 2}, whole='{"a": 1, "b": 2}', base=loaded.version)
-    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is True
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is Merge.APPLIED
     assert await store.load("a" * 64) == {"a": 1, "b": 2}
 
 
@@ -238,8 +241,8 @@ async def test_an_update_based_on_a_stale_copy_still_merges(store: Store, clock:
     assert first is not None and second is not None
     one = Changes(set={"b": 2}, whole='{"a": 1, "b": 2}', base=first.version)
     other = Changes(set={"c": 3}, whole='{"a": 1, "c": 3}', base=second.version)
-    assert await store.update("a" * 64, one, expires_at=clock() + HOUR) is True
-    assert await store.update("a" * 64, other, expires_at=clock() + HOUR) is True
+    assert await store.update("a" * 64, one, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.update("a" * 64, other, expires_at=clock() + HOUR) is Merge.APPLIED
     assert await store.load("a" * 64) == {"a": 1, "b": 2, "c": 3}
 
 
@@ -248,17 +251,17 @@ async def test_update_merges_onto_a_session_holding_a_nul_character(
 ) -> None:
     await store.save("a" * 64, {"a": "x\u0000y"}, expires_at=clock() + HOUR)
     changes = Changes(set={"b": "\u0000"})
-    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is True
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is Merge.APPLIED
     assert await store.load("a" * 64) == {"a": "x\u0000y", "b": "\u0000"}
 
 
 async def test_update_never_brings_a_session_back(store: Store, clock: Clock) -> None:
     changes = Changes(set={"a": 1})
-    assert await store.update("b" * 64, changes, expires_at=clock() + HOUR) is False
+    assert await store.update("b" * 64, changes, expires_at=clock() + HOUR) is Merge.GONE
     assert await store.load("b" * 64) is None
     await store.save("a" * 64, {"a": 0}, expires_at=clock() + timedelta(seconds=1))
     clock.advance(2)
-    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is False
+    assert await store.update("a" * 64, changes, expires_at=clock() + HOUR) is Merge.GONE
     assert await store.load("a" * 64) is None
 
 
@@ -278,3 +281,217 @@ async def test_concurrent_updates_of_different_keys_all_survive(
             tasks.start_soon(set_key, i)
     loaded = await writer.load("a" * 64)
     assert loaded == {"start": True, **{f"k{i}": i for i in range(20)}}
+
+
+# -- no lost write: removing keys is a merge, only an empty result ends a session ----------
+
+
+async def test_removing_the_last_key_keeps_the_keys_others_wrote_meanwhile(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"flash": "hi"}, expires_at=clock() + HOUR)
+    meanwhile = Changes(set={"cart": 3})
+    assert await store.update("a" * 64, meanwhile, expires_at=clock() + HOUR) is Merge.APPLIED
+    popped = Changes(removed=frozenset({"flash"}), empty=True)
+    assert await store.update("a" * 64, popped, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.load("a" * 64) == {"cart": 3}
+
+
+async def test_a_merge_that_leaves_no_key_deletes_the_session(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"flash": "hi"}, expires_at=clock() + HOUR)
+    popped = Changes(removed=frozenset({"flash"}), empty=True)
+    assert await store.update("a" * 64, popped, expires_at=clock() + HOUR) is Merge.EMPTIED
+    assert await store.load("a" * 64) is None
+    assert await store.count() == 0
+
+
+async def test_metadata_alone_does_not_keep_a_session(store: Store, clock: Clock) -> None:
+    meta = {META_KEY: {"c": 1}}
+    await store.save("a" * 64, {"flash": "hi", **meta}, expires_at=clock() + HOUR)
+    popped = Changes(set=meta, removed=frozenset({"flash"}), empty=True)
+    assert await store.update("a" * 64, popped, expires_at=clock() + HOUR) is Merge.EMPTIED
+    assert await store.load("a" * 64) is None
+
+
+async def test_an_emptying_merge_based_on_a_stale_copy_keeps_the_newer_keys(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"flash": "hi"}, expires_at=clock() + HOUR)
+    loaded = await store.read("a" * 64)
+    assert loaded is not None
+    meanwhile = Changes(set={"cart": 3})
+    assert await store.update("a" * 64, meanwhile, expires_at=clock() + HOUR) is Merge.APPLIED
+    popped = Changes(removed=frozenset({"flash"}), whole="{}", base=loaded.version, empty=True)
+    assert await store.update("a" * 64, popped, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.load("a" * 64) == {"cart": 3}
+
+
+# -- no resurrected logout: a whole-session save never re-creates an id -------------------
+
+
+async def test_a_replace_replaces_a_live_session(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
+    cleared = Changes(set={"b": 2}, replace=True, whole='{"b":2}')
+    assert await store.update("a" * 64, cleared, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.load("a" * 64) == {"b": 2}
+
+
+async def test_a_replace_never_recreates_a_deleted_session(store: Store, clock: Clock) -> None:
+    await store.save("a" * 64, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.delete("a" * 64)  # a logout
+    cleared = Changes(set={"b": 2}, replace=True, whole='{"b":2}')
+    assert await store.update("a" * 64, cleared, expires_at=clock() + HOUR) is Merge.GONE
+    assert await store.load("a" * 64) is None
+    assert await store.count() == 0
+
+
+# -- rotation --------------------------------------------------------------------------------
+
+OLD, NEW = "1" * 64, "2" * 64
+
+
+async def test_rotate_moves_the_latest_data_to_the_new_id(store: Store, clock: Clock) -> None:
+    await store.save(OLD, {"cart": 1}, expires_at=clock() + HOUR)
+    meanwhile = Changes(set={"theme": "dark"})
+    assert await store.update(OLD, meanwhile, expires_at=clock() + HOUR) is Merge.APPLIED
+    login = Changes(set={"user": "ada"})
+    assert await store.rotate(OLD, NEW, login, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.load(NEW) == {"cart": 1, "theme": "dark", "user": "ada"}
+
+
+async def test_a_rotated_id_reads_as_rotated_with_no_data(store: Store, clock: Clock) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    record = await store.read(OLD)
+    assert record is not None and record.rotated and record.data == {}
+    assert await store.load(OLD) is None
+
+
+async def test_a_rotated_id_takes_no_write_and_no_touch(store: Store, clock: Clock) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    late = Changes(set={"injected": True})
+    assert await store.update(OLD, late, expires_at=clock() + HOUR) is Merge.GONE
+    cleared = Changes(set={"injected": True}, replace=True, whole='{"injected":true}')
+    assert await store.update(OLD, cleared, expires_at=clock() + HOUR) is Merge.GONE
+    assert await store.touch(OLD, expires_at=clock() + HOUR) is False
+    assert await store.load(NEW) == {"user": "ada"}
+    assert await store.load(OLD) is None
+
+
+async def test_a_rotated_id_is_forgotten_after_the_rotation_memory(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    clock.advance(ROTATION_MEMORY + 1)
+    assert await store.read(OLD) is None
+    assert await store.load(NEW) == {"user": "ada"}
+
+
+async def test_rotating_a_session_that_is_gone_creates_nothing(store: Store, clock: Clock) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.delete(OLD)  # a logout won the race
+    login = Changes(set={"user": "ada"})
+    assert await store.rotate(OLD, NEW, login, expires_at=clock() + HOUR) is Merge.GONE
+    assert await store.read(NEW) is None
+
+
+async def test_deleting_a_rotated_id_ends_the_session_it_moved_to(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    await store.delete(OLD)  # a logout sent with the old cookie
+    assert await store.load(NEW) is None
+    assert await store.load(OLD) is None
+
+
+async def test_deleting_follows_a_chain_of_rotations(store: Store, clock: Clock) -> None:
+    third = "3" * 64
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    await store.rotate(NEW, third, Changes(), expires_at=clock() + HOUR)
+    await store.delete(OLD)
+    assert await store.load(third) is None
+
+
+async def test_a_rotation_cannot_create_an_id_that_a_logout_blocked(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    await store.delete(OLD)  # ends NEW and keeps its id from coming back
+    other = "3" * 64
+    await store.save(other, {"user": "ada"}, expires_at=clock() + HOUR)
+    assert await store.rotate(other, NEW, Changes(), expires_at=clock() + HOUR) is Merge.GONE
+    assert await store.load(NEW) is None
+
+
+async def test_rotate_with_replace_keeps_only_the_requests_session(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"cart": 1}, expires_at=clock() + HOUR)
+    fresh = Changes(set={"user": "ada"}, replace=True, whole='{"user":"ada"}')
+    assert await store.rotate(OLD, NEW, fresh, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.load(NEW) == {"user": "ada"}
+
+
+# -- max_size is enforced inside the atomic merge ----------------------------------------
+
+
+async def test_a_merge_past_max_size_fails_and_leaves_the_session_as_it_was(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": "x"}, expires_at=clock() + HOUR)
+    big = Changes(set={"b": "y" * 200}, max_size=100)
+    with pytest.raises(SessionTooLarge):
+        await store.update("a" * 64, big, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) == {"a": "x"}
+
+
+async def test_merges_that_fit_alone_cannot_pass_max_size_together(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": "x"}, expires_at=clock() + HOUR)
+    first = Changes(set={"b": "y" * 50}, max_size=100)
+    second = Changes(set={"c": "z" * 50}, max_size=100)
+    assert await store.update("a" * 64, first, expires_at=clock() + HOUR) is Merge.APPLIED
+    with pytest.raises(SessionTooLarge):
+        await store.update("a" * 64, second, expires_at=clock() + HOUR)
+    assert await store.load("a" * 64) == {"a": "x", "b": "y" * 50}
+
+
+async def test_a_session_over_max_size_still_accepts_a_write_that_shrinks_it(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"big": "x" * 300, "n": 1}, expires_at=clock() + HOUR)
+    shrink = Changes(set={"n": 2}, removed=frozenset({"big"}), max_size=100)
+    assert await store.update("a" * 64, shrink, expires_at=clock() + HOUR) is Merge.APPLIED
+    still_over = Changes(set={"n": 3}, max_size=10)
+    assert await store.update("a" * 64, still_over, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.load("a" * 64) == {"n": 3}
+
+
+# -- what a handler stored is what the next request reads --------------------------------
+
+
+async def test_numbers_read_back_exactly_as_stored_after_a_merge(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"f": 1e20, "g": 1.7e16, "z": -0.0}, expires_at=clock() + HOUR)
+    more = Changes(set={"h": 1e20, "big": 2**70 + 1, "neg": -0.0})
+    assert await store.update("a" * 64, more, expires_at=clock() + HOUR) is Merge.APPLIED
+    loaded = await store.load("a" * 64)
+    assert loaded is not None
+    for key in ("f", "g", "h"):
+        assert type(loaded[key]) is float
+    assert loaded["f"] == 1e20 and loaded["g"] == 1.7e16 and loaded["h"] == 1e20
+    assert math.copysign(1, loaded["z"]) == -1 and math.copysign(1, loaded["neg"]) == -1
+    assert loaded["big"] == 2**70 + 1
+
+
+async def test_touch_says_whether_it_moved_a_live_session(store: Store, clock: Clock) -> None:
+    assert await store.touch("b" * 64, expires_at=clock() + HOUR) is False
+    await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
+    assert await store.touch("a" * 64, expires_at=clock() + 2 * HOUR) is True

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from lazysession import Changes, Store, SyncStore
-from lazysession.stores import Record
+from lazysession.stores import Merge, Record
 from lazysession.wsgi import get_session
 
 if TYPE_CHECKING:
@@ -72,17 +72,21 @@ class Recorder(SyncStore):
         self.calls["load"] += 1
         return self.inner.read(session_id)
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
         self.calls["touch"] += 1
-        self.inner.touch(session_id, expires_at=expires_at)
+        return self.inner.touch(session_id, expires_at=expires_at)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1
         self.inner.save(session_id, data, expires_at=expires_at)
 
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         self.calls["update"] += 1
         return self.inner.update(session_id, changes, expires_at=expires_at)
+
+    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        self.calls["rotate"] += 1
+        return self.inner.rotate(old_id, new_id, changes, expires_at=expires_at)
 
     def delete(self, session_id: str) -> None:
         self.calls["delete"] += 1

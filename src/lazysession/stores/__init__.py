@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Record, Store, SyncStore
+from ._base import ROTATION_MEMORY, Merge, Record, Store, SyncStore
 from ._cookie import CookieStore
 from ._memory import MemoryStore
 
@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from ._sqlalchemy import SQLAlchemyStore
 
 __all__ = [
+    "ROTATION_MEMORY",
     "CookieStore",
     "MemoryStore",
+    "Merge",
     "Record",
     "RedisStore",
     "SQLAlchemyStore",

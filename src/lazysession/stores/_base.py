@@ -3,16 +3,30 @@
 Rules every store keeps:
 - ``session_id`` is the key the core derived from the cookie (a SHA-256 of the random id);
   stores never see the cookie itself.
-- ``read``/``load`` never return an expired session, whether or not it has been swept.
-- ``update`` merges one request's changes onto the latest stored copy, atomically, so
-  two requests that change different keys of one session both keep their change (on
-  the same key, the last writer wins); it never brings back a session that is gone.
-- ``touch`` moves the expiry of a live session without rewriting its data; it never
-  brings back a session that has expired or been deleted.
-- ``save`` replaces the session and its expiry in one step: readers see the old or the
-  new session, never a mix.
-- ``sweep`` deletes every expired session, in bounded batches, and returns how many; it
-  is safe to run from many processes at once.
+- ``read`` never returns an expired session, whether or not it has been swept. An id that
+  was rotated away (``rotate``) reads, for ``ROTATION_MEMORY`` seconds, as a record with
+  ``rotated`` set and no data: the old id grants nothing, and the request that carries it
+  knows not to mint a session of its own.
+- ``save`` stores a *new* session whole (its id was just minted); readers see all of it or
+  nothing.
+- ``update`` merges one request's changes onto the latest stored copy, atomically, so two
+  requests that change different keys of one session both keep their change (on the same
+  key, the last writer wins). With ``changes.replace`` (the request cleared the session
+  first) it replaces the data instead, still only if the session is there. It never
+  brings back a session that is gone (expired, deleted or rotated): ``Merge.GONE``. A
+  merge that leaves no key deletes the session: ``Merge.EMPTIED``. A merge whose result
+  would pass ``changes.max_size`` and is larger than the stored copy raises
+  :class:`~lazysession.SessionTooLarge` and leaves the stored session as it was.
+- ``rotate`` moves a live session to a new id (login): the old id becomes a marker that
+  names its successor, and the new id is created from the latest stored data with the
+  request's changes merged on. If the old session is gone, nothing is created.
+- ``delete`` ends a session, and, when the id was rotated, the session it was rotated to
+  (a logout racing a login leaves neither alive); the successor's id stays blocked for
+  ``ROTATION_MEMORY`` seconds, so a rotation still under way cannot create it afterwards.
+- ``touch`` moves the expiry of a live session without rewriting its data and says
+  whether it did; it never brings back a session that has expired or been deleted.
+- ``sweep`` deletes every expired session (and spent rotation markers), in bounded
+  batches, and returns how many; it is safe to run from many processes at once.
 - ``count`` counts what is held, expired-but-unswept included.
 - Data is JSON, never pickle; a value that is not JSON-serialisable fails before any I/O.
 """
@@ -20,25 +34,97 @@ Rules every store keeps:
 from __future__ import annotations
 
 import abc
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._errors import StoreError
+from .. import _json
+from .._errors import SessionTooLarge, StoreError
+from .._expiry import META_KEY
 
 if TYPE_CHECKING:
     from .._session import Changes
+
+ROTATION_MEMORY = 60
+"""Seconds a rotated id is remembered: a request that set out with it before the login
+answered (a second tab, a slow XHR) neither reads the new session nor replaces its
+cookie. After that the id reads as unknown, like any other."""
+
+
+class Merge(enum.Enum):
+    """What an ``update`` or ``rotate`` did; false only for ``GONE``."""
+
+    APPLIED = "applied"
+    """Written: the session lives on (under the new id, for a rotation)."""
+    EMPTIED = "emptied"
+    """The result held no key, so the session was deleted."""
+    GONE = "gone"
+    """The session was not there (expired, deleted or rotated): nothing was written."""
+
+    def __bool__(self) -> bool:
+        return self is not Merge.GONE
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Record:
     """A stored session: its data and when it expires. ``version``, where a store keeps
     one, names this copy: an ``update`` based on it (``Changes.base``) may then store the
-    writer's whole session instead of merging, when no other write came in between."""
+    writer's whole session instead of merging, when no other write came in between.
+    ``size`` is the stored JSON's length in bytes, where the store knows it (a session
+    already over ``max_size`` may then still shrink). ``rotated``: the id was rotated away
+    moments ago; ``data`` is empty."""
 
     data: dict[str, Any]
     expires_at: datetime
     version: object = None
+    size: int | None = None
+    rotated: bool = False
+
+
+@dataclass(slots=True)
+class Merged:
+    """The outcome of merging changes onto a stored copy: the JSON to store (None: the
+    session is left with no key and is to be deleted)."""
+
+    text: str | None
+
+
+def has_keys(data: dict[str, Any]) -> bool:
+    """Whether a session holds anything besides its own metadata."""
+    return len(data) > (1 if META_KEY in data else 0)
+
+
+def merge_onto(stored: str | bytes | None, changes: Changes, version: object = None) -> Merged:
+    """The one merge rule every store that merges in Python uses: ``changes`` onto the
+    ``stored`` JSON (None: nothing stored, as after a clear). ``version`` is the stored
+    copy's, to take the writer's whole session when nothing came in between. Raises
+    :class:`~lazysession.SessionTooLarge` when the result passes ``changes.max_size`` and
+    is larger than what is stored."""
+    same_copy = version is not None and changes.base == version
+    if changes.whole is not None and (changes.replace or same_copy):
+        if changes.empty:
+            return Merged(None)
+        text = changes.whole
+    else:
+        base = None if changes.replace or stored is None else _json.loads(stored)
+        merged = changes.apply_to(base)
+        if not has_keys(merged):
+            return Merged(None)
+        text = _json.dumps(merged)
+    limit = changes.max_size
+    if limit is not None:
+        size = byte_size(text)
+        if size > limit and size > (0 if stored is None else byte_size(stored)):
+            raise SessionTooLarge(size, limit, "max_size")
+    return Merged(text)
+
+
+def byte_size(text: str | bytes) -> int:
+    """Bytes of UTF-8 in ``text``."""
+    if isinstance(text, bytes):
+        return len(text)
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 class StoreErrors:
@@ -68,17 +154,23 @@ class SyncStore(abc.ABC):
 
     def load(self, session_id: str) -> dict[str, Any] | None:
         record = self.read(session_id)
-        return None if record is None else record.data
+        return None if record is None or record.rotated else record.data
 
     @abc.abstractmethod
-    def touch(self, session_id: str, *, expires_at: datetime) -> None: ...
+    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        """Move a live session's expiry; False (and nothing written) when it is gone."""
 
     @abc.abstractmethod
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
-        """Merge ``changes``; False (and nothing written) when the session is gone."""
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """Merge ``changes`` (or replace, with ``changes.replace``) onto a live session."""
 
     @abc.abstractmethod
-    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None: ...
+    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """Move the live session ``old_id`` to ``new_id``, merging ``changes`` on."""
+
+    @abc.abstractmethod
+    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        """Store a new session whole."""
 
     @abc.abstractmethod
     def delete(self, session_id: str) -> None: ...
@@ -104,19 +196,25 @@ class Store(abc.ABC):
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         record = await self.read(session_id)
-        return None if record is None else record.data
+        return None if record is None or record.rotated else record.data
 
     @abc.abstractmethod
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None: ...
+    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        """Move a live session's expiry; False (and nothing written) when it is gone."""
 
     @abc.abstractmethod
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
-        """Merge ``changes``; False (and nothing written) when the session is gone."""
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """Merge ``changes`` (or replace, with ``changes.replace``) onto a live session."""
 
     @abc.abstractmethod
-    async def save(
-        self, session_id: str, data: dict[str, Any], *, expires_at: datetime
-    ) -> None: ...
+    async def rotate(
+        self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
+    ) -> Merge:
+        """Move the live session ``old_id`` to ``new_id``, merging ``changes`` on."""
+
+    @abc.abstractmethod
+    async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        """Store a new session whole."""
 
     @abc.abstractmethod
     async def delete(self, session_id: str) -> None: ...

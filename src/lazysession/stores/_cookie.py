@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from .._errors import ConfigurationError, SessionTooLarge
 from .._session import Changes
-from ._base import Record, Store, SyncStore
+from ._base import Merge, Record, Store, SyncStore
 
 BROWSER_COOKIE_LIMIT = 4096
 """Bytes of name and value a browser keeps per cookie; past it the cookie is dropped."""
@@ -16,8 +16,8 @@ BROWSER_COOKIE_LIMIT = 4096
 class CookieStore(Store):
     """Keeps nothing server side: the middleware signs the session into the cookie.
 
-    So there is nothing to read, save, touch, delete or sweep here: those calls are no-ops and
-    ``count`` is 0. A session whose cookie would pass ``max_cookie_size`` raises
+    So there is nothing to read, save, rotate, touch, delete or sweep here: those calls are
+    no-ops and ``count`` is 0. A session whose cookie would pass ``max_cookie_size`` raises
     :class:`~lazysession.SessionTooLarge` instead of being silently dropped by the browser.
     """
 
@@ -37,11 +37,16 @@ class CookieStore(Store):
     async def read(self, session_id: str) -> Record | None:
         return None
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        return None
-
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
         return False
+
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        return Merge.GONE
+
+    async def rotate(
+        self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
+    ) -> Merge:
+        return Merge.GONE
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         return None
@@ -64,11 +69,14 @@ class _SyncCookieStore(SyncStore):
     def read(self, session_id: str) -> Record | None:
         return None
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        return None
-
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
         return False
+
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        return Merge.GONE
+
+    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        return Merge.GONE
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         return None

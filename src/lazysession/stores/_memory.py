@@ -1,13 +1,20 @@
 """An in-process store for development, tests and single-process apps.
 
-Entries are filed by the minute they expire in, so a sweep visits only the expired ones
-and yields to the event loop between batches: a million entries never stall a request.
+Rules:
+- Every operation runs whole under one lock, so each is atomic for both sides (the event
+  loop and WSGI threads); the merge itself is the contract's ``merge_onto``.
+- Entries are filed by the minute they expire in, so a sweep visits only the expired ones
+  and yields to the event loop between batches: a million entries never stall a request.
+- The store is bounded (``max_entries``, 100,000 unless told otherwise). Past the bound it
+  evicts by *segmented* recency: a new session starts on probation and is promoted to the
+  protected segment when a later request reads or writes it again. Eviction takes the
+  least recently used session on probation first, so a flood of sessions that are never
+  used again (bots, one-shot clients) evicts only its own kind, never a session in use.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -18,101 +25,182 @@ import anyio.lowlevel
 
 from .. import _json
 from .._errors import ConfigurationError
-from .._expiry import Clock, seconds_of, to_timestamp, utc_now
+from .._expiry import Clock, from_timestamp, seconds_of, to_timestamp, utc_now
 from .._session import Changes
-from ._base import Record, Store, SyncStore
+from ._base import ROTATION_MEMORY, Merge, Record, Store, SyncStore, byte_size, merge_onto
 
-logger = logging.getLogger("lazysession")
-
+DEFAULT_MAX_ENTRIES = 100_000
+_PROTECTED_SHARE = 0.8  # of max_entries, at most, for sessions used more than once
 _BUCKET_SECONDS = 60
 _SWEEP_BATCH = 5_000
+_ROTATED = "=>"  # the text of a rotation marker, then its successor's key: never JSON
+_FOLLOW = 4  # rotations a logout follows, at most
 
 _Entry = tuple[float, str, int, datetime]
-"""Expiry in seconds, the session's JSON text, the version of that text, and the expiry
-as the datetime a read hands back (kept, rather than rebuilt on every read)."""
+"""Expiry in seconds, the session's JSON text (or a rotation marker), the version of that
+text, and the expiry as the datetime a read hands back (kept, not rebuilt on every read)."""
 
 
 class MemoryStore(Store):
-    """Sessions in a dict of this process. ``max_entries`` bounds memory: past it, the
-    least recently written session is evicted to make room."""
+    """Sessions in a dict of this process, at most ``max_entries`` of them (``None``: no
+    bound, for tests that count on keeping everything)."""
 
-    def __init__(self, *, max_entries: int | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, *, max_entries: int | None = DEFAULT_MAX_ENTRIES, clock: Clock = utc_now
+    ) -> None:
         if max_entries is not None and max_entries < 1:
             raise ConfigurationError("max_entries must be at least 1, or None for no bound")
         self.max_entries = max_entries
+        self._protected_cap = (
+            None if max_entries is None else max(1, int(max_entries * _PROTECTED_SHARE))
+        )
         self._now = seconds_of(clock)
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: dict[str, _Entry] = {}
+        self._probation: OrderedDict[str, None] = OrderedDict()
+        self._protected: OrderedDict[str, None] = OrderedDict()
         self._versions = itertools.count(1)
         self._buckets: dict[int, set[str]] = {}
         self._sync = _SyncMemoryStore(self)
         self.evicted = 0
+        """Sessions dropped to stay within ``max_entries``."""
 
-    # -- the shared logic, called under no lock by both sides ------------------------------
+    # -- the operations, each atomic under the lock, shared by both sides ------------------
 
-    def _read(self, session_id: str) -> Record | None:
+    def _live(self, session_id: str) -> _Entry | None:
         entry = self._entries.get(session_id)
         if entry is None or entry[0] <= self._now():
             return None
-        data = _json.loads(entry[1])
-        return None if data is None else Record(data, entry[3], entry[2])
+        return entry
 
-    def _touch(self, session_id: str, expires_at: datetime) -> None:
+    def _read(self, session_id: str) -> Record | None:
         with self._lock:
-            entry = self._entries.get(session_id)
-            if entry is None or entry[0] <= self._now():
-                return
-            self._refile(
-                session_id, entry[0], (to_timestamp(expires_at), entry[1], entry[2], expires_at)
-            )
+            entry = self._live(session_id)
+            if entry is None:
+                return None
+            text = entry[1]
+            if text.startswith(_ROTATED):
+                return Record({}, entry[3], rotated=True)
+            self._used(session_id)
+        data = _json.loads(text)
+        return None if data is None else Record(data, entry[3], entry[2], byte_size(text))
 
-    def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> bool:
-        expires = to_timestamp(expires_at)
+    def _touch(self, session_id: str, expires_at: datetime) -> bool:
         with self._lock:
-            entry = self._entries.get(session_id)
-            if entry is None or entry[0] <= self._now():
+            entry = self._live(session_id)
+            if entry is None or entry[1].startswith(_ROTATED):
                 return False
-            if changes.whole is not None and changes.base == entry[2]:
-                text = changes.whole  # no write since the writer's load: merging is a no-op
-            else:
-                text = _json.dumps(changes.apply_to(_json.loads(entry[1])))
-            self._refile(session_id, entry[0], (expires, text, next(self._versions), expires_at))
+            moved = (to_timestamp(expires_at), entry[1], entry[2], expires_at)
+            self._refile(session_id, entry[0], moved)
             return True
 
-    def _file(self, session_id: str, entry: _Entry) -> None:
+    def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> Merge:
+        with self._lock:
+            entry = self._live(session_id)
+            if entry is None or entry[1].startswith(_ROTATED):
+                return Merge.GONE
+            merged = merge_onto(entry[1], changes, entry[2]).text
+            if merged is None:
+                self._remove(session_id)
+                return Merge.EMPTIED
+            new = (to_timestamp(expires_at), merged, next(self._versions), expires_at)
+            self._refile(session_id, entry[0], new)
+            self._used(session_id)
+            return Merge.APPLIED
+
+    def _rotate(self, old_id: str, new_id: str, changes: Changes, expires_at: datetime) -> Merge:
+        with self._lock:
+            entry = self._live(old_id)
+            if entry is None or entry[1].startswith(_ROTATED) or new_id in self._entries:
+                return Merge.GONE
+            merged = merge_onto(entry[1], changes, entry[2]).text
+            self._mark_rotated(old_id, new_id)
+            if merged is None:
+                return Merge.EMPTIED
+            self._add(new_id, (to_timestamp(expires_at), merged, next(self._versions), expires_at))
+            return Merge.APPLIED
+
+    def _save(self, session_id: str, data: dict[str, Any], expires_at: datetime) -> None:
+        text = _json.dumps(data)
+        with self._lock:
+            self._remove(session_id)
+            self._add(
+                session_id, (to_timestamp(expires_at), text, next(self._versions), expires_at)
+            )
+
+    def _delete(self, session_id: str) -> None:
+        with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is None or not entry[1].startswith(_ROTATED):
+                self._remove(session_id)
+                return
+            # A logout with a rotated id: end the session it moved to (and what that one
+            # moved to), keeping each of those ids from being created by a rotation still
+            # under way.
+            for _ in range(_FOLLOW):
+                successor = entry[1][len(_ROTATED) :]
+                if not successor:
+                    return
+                self._entries[session_id] = (entry[0], _ROTATED, entry[2], entry[3])
+                following = self._entries.get(successor)
+                self._mark_rotated(successor, "")
+                if following is None or not following[1].startswith(_ROTATED):
+                    return
+                session_id, entry = successor, following
+
+    # -- filing, under the lock ------------------------------------------------------------
+
+    def _mark_rotated(self, session_id: str, successor: str) -> None:
+        until = self._now() + ROTATION_MEMORY
+        old = self._entries.get(session_id)
+        marker = (until, _ROTATED + successor, next(self._versions), from_timestamp(until))
+        if old is None:
+            self._add(session_id, marker)
+        else:
+            self._refile(session_id, old[0], marker)
+
+    def _add(self, session_id: str, entry: _Entry) -> None:
+        bound = self.max_entries
+        if bound is not None:
+            while len(self._entries) >= bound:
+                victims = self._probation or self._protected
+                self._remove(next(iter(victims)))
+                self.evicted += 1
         self._entries[session_id] = entry
+        self._probation[session_id] = None
         self._buckets.setdefault(int(entry[0] // _BUCKET_SECONDS), set()).add(session_id)
 
+    def _used(self, session_id: str) -> None:
+        """A later request used the session: it is in use, and protected from floods."""
+        if self._protected_cap is None:
+            return
+        if session_id in self._protected:
+            self._protected.move_to_end(session_id)
+            return
+        self._probation.pop(session_id, None)
+        self._protected[session_id] = None
+        if len(self._protected) > self._protected_cap:
+            demoted, _ = self._protected.popitem(last=False)
+            self._probation[demoted] = None
+
     def _refile(self, session_id: str, old_expires: float, entry: _Entry) -> None:
-        """Replace a held entry: it becomes the most recently written, and moves to the
-        bucket of its new expiry only if that is another minute."""
+        """Replace a held entry, moving it to the bucket of its new expiry only if that is
+        another minute."""
         self._entries[session_id] = entry
-        self._entries.move_to_end(session_id)
         old_bucket, bucket = int(old_expires // _BUCKET_SECONDS), int(entry[0] // _BUCKET_SECONDS)
         if bucket != old_bucket:
             self._unfile(session_id, old_bucket)
             self._buckets.setdefault(bucket, set()).add(session_id)
 
-    def _save(self, session_id: str, data: dict[str, Any], expires_at: datetime) -> None:
-        text = _json.dumps(data)
-        expires = to_timestamp(expires_at)
-        with self._lock:
-            self._remove(session_id)
-            if self.max_entries is not None:
-                while len(self._entries) >= self.max_entries:
-                    self._remove(next(iter(self._entries)))
-                    self.evicted += 1
-            self._file(session_id, (expires, text, next(self._versions), expires_at))
-
-    def _delete(self, session_id: str) -> None:
-        with self._lock:
-            self._remove(session_id)
-
     def _remove(self, session_id: str) -> bool:
-        """Drop an entry and its filing; the caller holds the lock."""
+        """Drop an entry and its filing."""
         entry = self._entries.pop(session_id, None)
         if entry is None:
             return False
+        if session_id in self._probation:
+            del self._probation[session_id]
+        else:
+            self._protected.pop(session_id, None)
         self._unfile(session_id, int(entry[0] // _BUCKET_SECONDS))
         return True
 
@@ -142,11 +230,16 @@ class MemoryStore(Store):
     async def read(self, session_id: str) -> Record | None:
         return self._read(session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        self._touch(session_id, expires_at)
+    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        return self._touch(session_id, expires_at)
 
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         return self._update(session_id, changes, expires_at)
+
+    async def rotate(
+        self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
+    ) -> Merge:
+        return self._rotate(old_id, new_id, changes, expires_at)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self._save(session_id, data, expires_at)
@@ -180,11 +273,14 @@ class _SyncMemoryStore(SyncStore):
     def read(self, session_id: str) -> Record | None:
         return self._store._read(session_id)
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        self._store._touch(session_id, expires_at)
+    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        return self._store._touch(session_id, expires_at)
 
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         return self._store._update(session_id, changes, expires_at)
+
+    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        return self._store._rotate(old_id, new_id, changes, expires_at)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self._store._save(session_id, data, expires_at)

@@ -1,11 +1,8 @@
 """Sessions in Redis (or a Redis Cluster), on redis-py, with Redis's own expiry.
 
 Rules:
-- One hash per session, ``<prefix><session_id>``: a field ``e`` with the expiry (ms since
-  the epoch) and a field ``d:<key>`` with each session key's JSON value. Keeping keys in
-  fields lets a request's changes be merged onto the stored copy by Redis itself.
-- Every write is one Lua script on one key: atomic, one round trip, and legal on a
-  cluster (a single key never crosses slots).
+- The operations and their scripts are in ``_redis_ops``, written once; this module holds
+  the clients and the two executors (awaited, and blocking) that send their commands.
 - The key carries its TTL, so Redis deletes expired sessions itself: ``sweep`` has
   nothing to do and returns 0. ``load`` also checks ``e`` against the store's clock, so a
   session is never handed out after its expiry, even before Redis has dropped it.
@@ -15,10 +12,8 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -26,48 +21,18 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.exceptions import NoScriptError, RedisError
 
-from .. import _json
 from .._errors import ConfigurationError
-from .._expiry import Clock, from_timestamp, seconds_of, utc_now
+from .._expiry import Clock, seconds_of, utc_now
 from .._session import Changes
-from ._base import Record, Store, StoreErrors, SyncStore
+from ._base import Merge, Record, Store, StoreErrors, SyncStore
+from ._redis_ops import SHA, Command, Op, RedisOps
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
 
 DEFAULT_PREFIX = "lazysession:"
-_EXPIRY = b"e"
-_DATA = "d:"
-_DATA_BYTES = _DATA.encode()
-
-# KEYS[1] the session; ARGV[1] TTL in ms, ARGV[2] expiry in ms, then field/value pairs.
-_REPLACE = """
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-# Moves the expiry of a session that is still live; never creates one.
-# ARGV: TTL ms, expiry ms, now ms (the store's clock).
-_TOUCH = """
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e or tonumber(e) <= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], 'e', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-# Merges one request's changes onto a session that is still live; never creates one.
-# ARGV: TTL ms, expiry ms, now ms, number of removed keys, removed fields..., field/values.
-_UPDATE = """
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e or tonumber(e) <= tonumber(ARGV[3]) then return 0 end
-local removed = tonumber(ARGV[4])
-if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 5, 4 + removed)) end
-redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 5 + removed))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_REPLACE, _TOUCH, _UPDATE)}  # noqa: S324 - Redis names scripts by SHA-1
 
 
 async def _run_async(client: Any, cluster: bool, script: str, key: str, *args: Any) -> Any:
@@ -76,7 +41,7 @@ async def _run_async(client: Any, cluster: bool, script: str, key: str, *args: A
     if cluster:
         return await _cluster_call(client.eval, script, 1, key, *args)
     try:
-        return await client.evalsha(_SHA[script], 1, key, *args)
+        return await client.evalsha(SHA[script], 1, key, *args)
     except NoScriptError:
         return await client.eval(script, 1, key, *args)
 
@@ -94,7 +59,7 @@ async def _cluster_call(method: Any, *args: Any) -> Any:
 
 def _run(client: Any, script: str, key: str, *args: Any) -> Any:
     try:
-        return client.evalsha(_SHA[script], 1, key, *args)
+        return client.evalsha(SHA[script], 1, key, *args)
     except NoScriptError:
         return client.eval(script, 1, key, *args)
 
@@ -107,32 +72,20 @@ def _store_errors(action: str) -> StoreErrors:
     return StoreErrors(action, (RedisError,))
 
 
-def _fields(data: Mapping[str, Any]) -> list[str]:
-    """Field/value pairs for HSET; every value is encoded (or refused) before any I/O."""
-    pairs: list[str] = []
-    for key, value in data.items():
-        name = str(key)
-        pairs += (_DATA + name, _json.dumps_value(name, value))
-    return pairs
+async def _command_async(client: Any, cluster: bool, key: str, command: Command) -> Any:
+    kind, script, args = command
+    if kind == "hgetall":
+        if cluster:
+            return await _cluster_call(client.hgetall, key)
+        return await client.hgetall(key)
+    return await _run_async(client, cluster, script, key, *args)
 
 
-def _update_args(changes: Changes) -> list[str | int]:
-    removed = [_DATA + key for key in changes.removed]
-    return [len(removed), *removed, *_fields(changes.set)]
-
-
-def _decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
-    expiry = raw.get(_EXPIRY)
-    if not raw or expiry is None or int(expiry) <= now_ms:
-        return None
-    data: dict[str, Any] = {}
-    try:
-        for field, value in raw.items():
-            if field.startswith(_DATA_BYTES):
-                data[field[len(_DATA_BYTES) :].decode("utf-8")] = _json.loads_value(value)
-    except ValueError:
-        return None  # a value we did not write: treat the session as absent
-    return Record(data, from_timestamp(int(expiry) / 1000))
+def _command(client: Any, key: str, command: Command) -> Any:
+    kind, script, args = command
+    if kind == "hgetall":
+        return client.hgetall(key)
+    return _run(client, script, key, *args)
 
 
 class RedisStore(Store):
@@ -157,6 +110,7 @@ class RedisStore(Store):
         if not prefix:
             raise ConfigurationError("RedisStore needs a non-empty prefix")
         self.prefix = prefix
+        self._ops = RedisOps(prefix)
         self._now = seconds_of(clock)
         self._url: str | None = None
         self._cluster = cluster
@@ -223,81 +177,53 @@ class RedisStore(Store):
     def key(self, session_id: str) -> str:
         return self.prefix + session_id
 
-    def _ttl_ms(self, expires_at: datetime) -> tuple[int, int]:
-        expiry_ms = int(expires_at.timestamp() * 1000)
-        return expiry_ms - self._now_ms(), expiry_ms
-
     def _now_ms(self) -> int:
         return int(self._now() * 1000)
 
     # -- async side ------------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
-        client = self.check_async()
-        with _store_errors("loading a session"):
-            if self._async_cluster:
-                raw = await _cluster_call(client.hgetall, self.key(session_id))
-            else:
-                raw = await client.hgetall(self.key(session_id))
-        return _decode(cast("dict[bytes, bytes]", raw), self._now_ms())
+        record: Record | None = await self._op_async(
+            "loading a session", self._ops.read(session_id, self._now_ms())
+        )
+        return record
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        ttl, expiry = self._ttl_ms(expires_at)
-        client = self.check_async()
-        with _store_errors("touching a session"):
-            if ttl > 0:
-                await _run_async(
-                    client,
-                    self._async_cluster,
-                    _TOUCH,
-                    self.key(session_id),
-                    ttl,
-                    expiry,
-                    self._now_ms(),
-                )
+    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        op = self._ops.touch(session_id, self._now_ms(), _ms(expires_at))
+        touched: bool = await self._op_async("touching a session", op)
+        return touched
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        fields = _fields(data)
-        ttl, expiry = self._ttl_ms(expires_at)
-        client = self.check_async()
-        with _store_errors("saving a session"):
-            if ttl <= 0 or not fields:
-                await client.delete(self.key(session_id))
-                return
-            await _run_async(
-                client, self._async_cluster, _REPLACE, self.key(session_id), ttl, expiry, *fields
-            )
+        op = self._ops.save(session_id, data, self._now_ms(), _ms(expires_at))
+        await self._op_async("saving a session", op)
 
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
-        if changes.replace:
-            record = await self.read(session_id)
-            if record is None:
-                return False
-            await self.save(session_id, changes.apply_to(None), expires_at=expires_at)
-            return True
-        args = _update_args(changes)
-        ttl, expiry = self._ttl_ms(expires_at)
-        client = self.check_async()
-        with _store_errors("saving a session"):
-            if ttl <= 0:
-                await client.delete(self.key(session_id))
-                return False
-            done = await _run_async(
-                client,
-                self._async_cluster,
-                _UPDATE,
-                self.key(session_id),
-                ttl,
-                expiry,
-                self._now_ms(),
-                *args,
-            )
-        return bool(done)
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        op = self._ops.update(session_id, changes, self._now_ms(), _ms(expires_at))
+        merged: Merge = await self._op_async("saving a session", op)
+        return merged
+
+    async def rotate(
+        self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
+    ) -> Merge:
+        op = self._ops.rotate(old_id, new_id, changes, self._now_ms(), _ms(expires_at))
+        merged: Merge = await self._op_async("rotating a session", op)
+        return merged
 
     async def delete(self, session_id: str) -> None:
+        await self._op_async("deleting a session", self._ops.delete(session_id, self._now_ms()))
+
+    async def _op_async(self, action: str, op: Op[Any]) -> Any:
+        """Carry out an operation of ``RedisOps``, command by command."""
         client = self.check_async()
-        with _store_errors("deleting a session"):
-            await client.delete(self.key(session_id))
+        cluster = self._async_cluster
+        with _store_errors(action):
+            try:
+                key, command = next(op)
+                while True:
+                    answer = await _command_async(client, cluster, key, command)
+                    key, command = op.send(answer)
+            except StopIteration as done:
+                return done.value
 
     async def sweep(self) -> int:
         """Redis deletes expired sessions itself: nothing to do."""
@@ -335,49 +261,49 @@ class _SyncRedisStore(SyncStore):
 
     def read(self, session_id: str) -> Record | None:
         store = self._store
-        with _store_errors("loading a session"):
-            raw = store.check_sync().hgetall(store.key(session_id))
-        return _decode(cast("dict[bytes, bytes]", raw), store._now_ms())
+        record: Record | None = self.op(
+            "loading a session", store._ops.read(session_id, store._now_ms())
+        )
+        return record
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
         store = self._store
-        ttl, expiry = store._ttl_ms(expires_at)
-        with _store_errors("touching a session"):
-            if ttl > 0:
-                client = store.check_sync()
-                _run(client, _TOUCH, store.key(session_id), ttl, expiry, store._now_ms())
+        op = store._ops.touch(session_id, store._now_ms(), _ms(expires_at))
+        touched: bool = self.op("touching a session", op)
+        return touched
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         store = self._store
-        fields = _fields(data)
-        ttl, expiry = store._ttl_ms(expires_at)
-        client = store.check_sync()
-        with _store_errors("saving a session"):
-            if ttl <= 0 or not fields:
-                client.delete(store.key(session_id))
-                return
-            _run(client, _REPLACE, store.key(session_id), ttl, expiry, *fields)
+        self.op(
+            "saving a session", store._ops.save(session_id, data, store._now_ms(), _ms(expires_at))
+        )
 
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         store = self._store
-        if changes.replace:
-            if self.read(session_id) is None:
-                return False
-            self.save(session_id, changes.apply_to(None), expires_at=expires_at)
-            return True
-        args = _update_args(changes)
-        ttl, expiry = store._ttl_ms(expires_at)
-        client = store.check_sync()
-        with _store_errors("saving a session"):
-            if ttl <= 0:
-                client.delete(store.key(session_id))
-                return False
-            done = _run(client, _UPDATE, store.key(session_id), ttl, expiry, store._now_ms(), *args)
-            return bool(done)
+        op = store._ops.update(session_id, changes, store._now_ms(), _ms(expires_at))
+        merged: Merge = self.op("saving a session", op)
+        return merged
+
+    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        store = self._store
+        op = store._ops.rotate(old_id, new_id, changes, store._now_ms(), _ms(expires_at))
+        merged: Merge = self.op("rotating a session", op)
+        return merged
 
     def delete(self, session_id: str) -> None:
-        with _store_errors("deleting a session"):
-            self._store.check_sync().delete(self._store.key(session_id))
+        store = self._store
+        self.op("deleting a session", store._ops.delete(session_id, store._now_ms()))
+
+    def op(self, action: str, op: Op[Any]) -> Any:
+        """Carry out an operation of ``RedisOps``, command by command (blocking)."""
+        client = self._store.check_sync()
+        with _store_errors(action):
+            try:
+                key, command = next(op)
+                while True:
+                    key, command = op.send(_command(client, key, command))
+            except StopIteration as done:
+                return done.value
 
     def sweep(self) -> int:
         return 0

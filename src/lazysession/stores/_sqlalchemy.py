@@ -23,17 +23,16 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
-from functools import partial
 from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -43,10 +42,11 @@ from .. import _json
 from .._errors import ConfigurationError
 from .._expiry import Clock, utc_now
 from .._session import Changes
-from ._base import Record, Store, StoreErrors, SyncStore
+from ._base import Merge, Record, Store, StoreErrors, SyncStore
+from ._sql_ops import Op, Plan, Run, SessionOps
 
 if TYPE_CHECKING:
-    from sqlalchemy.sql.dml import Insert
+    pass
 
 DEFAULT_TABLE = "lazysession_sessions"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
@@ -117,95 +117,11 @@ class _Statements:
         self.table = table
         self.dialect = dialect_name
         c = table.c
-        self.read = sa.select(c.data, c.expires_at).where(
-            c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now")
-        )
-        self.read_locked = self.read.with_for_update()
-        self.rewrite = (
-            sa.update(table)
-            .where(c.session_id == sa.bindparam("sid"))
-            .values(
-                data=sa.bindparam("data"),
-                expires_at=sa.bindparam("expires"),
-                updated_at=sa.bindparam("now"),
-            )
-        )
-        self.merge_jsonb = sa.text(
-            f"UPDATE {table.name} SET "  # noqa: S608 - a validated identifier
-            "data = ((data::jsonb - CAST(:removed AS text[])) || CAST(:changes AS jsonb))::text, "
-            "expires_at = :expires, updated_at = :now "
-            "WHERE session_id = :sid AND expires_at > :now"
-        ).bindparams(
-            sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("expires", type_=UTCDateTime())
-        )
-        self.touch = (
-            sa.update(table)
-            .where(c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now"))
-            .values(expires_at=sa.bindparam("expires"), updated_at=sa.bindparam("now"))
-        )
-        self.delete = sa.delete(table).where(c.session_id == sa.bindparam("sid"))
         self.count = sa.select(sa.func.count()).select_from(table)
         self.oldest = sa.select(sa.func.min(c.created_at)).where(c.expires_at > sa.bindparam("now"))
         self.count_expired = (
             sa.select(sa.func.count()).select_from(table).where(c.expires_at <= sa.bindparam("now"))
         )
-
-    def upsert(self, sid: str, text: str, now: datetime, expires_at: datetime) -> Insert:
-        values = {
-            "session_id": sid,
-            "data": text,
-            "created_at": now,
-            "updated_at": now,
-            "expires_at": expires_at,
-        }
-        changed = {"data": text, "updated_at": now, "expires_at": expires_at}
-        if self.dialect == "postgresql":
-            pg = postgresql.insert(self.table).values(values)
-            return pg.on_conflict_do_update(index_elements=["session_id"], set_=changed)
-        if self.dialect == "sqlite":
-            lite = sqlite.insert(self.table).values(values)
-            return lite.on_conflict_do_update(index_elements=["session_id"], set_=changed)
-        if self.dialect in ("mysql", "mariadb"):
-            my = mysql.insert(self.table).values(values)
-            return my.on_duplicate_key_update(changed)
-        raise ConfigurationError(f"SQLAlchemyStore does not support the {self.dialect} dialect")
-
-    def update_plan(
-        self,
-        session_id: str,
-        changes: Changes,
-        expires_at: datetime,
-        now: datetime,
-        *,
-        in_one_statement: bool = True,
-    ) -> Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]:
-        """The steps of a merge, free of I/O; the driver sends each statement and hands
-        back its result. False: the session is gone, and nothing was written.
-
-        PostgreSQL merges in one statement (jsonb: remove keys, then add the changed
-        ones), atomic on its own. The others read the latest copy under a lock (row lock,
-        or SQLite's write lock), merge here, and write it back; so does PostgreSQL when
-        ``in_one_statement`` is off (for what jsonb cannot hold, see ``jsonb_refused``)."""
-        if self.dialect == "postgresql" and in_one_statement:
-            result = yield (
-                self.merge_jsonb,
-                {
-                    "sid": session_id,
-                    "now": now,
-                    "expires": expires_at,
-                    "removed": sorted(changes.removed),
-                    "changes": _json.dumps(changes.set),
-                },
-            )
-            return bool(result.rowcount)
-        result = yield self.read_locked, {"sid": session_id, "now": now}
-        row = result.first()
-        if row is None:
-            return False
-        merged = changes.apply_to(_json.loads(row.data) or {})
-        params = {"sid": session_id, "data": _json.dumps(merged), "now": now, "expires": expires_at}
-        yield self.rewrite, params
-        return True
 
     @property
     def size_query(self) -> sa.TextClause | None:
@@ -229,10 +145,6 @@ class _Statements:
         each dialect's own default, but READ COMMITTED on MariaDB/MySQL, where locking
         reads see the latest row either way and no gap locks are taken."""
         return "SERIALIZABLE" if self.dialect == "sqlite" else "READ COMMITTED"
-
-    @property
-    def merges_in_one_statement(self) -> bool:
-        return self.dialect == "postgresql"
 
     @property
     def locks_by_begin_immediate(self) -> bool:
@@ -344,42 +256,23 @@ class SweepPacer:
         self.size = max(min(_SMALLEST_PACED_BATCH, self.largest), min(self.largest, paced))
 
 
-Plan = Generator[tuple[sa.Executable, dict[str, Any]], Any, bool]
-
-# PostgreSQL's "untranslatable character": jsonb cannot hold \u0000, which JSON text (and so
-# a session) can.
-_UNTRANSLATABLE_CHARACTER = "22P05"
-
-
-def jsonb_refused(error: DBAPIError) -> bool:
-    """Whether PostgreSQL refused a jsonb merge for what the session holds (a NUL in a
-    string): the merge is then done in Python under a row lock instead."""
-    return getattr(error.orig, "sqlstate", None) == _UNTRANSLATABLE_CHARACTER
-
-
-async def _run_plan_async(conn: AsyncConnection, plan: Plan) -> bool:
+async def _send_async(conn: AsyncConnection, plan: Plan[Any]) -> Any:
+    """Send a plan's statements on ``conn``, each result back into the plan."""
     try:
         statement, params = next(plan)
         while True:
             statement, params = plan.send(await conn.execute(statement, params))
     except StopIteration as done:
-        return bool(done.value)
+        return done.value
 
 
-def _run_plan(conn: Connection, plan: Plan) -> bool:
+def _send(conn: Connection, plan: Plan[Any]) -> Any:
     try:
         statement, params = next(plan)
         while True:
             statement, params = plan.send(conn.execute(statement, params))
     except StopIteration as done:
-        return bool(done.value)
-
-
-def _record(row: Any) -> Record | None:  # a Row; its generics differ across SQLAlchemy 2.x
-    if row is None:
-        return None
-    data = _json.loads(row.data)
-    return None if data is None else Record(data, row.expires_at)
+        return done.value
 
 
 # Creating the table races other processes doing the same; SQLite can answer 'database
@@ -497,6 +390,7 @@ class SQLAlchemyStore(Store):
                 raise ConfigurationError(f"SQLAlchemyStore: bad database URL: {error}") from None
         self.dialect_name: str = dialect.name
         self._sql = _Statements(self.table, self.dialect_name)
+        self._ops = SessionOps(self.table, self.dialect_name)
         self._async_ready = False
         # Engines the store makes are autocommit (see _engine_defaults) unless the caller's
         # engine_options choose another isolation level.
@@ -712,77 +606,68 @@ class SQLAlchemyStore(Store):
     # -- async side ------------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
-        if self._threads:
-            return await anyio.to_thread.run_sync(self._sync.read, session_id)
-        with _store_errors("loading a session"):
-            engine = await self._single_async()
-            async with engine.connect() as conn:
-                params = {"sid": session_id, "now": self._clock()}
-                row = (await conn.execute(self._sql.read, params)).first()
-        return _record(row)
+        op = self._ops.read(session_id, self._clock())
+        record: Record | None = await self._op_async("loading a session", op)
+        return record
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        if self._threads:
-            return await anyio.to_thread.run_sync(
-                partial(self._sync.touch, session_id, expires_at=expires_at)
-            )
-        params = {"sid": session_id, "now": self._clock(), "expires": expires_at}
-        with _store_errors("touching a session"):
-            engine = await self._single_async()
-            async with self._write_turn(), engine.connect() as conn:
-                await conn.execute(self._sql.touch, params)
+    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        op = self._ops.touch(session_id, self._clock(), expires_at)
+        touched: bool = await self._op_async("touching a session", op)
+        return touched
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        if self._threads:
-            return await anyio.to_thread.run_sync(
-                partial(self._sync.save, session_id, data, expires_at=expires_at)
-            )
-        statement = self._sql.upsert(session_id, _json.dumps(data), self._clock(), expires_at)
-        with _store_errors("saving a session"):
-            engine = await self._single_async()
-            async with self._write_turn(), engine.connect() as conn:
-                await conn.execute(statement)
+        op = self._ops.save(session_id, _json.dumps(data), self._clock(), expires_at)
+        await self._op_async("saving a session", op)
 
     async def delete(self, session_id: str) -> None:
-        if self._threads:
-            return await anyio.to_thread.run_sync(self._sync.delete, session_id)
-        with _store_errors("deleting a session"):
+        await self._op_async("deleting a session", self._ops.delete(session_id, self._clock()))
+
+    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        op = self._ops.update(session_id, changes, self._clock(), expires_at)
+        merged: Merge = await self._op_async("saving a session", op)
+        return merged
+
+    async def rotate(
+        self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
+    ) -> Merge:
+        op = self._ops.rotate(old_id, new_id, changes, self._clock(), expires_at)
+        merged: Merge = await self._op_async("rotating a session", op)
+        return merged
+
+    async def _op_async(self, action: str, op: Op[Any]) -> Any:
+        """Carry out an operation of ``SessionOps``, run by run."""
+        if self._threads:  # SQLite through the stdlib driver: the whole op in one thread call
+            return await anyio.to_thread.run_sync(self._sync.op, action, op)
+        with _store_errors(action):
+            try:
+                run = next(op)
+                while True:
+                    run = op.send(await self._run_async(run))
+            except StopIteration as done:
+                return done.value
+
+    async def _run_async(self, run: Run) -> Any:
+        if not run.locked:
+            engine = await self._single_async()
+            if not run.writes:
+                async with engine.connect() as conn:
+                    return await _send_async(conn, run.plan)
+            async with self._write_turn(), engine.connect() as conn:
+                return await _send_async(conn, run.plan)
+        if self._sql.locks_by_begin_immediate:
             engine = await self._single_async()
             async with self._write_turn(), engine.connect() as conn:
-                await conn.execute(self._sql.delete, {"sid": session_id})
-
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
-        if self._threads:
-            return await anyio.to_thread.run_sync(
-                partial(self._sync.update, session_id, changes, expires_at=expires_at)
-            )
-        plan = self._sql.update_plan(session_id, changes, expires_at, self._clock())
-        with _store_errors("saving a session"):
-            if self._sql.locks_by_begin_immediate:
-                engine = await self._single_async()
-                async with self._write_turn(), engine.connect() as conn:
-                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    try:
-                        applied = await _run_plan_async(conn, plan)
-                    except BaseException:
-                        await conn.exec_driver_sql("ROLLBACK")
-                        raise
-                    await conn.exec_driver_sql("COMMIT")
-                    return applied
-            if self._sql.merges_in_one_statement:
-                single = await self._single_async()
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    async with single.connect() as conn:
-                        return await _run_plan_async(conn, plan)
-                except DBAPIError as error:
-                    if not jsonb_refused(error):
-                        raise
-                plan = self._sql.update_plan(
-                    session_id, changes, expires_at, self._clock(), in_one_statement=False
-                )
-            engine = await self._transactional_async()
-            async with engine.begin() as conn:
-                return await _run_plan_async(conn, plan)
+                    result = await _send_async(conn, run.plan)
+                except BaseException:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                await conn.exec_driver_sql("COMMIT")
+                return result
+        transactional = await self._transactional_async()
+        async with transactional.begin() as conn:
+            return await _send_async(conn, run.plan)
 
     async def count(self) -> int:
         if self._threads:
@@ -887,66 +772,68 @@ class _SyncSQLAlchemyStore(SyncStore):
 
     def read(self, session_id: str) -> Record | None:
         store = self._store
-        with _store_errors("loading a session"), store._single_sync().connect() as conn:
-            params = {"sid": session_id, "now": store._clock()}
-            row = conn.execute(store._sql.read, params).first()
-        return _record(row)
+        record: Record | None = self.op(
+            "loading a session", store._ops.read(session_id, store._clock())
+        )
+        return record
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
         store = self._store
-        params = {"sid": session_id, "now": store._clock(), "expires": expires_at}
-        with (
-            _store_errors("touching a session"),
-            store._sync_write_turn(),
-            store._single_sync().connect() as conn,
-        ):
-            conn.execute(store._sql.touch, params)
+        touched: bool = self.op(
+            "touching a session", store._ops.touch(session_id, store._clock(), expires_at)
+        )
+        return touched
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         store = self._store
-        statement = store._sql.upsert(session_id, _json.dumps(data), store._clock(), expires_at)
-        with (
-            _store_errors("saving a session"),
-            store._sync_write_turn(),
-            store._single_sync().connect() as conn,
-        ):
-            conn.execute(statement)
+        op = store._ops.save(session_id, _json.dumps(data), store._clock(), expires_at)
+        self.op("saving a session", op)
 
     def delete(self, session_id: str) -> None:
-        store = self._store
-        with (
-            _store_errors("deleting a session"),
-            store._sync_write_turn(),
-            store._single_sync().connect() as conn,
-        ):
-            conn.execute(store._sql.delete, {"sid": session_id})
+        self.op("deleting a session", self._store._ops.delete(session_id, self._store._clock()))
 
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         store = self._store
-        plan = store._sql.update_plan(session_id, changes, expires_at, store._clock())
-        with _store_errors("saving a session"):
-            if store._sql.locks_by_begin_immediate:
-                with store._sync_write_turn(), store._single_sync().connect() as conn:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    try:
-                        applied = _run_plan(conn, plan)
-                    except BaseException:
-                        conn.exec_driver_sql("ROLLBACK")
-                        raise
-                    conn.exec_driver_sql("COMMIT")
-                    return applied
-            if store._sql.merges_in_one_statement:
+        op = store._ops.update(session_id, changes, store._clock(), expires_at)
+        merged: Merge = self.op("saving a session", op)
+        return merged
+
+    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        store = self._store
+        op = store._ops.rotate(old_id, new_id, changes, store._clock(), expires_at)
+        merged: Merge = self.op("rotating a session", op)
+        return merged
+
+    def op(self, action: str, op: Op[Any]) -> Any:
+        """Carry out an operation of ``SessionOps``, run by run (the blocking executor)."""
+        with _store_errors(action):
+            try:
+                run = next(op)
+                while True:
+                    run = op.send(self._run(run))
+            except StopIteration as done:
+                return done.value
+
+    def _run(self, run: Run) -> Any:
+        store = self._store
+        if not run.locked:
+            if not run.writes:
+                with store._single_sync().connect() as conn:
+                    return _send(conn, run.plan)
+            with store._sync_write_turn(), store._single_sync().connect() as conn:
+                return _send(conn, run.plan)
+        if store._sql.locks_by_begin_immediate:
+            with store._sync_write_turn(), store._single_sync().connect() as conn:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    with store._single_sync().connect() as conn:
-                        return _run_plan(conn, plan)
-                except DBAPIError as error:
-                    if not jsonb_refused(error):
-                        raise
-                plan = store._sql.update_plan(
-                    session_id, changes, expires_at, store._clock(), in_one_statement=False
-                )
-            with store._transactional_sync().begin() as conn:
-                return _run_plan(conn, plan)
+                    result = _send(conn, run.plan)
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+                return result
+        with store._transactional_sync().begin() as conn:
+            return _send(conn, run.plan)
 
     def count(self) -> int:
         with _store_errors("counting sessions"), self._store._single_sync().connect() as conn:

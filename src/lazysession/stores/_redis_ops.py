@@ -1,0 +1,264 @@
+"""The session operations of the Redis store, each written once, free of I/O.
+
+An operation is a generator of commands (a Lua script on one key, or ``HGETALL``), each
+answer sent back in; the store's async and sync sides each run it with one executor.
+
+Rules:
+- One hash per session, ``<prefix><session_id>``: a field ``e`` with the expiry (ms since
+  the epoch) and a field ``d:<key>`` with each session key's JSON value. Keeping keys in
+  fields lets Redis merge a request's changes onto the stored copy itself.
+- Every command touches one key: atomic, and legal on a cluster (a key never crosses
+  slots). A rotation, which touches two, is two steps in an order that is safe on its
+  own: the old key first becomes a marker (a hash with ``r``, the new key) and hands back
+  its data, then the new key is created only if it does not exist. A logout that finds
+  a marker ends its successor and leaves a marker there too, so a rotation still between
+  its two steps cannot create it afterwards.
+- A session's size is measured as the JSON it encodes to, each key counted unescaped.
+- The key carries its TTL, so Redis deletes expired sessions itself. Reads also check
+  ``e`` against the store's clock, so a session is never handed out after its expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator, Mapping
+from typing import Any, TypeVar
+
+from .. import _json
+from .._errors import SessionTooLarge
+from .._expiry import META_KEY, from_timestamp
+from .._session import Changes
+from ._base import ROTATION_MEMORY, Merge, Record, merge_onto
+
+T = TypeVar("T")
+
+Command = tuple[str, str, tuple[Any, ...]]
+"""``("eval", script, args)`` or ``("hgetall", "", ())``, on the operation's key."""
+Op = Generator[tuple[str, Command], Any, T]
+"""An operation: (key, command) pairs, each answer sent back in."""
+
+EXPIRY = b"e"
+ROTATED = b"r"
+DATA = "d:"
+_DATA_BYTES = DATA.encode()
+_META_FIELD = DATA + META_KEY
+_MEMORY_MS = ROTATION_MEMORY * 1000
+_FOLLOW = 4
+
+_LIVE = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[3]) then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'r') == 1 then return 0 end
+"""
+
+# ARGV[1] TTL in ms, ARGV[2] expiry in ms, then field/value pairs: a new session, whole.
+SAVE = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# ARGV: TTL ms, expiry ms, now ms, then field/value pairs: replaces a live session.
+REPLACE = (
+    _LIVE
+    + """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# ARGV: TTL ms, expiry ms, now ms: moves the expiry of a live session.
+TOUCH = (
+    _LIVE
+    + """
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, number of removed
+# fields, removed fields..., field/value pairs. 0 gone, 1 merged, 2 emptied (deleted), or
+# minus the size the merge would have had (too large; nothing written).
+UPDATE = (
+    _LIVE
+    + """
+local removed = tonumber(ARGV[6])
+local first = 7 + removed
+local limit = tonumber(ARGV[4])
+if limit > 0 then
+  local size, count, fields = 1, 0, {}
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'd:' then fields[all[i]] = #all[i] + 2 + #all[i + 1] end
+  end
+  local old = 1
+  for _, n in pairs(fields) do old = old + n end
+  for i = 7, first - 1 do fields[ARGV[i]] = nil end
+  for i = first, #ARGV, 2 do fields[ARGV[i]] = #ARGV[i] + 2 + #ARGV[i + 1] end
+  for _, n in pairs(fields) do size = size + n end
+  if size > limit and size > old then return -size end
+end
+if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 7, first - 1)) end
+if #ARGV >= first then
+  redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, first))
+else
+  redis.call('HSET', KEYS[1], 'e', ARGV[2])
+end
+local held = redis.call('HLEN', KEYS[1]) - 1
+if redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 then held = held - 1 end
+if held <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 2
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# ARGV: marker TTL ms, the new key, now ms. A live session becomes a marker naming the
+# new key; its fields are handed back (0: nothing to rotate).
+RETIRE = (
+    _LIVE
+    + """
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'r', ARGV[2], 'e', tonumber(ARGV[3]) + tonumber(ARGV[1]))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return all
+"""
+)
+
+# ARGV: TTL ms, expiry ms, then field/value pairs: a new session, unless the key exists.
+CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# ARGV: now ms, marker TTL ms. Ends a session; for a marker, forgets its successor and
+# hands it back (the caller ends that one too); '' for a plain session.
+END = """
+local successor = redis.call('HGET', KEYS[1], 'r')
+if not successor then
+  redis.call('DEL', KEYS[1])
+  return ''
+end
+redis.call('HSET', KEYS[1], 'r', '')
+return successor
+"""
+
+# ARGV: now ms, marker TTL ms. Turns a rotation's successor into a marker naming nothing,
+# so a rotation still under way cannot create it; hands back what it named, if anything.
+BLOCK = """
+local successor = redis.call('HGET', KEYS[1], 'r') or ''
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'r', '', 'e', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return successor
+"""
+
+SCRIPTS = (SAVE, REPLACE, TOUCH, UPDATE, RETIRE, CREATE, END, BLOCK)
+SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}  # noqa: S324 - Redis names scripts by SHA-1
+
+
+def fields(data: Mapping[str, Any]) -> list[str]:
+    """Field/value pairs for HSET; every value is encoded (or refused) before any I/O."""
+    pairs: list[str] = []
+    for key, value in data.items():
+        pairs += (DATA + key, _json.dumps_value(key, value))
+    return pairs
+
+
+def decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
+    """The record for a hash as ``HGETALL`` hands it back (None: absent or expired)."""
+    expiry = raw.get(EXPIRY)
+    if not raw or expiry is None or int(expiry) <= now_ms:
+        return None
+    expires_at = from_timestamp(int(expiry) / 1000)
+    if ROTATED in raw:
+        return Record({}, expires_at, rotated=True)
+    data: dict[str, Any] = {}
+    size = 1
+    try:
+        for field, value in raw.items():
+            if field.startswith(_DATA_BYTES):
+                data[field[len(_DATA_BYTES) :].decode("utf-8")] = _json.loads_value(value)
+                size += len(field) + 2 + len(value)
+    except ValueError:
+        return None  # a value we did not write: treat the session as absent
+    return Record(data, expires_at, size=size)
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+class RedisOps:
+    """Every operation of the store; ``now_ms`` and the key prefix are the store's."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def read(self, sid: str, now_ms: int) -> Op[Record | None]:
+        raw = yield self.prefix + sid, ("hgetall", "", ())
+        return decode(raw, now_ms)
+
+    def save(self, sid: str, data: Mapping[str, Any], now_ms: int, expiry_ms: int) -> Op[None]:
+        pairs = fields(data)
+        ttl = expiry_ms - now_ms
+        if ttl > 0 and pairs:
+            yield self.prefix + sid, ("eval", SAVE, (ttl, expiry_ms, *pairs))
+
+    def touch(self, sid: str, now_ms: int, expiry_ms: int) -> Op[bool]:
+        ttl = expiry_ms - now_ms
+        if ttl <= 0:
+            return False
+        return bool((yield self.prefix + sid, ("eval", TOUCH, (ttl, expiry_ms, now_ms))))
+
+    def update(self, sid: str, changes: Changes, now_ms: int, expiry_ms: int) -> Op[Merge]:
+        ttl = expiry_ms - now_ms
+        key = self.prefix + sid
+        if ttl <= 0:
+            return Merge.GONE
+        if changes.replace:
+            pairs = fields(changes.apply_to(None))
+            done = yield key, ("eval", REPLACE, (ttl, expiry_ms, now_ms, *pairs))
+            return Merge.APPLIED if done else Merge.GONE
+        removed = [DATA + name for name in changes.removed]
+        limit = changes.max_size or 0
+        args = (ttl, expiry_ms, now_ms, limit, _META_FIELD, len(removed), *removed)
+        done = yield key, ("eval", UPDATE, (*args, *fields(changes.set)))
+        if done < 0:
+            raise SessionTooLarge(-done, limit, "max_size")
+        return (Merge.GONE, Merge.APPLIED, Merge.EMPTIED)[done]
+
+    def rotate(
+        self, old: str, new: str, changes: Changes, now_ms: int, expiry_ms: int
+    ) -> Op[Merge]:
+        ttl = expiry_ms - now_ms
+        if ttl <= 0:
+            return Merge.GONE
+        new_key = self.prefix + new
+        held = yield self.prefix + old, ("eval", RETIRE, (_MEMORY_MS, new_key, now_ms))
+        if not held:
+            return Merge.GONE
+        stored = decode(_pairs(held), now_ms)
+        text = merge_onto(None if stored is None else _json.dumps(stored.data), changes).text
+        if text is None:
+            return Merge.EMPTIED
+        merged = _json.loads(text) or {}
+        done = yield new_key, ("eval", CREATE, (ttl, expiry_ms, *fields(merged)))
+        return Merge.APPLIED if done else Merge.GONE
+
+    def delete(self, sid: str, now_ms: int) -> Op[None]:
+        successor = yield self.prefix + sid, ("eval", END, (now_ms, _MEMORY_MS))
+        for _ in range(_FOLLOW):
+            if not successor:
+                return
+            key = successor.decode() if isinstance(successor, bytes) else str(successor)
+            successor = yield key, ("eval", BLOCK, (now_ms, _MEMORY_MS))
