@@ -15,15 +15,17 @@ Rules:
 6. Only ``clear()`` or ``invalidate()`` ends a session: it is deleted and its cookie
    expired. Removing keys is a change like any other, merged onto the stored copy; the
    store deletes the session only if the merge leaves it with no key at all. A
-   regenerated session moves to a new id; the old one is remembered, briefly, as rotated.
+   regenerated session moves to a new id. Either way the old id is remembered, briefly,
+   as retired.
 7. ``Vary: Cookie`` goes out whenever the session was read or written.
 8. Nothing is written that could not be read back: a value JSON cannot hold, or a session
    past its size limit, raises before any store I/O.
 9. ``Set-Cookie`` goes out only when the browser's cookie must change (a new id, a moved
    ``Max-Age``, a re-signed id, an ended session), and only once the store has done what
    the outcome needed: a session found gone or rotated meanwhile sends none.
-10. A request whose id was rotated away moments ago reads an empty session and persists
-    nothing, except an explicit logout (which also ends the session it was rotated to).
+10. A request whose id was retired moments ago (rotated away, or ended) reads an empty
+    session and persists nothing, except an explicit logout (which also ends the session
+    the id was rotated to).
 """
 
 from __future__ import annotations
@@ -294,7 +296,7 @@ class Exchange:
         "ephemeral",
         "had_cookie",
         "load_key",
-        "rotated",
+        "retired",
         "session",
         "session_id",
         "signed_id",
@@ -324,8 +326,8 @@ class Exchange:
         self._key: str | None = key
         self._version: object = None
         self._loaded_size: int | None = None
-        self.rotated = False
-        """The store said the loaded id was rotated away moments ago (rule 10)."""
+        self.retired = False
+        """The store said the loaded id was retired moments ago (rule 10)."""
 
     def _adopt(self, meta: Meta, stored_expiry: float | None) -> None:
         assert self.session is not None
@@ -337,8 +339,8 @@ class Exchange:
         self.load_key = None
         rules = self._rules
         if record is not None:
-            if record.rotated:  # rule 10: the id grants nothing, and mints nothing
-                self.rotated = True
+            if record.retired:  # rule 10: the id grants nothing, and mints nothing
+                self.retired = True
                 self.session = rules.session_class()
                 return self.session
             self._version = record.version
@@ -388,12 +390,12 @@ class Exchange:
             return self._touch(session, skip, request, persistent_cookie)
         if skip(request):
             return SKIPPED
-        if self.rotated:
+        if self.retired:
             return self._after_rotation(session)
         return self._write(session, persistent_cookie)
 
     def _after_rotation(self, session: Session) -> Outcome:
-        """Rule 10: a logout with a rotated id ends what it was rotated to; any other
+        """Rule 10: a logout with a retired id ends what it was rotated to; any other
         change is dropped, and the browser's (newer) cookie is left alone."""
         if session._invalidated or (session._cleared and not session):
             assert self.session_id is not None

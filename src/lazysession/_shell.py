@@ -32,7 +32,7 @@ def check_policy(on_store_error: str) -> str:
 def loaded(exchange: Exchange, record: Record | None, metrics: Metrics) -> Session:
     """Hand the store's answer to the core, counting a session that was found."""
     session = exchange.loaded(record)
-    if exchange.session_id is not None and not exchange.rotated:
+    if exchange.session_id is not None and not exchange.retired:
         metrics.loaded += 1
     return session
 

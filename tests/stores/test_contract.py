@@ -13,7 +13,7 @@ import pytest
 
 from lazysession import Changes, Merge, SessionNotSerializable, SessionTooLarge, Store
 from lazysession._expiry import META_KEY
-from lazysession.stores import ROTATION_MEMORY
+from lazysession.stores import RETIRED_MEMORY
 from tests.helpers import Clock
 from tests.stores.backends import CASES, NATIVE_EXPIRY, StoreCase
 
@@ -303,6 +303,22 @@ async def test_a_merge_that_leaves_no_key_deletes_the_session(store: Store, cloc
     assert await store.update("a" * 64, popped, expires_at=clock() + HOUR) is Merge.EMPTIED
     assert await store.load("a" * 64) is None
     assert await store.count() == 0
+    record = await store.read("a" * 64)
+    assert record is not None and record.retired
+
+
+async def test_an_ended_session_leaves_its_id_retired_for_a_while(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.delete("a" * 64)
+    record = await store.read("a" * 64)
+    assert record is not None and record.retired and record.data == {}
+    late = Changes(set={"cart": 1})
+    assert await store.update("a" * 64, late, expires_at=clock() + HOUR) is Merge.GONE
+    clock.advance(RETIRED_MEMORY + 1)
+    assert await store.read("a" * 64) is None
+    assert await store.count() == 0
 
 
 async def test_metadata_alone_does_not_keep_a_session(store: Store, clock: Clock) -> None:
@@ -363,7 +379,7 @@ async def test_a_rotated_id_reads_as_rotated_with_no_data(store: Store, clock: C
     await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
     await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
     record = await store.read(OLD)
-    assert record is not None and record.rotated and record.data == {}
+    assert record is not None and record.retired and record.data == {}
     assert await store.load(OLD) is None
 
 
@@ -384,7 +400,7 @@ async def test_a_rotated_id_is_forgotten_after_the_rotation_memory(
 ) -> None:
     await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
     await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
-    clock.advance(ROTATION_MEMORY + 1)
+    clock.advance(RETIRED_MEMORY + 1)
     assert await store.read(OLD) is None
     assert await store.load(NEW) == {"user": "ada"}
 

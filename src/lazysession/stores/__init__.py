@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import ROTATION_MEMORY, Merge, Record, Store, SyncStore
+from ._base import RETIRED_MEMORY, Merge, Record, Store, SyncStore
 from ._cookie import CookieStore
 from ._memory import MemoryStore
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._sqlalchemy import SQLAlchemyStore
 
 __all__ = [
-    "ROTATION_MEMORY",
+    "RETIRED_MEMORY",
     "CookieStore",
     "MemoryStore",
     "Merge",

@@ -4,30 +4,32 @@ Rules every store keeps:
 - ``session_id`` is the key the core derived from the cookie (a SHA-256 of the random id);
   stores never see the cookie itself.
 - ``read`` never returns an expired session, whether or not it has been swept. An id that
-  was rotated away (``rotate``) reads, for ``ROTATION_MEMORY`` seconds, as a record with
-  ``rotated`` set and no data: the old id grants nothing, and the request that carries it
-  knows not to mint a session of its own.
+  was *retired* (rotated away, or its session ended) reads, for ``RETIRED_MEMORY``
+  seconds, as a record with ``retired`` set and no data: the id grants nothing, and a
+  request still carrying it (a second tab, a slow XHR) knows not to mint a session of its
+  own, which would replace the browser's newer cookie or outlive a logout.
 - ``save`` stores a *new* session whole (its id was just minted); readers see all of it or
   nothing.
 - ``update`` merges one request's changes onto the latest stored copy, atomically, so two
   requests that change different keys of one session both keep their change (on the same
   key, the last writer wins). With ``changes.replace`` (the request cleared the session
   first) it replaces the data instead, still only if the session is there. It never
-  brings back a session that is gone (expired, deleted or rotated): ``Merge.GONE``. A
-  merge that leaves no key deletes the session: ``Merge.EMPTIED``. A merge whose result
+  brings back a session that is gone (expired, ended or rotated): ``Merge.GONE``. A
+  merge that leaves no key ends the session: ``Merge.EMPTIED``. A merge whose result
   would pass ``changes.max_size`` and is larger than the stored copy raises
   :class:`~lazysession.SessionTooLarge` and leaves the stored session as it was.
 - ``rotate`` moves a live session to a new id (login): the old id becomes a marker that
   names its successor, and the new id is created from the latest stored data with the
   request's changes merged on. If the old session is gone, nothing is created.
-- ``delete`` ends a session, and, when the id was rotated, the session it was rotated to
-  (a logout racing a login leaves neither alive); the successor's id stays blocked for
-  ``ROTATION_MEMORY`` seconds, so a rotation still under way cannot create it afterwards.
+- ``delete`` ends a session (its id is retired), and, when the id was rotated, the session
+  it was rotated to (a logout racing a login leaves neither alive); that id is retired
+  too, so a rotation still under way cannot create it afterwards.
 - ``touch`` moves the expiry of a live session without rewriting its data and says
   whether it did; it never brings back a session that has expired or been deleted.
 - ``sweep`` deletes every expired session (and spent rotation markers), in bounded
   batches, and returns how many; it is safe to run from many processes at once.
-- ``count`` counts what is held, expired-but-unswept included.
+- ``count`` counts the sessions held, expired-but-unswept included (retired ids are not
+  sessions and are left out).
 - Data is JSON, never pickle; a value that is not JSON-serialisable fails before any I/O.
 """
 
@@ -46,10 +48,11 @@ from .._expiry import META_KEY
 if TYPE_CHECKING:
     from .._session import Changes
 
-ROTATION_MEMORY = 60
-"""Seconds a rotated id is remembered: a request that set out with it before the login
-answered (a second tab, a slow XHR) neither reads the new session nor replaces its
-cookie. After that the id reads as unknown, like any other."""
+RETIRED_MEMORY = 60
+"""Seconds a retired id (rotated away at login, or ended) is remembered: a request that
+set out with it before the login or logout answered (a second tab, a slow XHR) neither
+reads the new session, nor writes, nor replaces the browser's cookie. After that the id
+reads as unknown, like any other."""
 
 
 class Merge(enum.Enum):
@@ -58,9 +61,9 @@ class Merge(enum.Enum):
     APPLIED = "applied"
     """Written: the session lives on (under the new id, for a rotation)."""
     EMPTIED = "emptied"
-    """The result held no key, so the session was deleted."""
+    """The result held no key, so the session was ended (its id retired)."""
     GONE = "gone"
-    """The session was not there (expired, deleted or rotated): nothing was written."""
+    """The session was not there (expired, ended or rotated): nothing was written."""
 
     def __bool__(self) -> bool:
         return self is not Merge.GONE
@@ -72,14 +75,14 @@ class Record:
     one, names this copy: an ``update`` based on it (``Changes.base``) may then store the
     writer's whole session instead of merging, when no other write came in between.
     ``size`` is the stored JSON's length in bytes, where the store knows it (a session
-    already over ``max_size`` may then still shrink). ``rotated``: the id was rotated away
-    moments ago; ``data`` is empty."""
+    already over ``max_size`` may then still shrink). ``retired``: the id was rotated away
+    or ended moments ago; ``data`` is empty."""
 
     data: dict[str, Any]
     expires_at: datetime
     version: object = None
     size: int | None = None
-    rotated: bool = False
+    retired: bool = False
 
 
 @dataclass(slots=True)
@@ -154,7 +157,7 @@ class SyncStore(abc.ABC):
 
     def load(self, session_id: str) -> dict[str, Any] | None:
         record = self.read(session_id)
-        return None if record is None or record.rotated else record.data
+        return None if record is None or record.retired else record.data
 
     @abc.abstractmethod
     def touch(self, session_id: str, *, expires_at: datetime) -> bool:
@@ -196,7 +199,7 @@ class Store(abc.ABC):
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         record = await self.read(session_id)
-        return None if record is None or record.rotated else record.data
+        return None if record is None or record.retired else record.data
 
     @abc.abstractmethod
     async def touch(self, session_id: str, *, expires_at: datetime) -> bool:

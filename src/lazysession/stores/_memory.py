@@ -27,13 +27,13 @@ from .. import _json
 from .._errors import ConfigurationError
 from .._expiry import Clock, from_timestamp, seconds_of, to_timestamp, utc_now
 from .._session import Changes
-from ._base import ROTATION_MEMORY, Merge, Record, Store, SyncStore, byte_size, merge_onto
+from ._base import RETIRED_MEMORY, Merge, Record, Store, SyncStore, byte_size, merge_onto
 
 DEFAULT_MAX_ENTRIES = 100_000
 _PROTECTED_SHARE = 0.8  # of max_entries, at most, for sessions used more than once
 _BUCKET_SECONDS = 60
 _SWEEP_BATCH = 5_000
-_ROTATED = "=>"  # the text of a rotation marker, then its successor's key: never JSON
+_RETIRED = "=>"  # a retired id's text, then its successor's key (if rotated): never JSON
 _FOLLOW = 4  # rotations a logout follows, at most
 
 _Entry = tuple[float, str, int, datetime]
@@ -61,6 +61,7 @@ class MemoryStore(Store):
         self._protected: OrderedDict[str, None] = OrderedDict()
         self._versions = itertools.count(1)
         self._buckets: dict[int, set[str]] = {}
+        self._retired: set[str] = set()
         self._sync = _SyncMemoryStore(self)
         self.evicted = 0
         """Sessions dropped to stay within ``max_entries``."""
@@ -79,8 +80,8 @@ class MemoryStore(Store):
             if entry is None:
                 return None
             text = entry[1]
-            if text.startswith(_ROTATED):
-                return Record({}, entry[3], rotated=True)
+            if text.startswith(_RETIRED):
+                return Record({}, entry[3], retired=True)
             self._used(session_id)
         data = _json.loads(text)
         return None if data is None else Record(data, entry[3], entry[2], byte_size(text))
@@ -88,7 +89,7 @@ class MemoryStore(Store):
     def _touch(self, session_id: str, expires_at: datetime) -> bool:
         with self._lock:
             entry = self._live(session_id)
-            if entry is None or entry[1].startswith(_ROTATED):
+            if entry is None or entry[1].startswith(_RETIRED):
                 return False
             moved = (to_timestamp(expires_at), entry[1], entry[2], expires_at)
             self._refile(session_id, entry[0], moved)
@@ -97,11 +98,11 @@ class MemoryStore(Store):
     def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> Merge:
         with self._lock:
             entry = self._live(session_id)
-            if entry is None or entry[1].startswith(_ROTATED):
+            if entry is None or entry[1].startswith(_RETIRED):
                 return Merge.GONE
             merged = merge_onto(entry[1], changes, entry[2]).text
             if merged is None:
-                self._remove(session_id)
+                self._retire(session_id, "")
                 return Merge.EMPTIED
             new = (to_timestamp(expires_at), merged, next(self._versions), expires_at)
             self._refile(session_id, entry[0], new)
@@ -111,10 +112,10 @@ class MemoryStore(Store):
     def _rotate(self, old_id: str, new_id: str, changes: Changes, expires_at: datetime) -> Merge:
         with self._lock:
             entry = self._live(old_id)
-            if entry is None or entry[1].startswith(_ROTATED) or new_id in self._entries:
+            if entry is None or entry[1].startswith(_RETIRED) or new_id in self._entries:
                 return Merge.GONE
             merged = merge_onto(entry[1], changes, entry[2]).text
-            self._mark_rotated(old_id, new_id)
+            self._retire(old_id, new_id)
             if merged is None:
                 return Merge.EMPTIED
             self._add(new_id, (to_timestamp(expires_at), merged, next(self._versions), expires_at))
@@ -131,33 +132,42 @@ class MemoryStore(Store):
     def _delete(self, session_id: str) -> None:
         with self._lock:
             entry = self._entries.get(session_id)
-            if entry is None or not entry[1].startswith(_ROTATED):
-                self._remove(session_id)
+            if entry is None:
                 return
-            # A logout with a rotated id: end the session it moved to (and what that one
+            if not entry[1].startswith(_RETIRED):
+                self._retire(session_id, "")
+                return
+            # A logout with a retired id: end the session it was rotated to (and what that one
             # moved to), keeping each of those ids from being created by a rotation still
             # under way.
             for _ in range(_FOLLOW):
-                successor = entry[1][len(_ROTATED) :]
+                successor = entry[1][len(_RETIRED) :]
                 if not successor:
                     return
-                self._entries[session_id] = (entry[0], _ROTATED, entry[2], entry[3])
+                self._entries[session_id] = (entry[0], _RETIRED, entry[2], entry[3])
                 following = self._entries.get(successor)
-                self._mark_rotated(successor, "")
-                if following is None or not following[1].startswith(_ROTATED):
+                self._retire(successor, "")
+                if following is None or not following[1].startswith(_RETIRED):
                     return
                 session_id, entry = successor, following
 
+    def _count(self) -> int:
+        with self._lock:
+            return len(self._entries) - len(self._retired)
+
     # -- filing, under the lock ------------------------------------------------------------
 
-    def _mark_rotated(self, session_id: str, successor: str) -> None:
-        until = self._now() + ROTATION_MEMORY
+    def _retire(self, session_id: str, successor: str) -> None:
+        """Replace the id's entry with a marker (naming ``successor``, if any) that lives
+        ``RETIRED_MEMORY`` seconds."""
+        until = self._now() + RETIRED_MEMORY
         old = self._entries.get(session_id)
-        marker = (until, _ROTATED + successor, next(self._versions), from_timestamp(until))
+        marker = (until, _RETIRED + successor, next(self._versions), from_timestamp(until))
         if old is None:
             self._add(session_id, marker)
         else:
             self._refile(session_id, old[0], marker)
+        self._retired.add(session_id)
 
     def _add(self, session_id: str, entry: _Entry) -> None:
         bound = self.max_entries
@@ -197,6 +207,7 @@ class MemoryStore(Store):
         entry = self._entries.pop(session_id, None)
         if entry is None:
             return False
+        self._retired.discard(session_id)
         if session_id in self._probation:
             del self._probation[session_id]
         else:
@@ -257,7 +268,7 @@ class MemoryStore(Store):
         return total
 
     async def count(self) -> int:
-        return len(self._entries)
+        return self._count()
 
     @property
     def sync(self) -> SyncStore:
@@ -297,4 +308,4 @@ class _SyncMemoryStore(SyncStore):
         return total
 
     def count(self) -> int:
-        return len(self._store._entries)
+        return self._store._count()

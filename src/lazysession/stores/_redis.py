@@ -81,6 +81,24 @@ async def _command_async(client: Any, cluster: bool, key: str, command: Command)
     return await _run_async(client, cluster, script, key, *args)
 
 
+_PAGE = 1000
+
+
+async def _sessions_among_async(client: Any, keys: list[Any]) -> int:
+    """How many of ``keys`` hold a session rather than a retired id."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hexists(key, "r")
+    return sum(1 for retired in await pipe.execute() if not retired)
+
+
+def _sessions_among(client: Any, keys: list[Any]) -> int:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hexists(key, "r")
+    return sum(1 for retired in pipe.execute() if not retired)
+
+
 def _command(client: Any, key: str, command: Command) -> Any:
     kind, script, args = command
     if kind == "hgetall":
@@ -230,12 +248,18 @@ class RedisStore(Store):
         return 0
 
     async def count(self) -> int:
-        """Keys under the prefix, by SCAN (never KEYS): O(n) in the keys of the database."""
+        """Sessions under the prefix, by SCAN (never KEYS), retired ids left out: O(n) in
+        the keys of the database, with one pipelined round trip per page of keys."""
         client = self.check_async()
         total = 0
+        page: list[Any] = []
         with _store_errors("counting sessions"):
-            async for _ in client.scan_iter(match=self._pattern(), count=1000):
-                total += 1
+            async for key in client.scan_iter(match=self._pattern(), count=_PAGE):
+                page.append(key)
+                if len(page) == _PAGE:
+                    total, page = total + await _sessions_among_async(client, page), []
+            if page:
+                total += await _sessions_among_async(client, page)
         return total
 
     def _pattern(self) -> str:
@@ -309,9 +333,17 @@ class _SyncRedisStore(SyncStore):
         return 0
 
     def count(self) -> int:
-        store = self._store
+        client = self._store.check_sync()
+        total = 0
+        page: list[Any] = []
         with _store_errors("counting sessions"):
-            return sum(1 for _ in store.check_sync().scan_iter(match=store._pattern(), count=1000))
+            for key in client.scan_iter(match=self._store._pattern(), count=_PAGE):
+                page.append(key)
+                if len(page) == _PAGE:
+                    total, page = total + _sessions_among(client, page), []
+            if page:
+                total += _sessions_among(client, page)
+        return total
 
     def close(self) -> None:
         if self._store._owns_clients and self._store._sync_client is not None:

@@ -10,9 +10,10 @@ Rules:
 - Every command touches one key: atomic, and legal on a cluster (a key never crosses
   slots). A rotation, which touches two, is two steps in an order that is safe on its
   own: the old key first becomes a marker (a hash with ``r``, the new key) and hands back
-  its data, then the new key is created only if it does not exist. A logout that finds
-  a marker ends its successor and leaves a marker there too, so a rotation still between
-  its two steps cannot create it afterwards.
+  its data, then the new key is created only if it does not exist. An ended session
+  leaves a marker naming nothing; a logout that finds a marker naming a successor ends
+  it and leaves a marker there too, so a rotation still between its two steps cannot
+  create it afterwards. Markers expire after ``RETIRED_MEMORY`` seconds.
 - A session's size is measured as the JSON it encodes to, each key counted unescaped.
 - The key carries its TTL, so Redis deletes expired sessions itself. Reads also check
   ``e`` against the store's clock, so a session is never handed out after its expiry.
@@ -28,7 +29,7 @@ from .. import _json
 from .._errors import SessionTooLarge
 from .._expiry import META_KEY, from_timestamp
 from .._session import Changes
-from ._base import ROTATION_MEMORY, Merge, Record, merge_onto
+from ._base import RETIRED_MEMORY, Merge, Record, merge_onto
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ ROTATED = b"r"
 DATA = "d:"
 _DATA_BYTES = DATA.encode()
 _META_FIELD = DATA + META_KEY
-_MEMORY_MS = ROTATION_MEMORY * 1000
+_MEMORY_MS = RETIRED_MEMORY * 1000
 _FOLLOW = 4
 
 _LIVE = """
@@ -80,29 +81,30 @@ return 1
 """
 )
 
-# ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, number of removed
-# fields, removed fields..., field/value pairs. 0 gone, 1 merged, 2 emptied (deleted), or
-# minus the size the merge would have had (too large; nothing written).
+# ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, marker TTL ms,
+# number of removed fields, removed fields..., field/value pairs. 0 gone, 1 merged,
+# 2 emptied (the id retired), or minus the size the merge would have had (too large;
+# nothing written).
 UPDATE = (
     _LIVE
     + """
-local removed = tonumber(ARGV[6])
-local first = 7 + removed
+local removed = tonumber(ARGV[7])
+local first = 8 + removed
 local limit = tonumber(ARGV[4])
 if limit > 0 then
-  local size, count, fields = 1, 0, {}
+  local size, fields = 1, {}
   local all = redis.call('HGETALL', KEYS[1])
   for i = 1, #all, 2 do
     if string.sub(all[i], 1, 2) == 'd:' then fields[all[i]] = #all[i] + 2 + #all[i + 1] end
   end
   local old = 1
   for _, n in pairs(fields) do old = old + n end
-  for i = 7, first - 1 do fields[ARGV[i]] = nil end
+  for i = 8, first - 1 do fields[ARGV[i]] = nil end
   for i = first, #ARGV, 2 do fields[ARGV[i]] = #ARGV[i] + 2 + #ARGV[i + 1] end
   for _, n in pairs(fields) do size = size + n end
   if size > limit and size > old then return -size end
 end
-if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 7, first - 1)) end
+if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 8, first - 1)) end
 if #ARGV >= first then
   redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, first))
 else
@@ -112,6 +114,8 @@ local held = redis.call('HLEN', KEYS[1]) - 1
 if redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 then held = held - 1 end
 if held <= 0 then
   redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'r', '', 'e', tonumber(ARGV[3]) + tonumber(ARGV[6]))
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
   return 2
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -140,12 +144,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# ARGV: now ms, marker TTL ms. Ends a session; for a marker, forgets its successor and
-# hands it back (the caller ends that one too); '' for a plain session.
+# ARGV: now ms, marker TTL ms. Ends a session (its id retired); for a marker, forgets its
+# successor and hands it back (the caller ends that one too); '' otherwise.
 END = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
 local successor = redis.call('HGET', KEYS[1], 'r')
 if not successor then
   redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'r', '', 'e', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return ''
 end
 redis.call('HSET', KEYS[1], 'r', '')
@@ -181,7 +188,7 @@ def decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
         return None
     expires_at = from_timestamp(int(expiry) / 1000)
     if ROTATED in raw:
-        return Record({}, expires_at, rotated=True)
+        return Record({}, expires_at, retired=True)
     data: dict[str, Any] = {}
     size = 1
     try:
@@ -231,7 +238,7 @@ class RedisOps:
             return Merge.APPLIED if done else Merge.GONE
         removed = [DATA + name for name in changes.removed]
         limit = changes.max_size or 0
-        args = (ttl, expiry_ms, now_ms, limit, _META_FIELD, len(removed), *removed)
+        args = (ttl, expiry_ms, now_ms, limit, _META_FIELD, _MEMORY_MS, len(removed), *removed)
         done = yield key, ("eval", UPDATE, (*args, *fields(changes.set)))
         if done < 0:
             raise SessionTooLarge(-done, limit, "max_size")

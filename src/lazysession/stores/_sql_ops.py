@@ -13,9 +13,11 @@ Rules:
   came in between does it read the row under a lock (a row lock, or SQLite's write lock)
   and merge with the contract's ``merge_onto``, so the rules of merging, emptying and
   ``max_size`` are the same on every dialect.
-- A rotation is one locked transaction: the old row becomes a marker naming the new id
-  (``=>`` and the new key: never JSON) that lives ``ROTATION_MEMORY`` seconds, and the new
-  row is inserted unless that id is taken (by a logout's marker).
+- A retired id is a row holding a marker (``=>``, then the successor's key for a
+  rotation: never JSON) that expires after ``RETIRED_MEMORY`` seconds; ending a session
+  turns its row into one. A rotation is one locked transaction: the old row becomes a
+  marker naming the new id, and the new row is inserted unless that id is taken (by a
+  logout's marker).
 - Statements never touch a marker but to follow it (``delete``) or let it expire.
 """
 
@@ -32,7 +34,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from .. import _json
 from .._errors import ConfigurationError
 from .._session import Changes
-from ._base import ROTATION_MEMORY, Merge, Record, byte_size, merge_onto
+from ._base import RETIRED_MEMORY, Merge, Record, byte_size, merge_onto
 
 T = TypeVar("T")
 
@@ -41,7 +43,7 @@ Plan = Generator[tuple[sa.Executable, dict[str, Any]], Any, T]
 
 MARKER = "=>"
 _FOLLOW = 4  # rotations a logout follows, at most
-_MEMORY = timedelta(seconds=ROTATION_MEMORY)
+_MEMORY = timedelta(seconds=RETIRED_MEMORY)
 
 
 @dataclass(slots=True)
@@ -65,7 +67,7 @@ def record_of(row: Any) -> Record | None:  # a Row; its generics differ across S
         return None
     text: str = row.data
     if text.startswith(MARKER):
-        return Record({}, row.expires_at, rotated=True)
+        return Record({}, row.expires_at, retired=True)
     data = _json.loads(text)
     return None if data is None else Record(data, row.expires_at, text, byte_size(text))
 
@@ -94,14 +96,20 @@ class SessionOps:
         self._rewrite = sa.update(table).where(c.session_id == sa.bindparam("sid")).values(values)
         self._replace = sa.update(table).where(live, not_marker).values(values)
         self._if_unchanged = sa.update(table).where(live, unchanged).values(values)
-        self._delete_if_unchanged = sa.delete(table).where(live, unchanged)
+        ended = {
+            "data": MARKER,
+            "expires_at": sa.bindparam("until"),
+            "updated_at": sa.bindparam("now"),
+        }
+        self._end_if_unchanged = sa.update(table).where(live, unchanged).values(ended)
         self._touch = (
             sa.update(table)
             .where(live, not_marker)
             .values(expires_at=sa.bindparam("expires"), updated_at=sa.bindparam("now"))
         )
-        self._delete = sa.delete(table).where(c.session_id == sa.bindparam("sid"))
-        self._delete_session = self._delete.where(not_marker)
+        self._end = (
+            sa.update(table).where(c.session_id == sa.bindparam("sid"), not_marker).values(ended)
+        )
 
     # -- operations --------------------------------------------------------------------------
 
@@ -127,7 +135,8 @@ class SessionOps:
             # No other write since the writer's load: its whole session is the merge.
             params["base"] = changes.base
             if changes.empty:
-                emptied = (yield Run(self._one(self._delete_if_unchanged, params))).rowcount
+                params["until"] = now + _MEMORY
+                emptied = (yield Run(self._one(self._end_if_unchanged, params))).rowcount
                 if emptied:
                     return Merge.EMPTIED
             else:
@@ -147,8 +156,9 @@ class SessionOps:
         return rotated
 
     def delete(self, sid: str, now: datetime) -> Op[None]:
-        if (yield Run(self._one(self._delete_session, {"sid": sid}))).rowcount:
-            return  # a session, deleted: the usual case, in one statement
+        params = {"sid": sid, "now": now, "until": now + _MEMORY}
+        if (yield Run(self._one(self._end, params))).rowcount:
+            return  # a session, ended: the usual case, in one statement
         yield Run(self._follow_plan(sid, now), locked=True)
 
     # -- plans -----------------------------------------------------------------------------
@@ -169,7 +179,7 @@ class SessionOps:
             return Merge.GONE
         merged = merge_onto(row.data, changes, row.data).text
         if merged is None:
-            yield self._delete, {"sid": sid}
+            yield self._end, {"sid": sid, "now": now, "until": now + _MEMORY}
             return Merge.EMPTIED
         yield self._rewrite, {"sid": sid, "data": merged, "now": now, "expires": expires_at}
         return Merge.APPLIED
@@ -191,12 +201,14 @@ class SessionOps:
         return Merge.APPLIED if merged is not None else Merge.EMPTIED
 
     def _follow_plan(self, sid: str, now: datetime) -> Plan[None]:
-        """A logout with a rotated id ends the session it moved to (and what that one
-        moved to), keeping each such id from being created by a rotation under way."""
+        """A logout with a retired id ends the session it was rotated to (and what that
+        one moved to), keeping each such id from being created by a rotation under way."""
         row = (yield self._any_locked, {"sid": sid}).first()
         for _ in range(_FOLLOW):
-            if row is None or not row.data.startswith(MARKER):
-                yield self._delete, {"sid": sid}
+            if row is None:
+                return
+            if not row.data.startswith(MARKER):
+                yield self._end, {"sid": sid, "now": now, "until": now + _MEMORY}
                 return
             successor = row.data[len(MARKER) :]
             if not successor:

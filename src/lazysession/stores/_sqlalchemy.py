@@ -117,7 +117,11 @@ class _Statements:
         self.table = table
         self.dialect = dialect_name
         c = table.c
-        self.count = sa.select(sa.func.count()).select_from(table)
+        self.count = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(sa.not_(c.data.startswith("=>", autoescape=True)))  # retired ids
+        )
         self.oldest = sa.select(sa.func.min(c.created_at)).where(c.expires_at > sa.bindparam("now"))
         self.count_expired = (
             sa.select(sa.func.count()).select_from(table).where(c.expires_at <= sa.bindparam("now"))

@@ -1,0 +1,85 @@
+"""The app ``chaos.py`` serves under uvicorn: a session store reached through the proxy
+that the driver cuts, slows and restores. ``CHAOS_STORE_URL`` names the store;
+``CHAOS_TIMEOUT`` bounds each store call (seconds)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from lazysession import SessionMiddleware, get_session
+from lazysession.stores import RedisStore, SQLAlchemyStore, Store
+
+SECRET = "chaos-secret-" + "x" * 24
+URL = os.environ.get("CHAOS_STORE_URL", "sqlite+aiosqlite:///chaos.db")
+TIMEOUT = float(os.environ.get("CHAOS_TIMEOUT", "2"))
+
+
+def _store() -> Store:
+    kind: Any = RedisStore if URL.startswith("redis") else SQLAlchemyStore
+    options: dict[str, Any] = {}
+    if "timeout" in inspect.signature(kind).parameters:
+        options["timeout"] = TIMEOUT
+    if kind is SQLAlchemyStore:
+        options["table_name"] = os.environ.get("CHAOS_TABLE", "lazysession_chaos")
+    else:
+        options["prefix"] = os.environ.get("CHAOS_PREFIX", "lazysession-chaos:")
+    made: Store = kind(URL, **options)
+    return made
+
+
+async def write(request: Request) -> Response:
+    for key, value in request.query_params.items():
+        request.session[key] = value
+    return PlainTextResponse("ok")
+
+
+async def pop(request: Request) -> Response:
+    request.session.pop(request.query_params["key"], None)
+    return PlainTextResponse("ok")
+
+
+async def login(request: Request) -> Response:
+    session = get_session(request)
+    session.regenerate()
+    session["user"] = request.query_params.get("user", "someone")
+    return PlainTextResponse("in")
+
+
+async def logout(request: Request) -> Response:
+    get_session(request).invalidate()
+    return PlainTextResponse("out")
+
+
+async def read(request: Request) -> Response:
+    return JSONResponse(dict(request.session))
+
+
+async def api(request: Request) -> Response:
+    request.session["token_user"] = "sdk"  # auth code that writes: never persisted
+    return PlainTextResponse("api")
+
+
+async def ping(request: Request) -> Response:
+    return PlainTextResponse("pong")
+
+
+app = Starlette(
+    routes=[
+        Route("/write", write, methods=["POST"]),
+        Route("/pop", pop, methods=["POST"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/read", read),
+        Route("/api", api),
+        Route("/ping", ping),
+    ],
+    middleware=[Middleware(SessionMiddleware, secret_key=SECRET, store=_store())],
+)
