@@ -443,8 +443,11 @@ class Exchange:
         now = rules.now()
         meta = session.meta_for_write(now)
         expiry = expires(meta, now, rules.lifetimes)
-        expired = rules.cookie.render_expired() if self.had_cookie else None
         lapsed = not session or expiry <= now
+        # A session written that is already past its lifetime (max_age <= 0, as Starlette
+        # allows) is dropped by the browser too, as Starlette's cookie would be.
+        dropped = lapsed and (self.had_cookie or bool(session))
+        expired = rules.cookie.render_expired() if dropped else None
         if not rules.server_side:  # the cookie is the session
             if lapsed:
                 return Outcome(set_cookie=expired, vary=True)
