@@ -59,7 +59,7 @@ def seconds_option(
     return value
 
 
-def _fraction_option(name: str, value: object) -> float:
+def fraction_option(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ConfigurationError(
             f"{name}={value!r}: expected a fraction of the idle window, from 0 to 1"
@@ -73,7 +73,7 @@ def _size_option(name: str, value: object) -> int:
     return value
 
 
-def _interval_option(name: str, value: object) -> float | None:
+def interval_option(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, timedelta):
@@ -206,9 +206,9 @@ class MiddlewareOptions(Generic[App]):
             )
         lifetime = seconds_option("max_age", max_age, positive=False)
         idle = seconds_option("idle_timeout", idle_timeout)
-        touch = _fraction_option("touch_after", touch_after)
+        touch = fraction_option("touch_after", touch_after)
         size = _size_option("max_size", max_size)
-        interval = _interval_option("sweep_interval", sweep_interval)
+        interval = interval_option("sweep_interval", sweep_interval)
         if not callable(skip_persistence):
             raise ConfigurationError(
                 f"skip_persistence={skip_persistence!r}: expected a predicate over the request"
