@@ -3,11 +3,12 @@
 It does what a user's ``conftest.py`` would do to run an app's tests on lazysession,
 and nothing else: it chooses the store, and leaves every test unchanged.
 
-- ``LAZYSESSION_COMPAT_STORE``: ``cookie`` (lazysession's default), ``memory``,
-  ``sqlite`` or ``redis``. Starlette: every ``lazysession.SessionMiddleware`` built
-  without ``store=`` gets a fresh store of that kind. Flask: every app whose class does
-  not bring its own session interface gets
-  ``LazySessionInterface(store=<a fresh store>)``, as ``app.session_interface = ...``.
+- ``LAZYSESSION_COMPAT_STORE``: ``stock`` (the framework's own sessions: nothing is
+  injected), ``cookie`` (lazysession's default), ``memory``, ``sqlite`` or ``redis``.
+  Starlette: every ``lazysession.SessionMiddleware`` built without ``store=`` gets a
+  fresh store of that kind. Flask: every app whose class does not bring its own session
+  interface gets ``LazySessionInterface(store=<a fresh store>)``, as
+  ``app.session_interface = ...`` would.
 - ``LAZYSESSION_COMPAT_SUITE``: ``flask`` also keeps only Flask's session tests.
 - ``LAZYSESSION_COMPAT_TOOLS``: a folder of test tools, appended to ``sys.path``.
 
@@ -48,7 +49,7 @@ class Stores:
 
     def new(self, *, sync: bool) -> Any:
         """A fresh store of the chosen kind (None: the cookie store)."""
-        if STORE == "cookie":
+        if STORE in ("stock", "cookie"):
             return None
         if STORE == "memory":
             from lazysession import MemoryStore
@@ -93,7 +94,7 @@ def _lazysession_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     global _current
     stores = _current = Stores(tmp_path_factory.mktemp("stores"))
     undo: list[Any] = []
-    if SUITE == "flask":
+    if SUITE == "flask" and STORE != "stock":
         import flask
 
         from lazysession.flask import LazySessionInterface
@@ -128,7 +129,7 @@ def _inject_store() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if SUITE == "starlette":
+    if SUITE == "starlette" and STORE != "stock":
         _inject_store()
     else:
         # Flask's conftest reads ``_pytest.monkeypatch.notset``, which later pytest
