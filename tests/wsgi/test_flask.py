@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from lazysession import Changes, ConfigurationError, MemoryStore, Store
 from lazysession.flask import LazySessionInterface
-from lazysession.stores import Record, SyncStore
+from lazysession.stores import Merge, Record, SyncStore
 from tests.helpers import Clock
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
@@ -35,13 +35,17 @@ class _CountingSync(SyncStore):
         self.calls["read"] += 1
         return self.inner.read(session_id)
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> None:
+    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
         self.calls["touch"] += 1
-        self.inner.touch(session_id, expires_at=expires_at)
+        return self.inner.touch(session_id, expires_at=expires_at)
 
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
+    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         self.calls["update"] += 1
         return self.inner.update(session_id, changes, expires_at=expires_at)
+
+    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        self.calls["rotate"] += 1
+        return self.inner.rotate(old_id, new_id, changes, expires_at=expires_at)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1
@@ -469,7 +473,9 @@ def test_the_interfaces_regenerate_moves_the_session_to_a_new_id() -> None:
     after = http.get_cookie("session")
     assert before is not None and after is not None and before.value != after.value
     assert http.get("/read").json == {"user": "ada"}
-    assert store.sync.count() == 1
+    stale = app.test_client()
+    stale.set_cookie("session", before.value)
+    assert stale.get("/read").json == {}  # the old id grants nothing
 
 
 @pytest.mark.parametrize(
