@@ -5,6 +5,7 @@
     python3 scripts/dev.py test     # the whole test suite (extra arguments go to pytest)
     python3 scripts/dev.py check    # ruff and mypy --strict
     python3 scripts/dev.py bench    # the benchmarks
+    python3 scripts/dev.py compat   # Starlette's and Flask's own session tests, per store
 
 Each command makes ``.venv`` and installs what it needs the first time, and again
 whenever ``pyproject.toml`` changes.
@@ -54,7 +55,7 @@ def run(*command: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "check", "bench"):
+    if not argv or argv[0] not in ("demo", "test", "check", "bench", "compat"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -77,6 +78,8 @@ def main(argv: list[str]) -> int:
     ensure_env("dev")
     if command == "test":
         return run("-m", "pytest", *rest)
+    if command == "compat":
+        return run("scripts/compat.py", *rest)
     if command == "check":
         for step in (
             ["-m", "ruff", "check", "."],

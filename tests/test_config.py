@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from lazysession import (
     store_from_url,
 )
 from lazysession.stores import RedisStore, SQLAlchemyStore
+from lazysession.wsgi import SessionMiddleware as WSGISessionMiddleware
 
 KEY = "k" * 40
 
@@ -120,3 +122,77 @@ def test_a_pydantic_settings_model_is_read_and_its_secret_unwrapped(
     settings = Settings.from_model(AppSettings())  # type: ignore[call-arg]
     assert settings.secret_key == [KEY]
     assert (settings.store_url, settings.max_age) == ("memory://", 900)
+
+
+# -- the middleware's own options -----------------------------------------------------------
+
+
+def _app(scope: object, receive: object, send: object) -> None:
+    """An app that is never called: these tests only build the middleware."""
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_age", "3600"),
+        ("max_age", 1.5),
+        ("max_age", True),
+        ("idle_timeout", -5),
+        ("idle_timeout", 0),
+        ("idle_timeout", "600"),
+        ("touch_after", 2),
+        ("touch_after", -0.1),
+        ("touch_after", "half"),
+        ("max_size", 0),
+        ("max_size", "64k"),
+        ("sweep_interval", -1),
+        ("sweep_interval", "hourly"),
+        ("store", MemoryStore),
+        ("store", 42),
+        ("skip_persistence", "bearer"),
+    ],
+)
+def test_a_bad_option_is_a_configuration_error_naming_it(option: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"^{option}="):
+        SessionMiddleware(_app, KEY, **{option: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("max_age", [0, -1, None, 3600])
+def test_max_age_takes_what_starlette_takes(max_age: int | None) -> None:
+    middleware = SessionMiddleware(_app, KEY, max_age=max_age)  # type: ignore[arg-type]
+    assert middleware.rules.cookie.max_age == max_age
+
+
+def test_max_age_and_idle_timeout_take_a_timedelta() -> None:
+    middleware = SessionMiddleware(
+        _app,  # type: ignore[arg-type]
+        KEY,
+        max_age=timedelta(hours=1),
+        idle_timeout=timedelta(minutes=10),
+        store=MemoryStore(),
+        sweep_interval=None,
+    )
+    assert middleware.rules.cookie.max_age == 3600
+    assert middleware.rules.lifetimes.idle == 600
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [("memory://", MemoryStore), ("redis://127.0.0.1:6379/0", RedisStore)],
+)
+def test_a_store_url_builds_the_store_it_names(url: str, kind: type) -> None:
+    middleware = SessionMiddleware(_app, KEY, store=url, sweep_interval=None)  # type: ignore[arg-type]
+    assert isinstance(middleware.store, kind)
+
+
+def test_a_store_url_of_no_known_store_says_which_urls_work() -> None:
+    with pytest.raises(ConfigurationError, match="redis://"):
+        SessionMiddleware(_app, KEY, store="ftp://example.com")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("middleware", [SessionMiddleware, WSGISessionMiddleware])
+def test_a_missing_secret_key_names_session_middleware(middleware: type) -> None:
+    with pytest.raises(ConfigurationError, match=r"^SessionMiddleware needs secret_key="):
+        middleware(_app)
+    with pytest.raises(ConfigurationError, match=r"^SessionMiddleware needs secret_key="):
+        middleware(_app, secret_key=None)

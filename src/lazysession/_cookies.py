@@ -58,8 +58,8 @@ class CookieSettings:
         for attr in (self.path, self.domain or ""):
             if any(c in attr for c in ";\r\n"):
                 raise ConfigurationError(f"cookie attribute {attr!r} contains ';' or a newline")
-        if self.max_age is not None and self.max_age <= 0:
-            raise ConfigurationError("max_age must be a positive number of seconds, or None")
+        if self.max_age is not None and not isinstance(self.max_age, int):
+            raise ConfigurationError("max_age must be a whole number of seconds, or None")
         object.__setattr__(self, "_attributes", self._render_attributes())
 
     def _render_attributes(self) -> str:

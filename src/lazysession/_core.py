@@ -31,10 +31,10 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _json
 from ._cookies import CookieSettings, cookie_values
@@ -63,6 +63,27 @@ Request = TypeVar("Request")
 
 DEFAULT_MAX_SIZE = 64 * 1024
 """Bytes of JSON a server-side session may hold unless ``max_size`` says otherwise."""
+
+
+class ValueCodec(Protocol):
+    """Turns each top-level session value into what JSON can hold and back (Flask's
+    tagged JSON): ``dump`` on every value written, ``load`` on every value loaded."""
+
+    def dump(self, value: Any) -> Any: ...
+
+    def load(self, value: Any) -> Any: ...
+
+
+def _dumped(codec: ValueCodec | None, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    if codec is None:
+        return values
+    return {key: codec.dump(value) for key, value in values.items()}
+
+
+def _loaded(codec: ValueCodec | None, data: dict[str, Any]) -> dict[str, Any]:
+    if codec is None:
+        return data
+    return {key: codec.load(value) for key, value in data.items()}
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much
@@ -187,6 +208,7 @@ class SessionRules:
         "now",
         "server_side",
         "session_class",
+        "value_codec",
     )
 
     def __init__(
@@ -199,8 +221,12 @@ class SessionRules:
         lifetimes: Lifetimes | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
         session_class: type[Session] = Session,
+        value_codec: ValueCodec | None = None,
     ) -> None:
+        """``value_codec``: applied to every top-level value loaded and written; None keeps
+        values as JSON has them."""
         keys = SecretKeys(secret_key)
+        self.value_codec = value_codec
         self.cookie = cookie
         self.clock = clock
         self.now = seconds_of(clock)
@@ -272,7 +298,8 @@ class SessionRules:
                 stored = expires(meta, signed_at, self.lifetimes)
                 if stored <= now:
                     break  # expired: the request starts afresh
-                exchange = Exchange(self, None, True, self.session_class(data))
+                session = self.session_class(_loaded(self.value_codec, data))
+                exchange = Exchange(self, None, True, session)
                 exchange._adopt(meta, stored)
                 return exchange
         return Exchange(self, None, True, self.session_class())
@@ -350,7 +377,7 @@ class Exchange:
             meta = Meta.from_json(data.pop(META_KEY, None), now)
             lifetimes = rules.lifetimes
             if hard_expiry(meta, lifetimes) > now:
-                self.session = rules.session_class(data)
+                self.session = rules.session_class(_loaded(rules.value_codec, data))
                 idle = lifetimes.idle is not None
                 self._adopt(meta, record.expires_at.timestamp() if idle else None)
                 return self.session
@@ -445,8 +472,11 @@ class Exchange:
         now = rules.now()
         meta = session.meta_for_write(now)
         expiry = expires(meta, now, rules.lifetimes)
-        expired = rules.cookie.render_expired() if self.had_cookie else None
         lapsed = not session or expiry <= now
+        # A session written that is already past its lifetime (max_age <= 0, as Starlette
+        # allows) is dropped by the browser too, as Starlette's cookie would be.
+        dropped = self.had_cookie or (lapsed and bool(session))
+        expired = rules.cookie.render_expired() if dropped else None
         if not rules.server_side:  # the cookie is the session
             if lapsed:
                 return Outcome(set_cookie=expired, vary=True)
@@ -464,7 +494,7 @@ class Exchange:
                 return Outcome(set_cookie=expired, vary=True)
         elif (session._cleared and not session) or expiry <= now:  # rule 6: ended
             return Outcome(delete=old_key, set_cookie=expired, vary=True)
-        data = {**session, META_KEY: meta.to_json()}
+        data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
         whole = _json.dumps(data)
         size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
         if size > rules.max_size and (self._loaded_size is None or size > self._loaded_size):
@@ -488,6 +518,8 @@ class Exchange:
             base=None if session_id != old_id else self._version,
             max_size=rules.max_size,
         )
+        if rules.value_codec is not None:
+            changes.set = {key: data[key] for key in changes.set}  # the encoded values
         key = self._stored_key(session_id)
         cookie = None if signed is None else rules.cookie.render(signed, max_age)
         if rotating:
@@ -517,7 +549,8 @@ class Exchange:
 
     def _sign_data(self, session: Session, meta: Meta) -> str:
         rules = self._rules
-        value = rules._data_signer.sign(_json.dumps({**session, META_KEY: meta.to_json()}))
+        data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
+        value = rules._data_signer.sign(_json.dumps(data))
         assert rules._codec is not None
         rules._codec.check_size(rules.cookie.name, value)
         return value

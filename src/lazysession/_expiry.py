@@ -58,15 +58,14 @@ def from_timestamp(seconds: float) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Lifetimes:
-    """The middleware's expiry settings, in seconds."""
+    """The middleware's expiry settings, in seconds. An ``absolute`` lifetime of 0 or
+    less (Starlette's ``max_age=0``) ends every session at once."""
 
     absolute: int = DEFAULT_LIFETIME
     idle: int | None = None
     touch_after: float = DEFAULT_TOUCH_AFTER
 
     def __post_init__(self) -> None:
-        if self.absolute <= 0:
-            raise ValueError("an absolute lifetime must be positive")
         if self.idle is not None and self.idle <= 0:
             raise ValueError("idle_timeout must be positive, or None")
         if not 0.0 <= self.touch_after <= 1.0:

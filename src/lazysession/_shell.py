@@ -1,8 +1,19 @@
 """What the ASGI, WSGI and Flask shells share around their store calls, so that only the
-calls themselves (awaited or not) are written more than once."""
+calls themselves (awaited or not) are written more than once.
+
+Rules for the options (checked once, when the middleware is built):
+- Starlette's parameters take what Starlette takes: ``max_age`` may be 0 or negative
+  (every session then expires at once, and the browser is told to drop its cookie) or
+  ``None``; lazysession also takes a ``timedelta`` wherever it takes seconds.
+- A value of the wrong type or out of range raises :class:`ConfigurationError` naming
+  the option and what it takes, never a bare ``TypeError`` or ``ValueError``.
+- ``store`` may be a URL (``"redis://..."``, ``"sqlite+aiosqlite:///..."``): the store
+  it names is built, as ``store_from_url`` does.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ._cookies import CookieSettings
@@ -21,6 +32,74 @@ if TYPE_CHECKING:
 App = TypeVar("App")
 
 STORE_ERROR_POLICIES = ("503", "empty")
+
+_MISSING: Any = object()
+
+
+def seconds_option(
+    name: str, value: object, *, positive: bool = True, allow_none: bool = True
+) -> int | None:
+    """``value`` as whole seconds: an ``int`` or a ``timedelta`` (``None`` where allowed);
+    ``positive`` refuses 0 and below. Anything else is a ConfigurationError naming
+    ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+        if seconds != int(seconds):
+            raise ConfigurationError(f"{name}={value!r}: use whole seconds")
+        value = int(seconds)
+    if not isinstance(value, int) or isinstance(value, bool):
+        kinds = "an int or a timedelta" + (", or None" if allow_none else "")
+        raise ConfigurationError(
+            f"{name}={value!r}: expected a number of seconds ({kinds}), not {type(value).__name__}"
+        )
+    if positive and value <= 0:
+        raise ConfigurationError(f"{name}={value!r}: must be a positive number of seconds")
+    return value
+
+
+def fraction_option(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigurationError(
+            f"{name}={value!r}: expected a fraction of the idle window, from 0 to 1"
+        )
+    return float(value)
+
+
+def _size_option(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{name}={value!r}: expected a positive number of bytes")
+    return value
+
+
+def interval_option(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigurationError(
+            f"{name}={value!r}: expected seconds between sweeps; 0 or None disables them"
+        )
+    return float(value)
+
+
+def store_option(name: str, value: object) -> Store:
+    """The ``store`` option: a store, a URL naming one, or None (the cookie store)."""
+    if value is None:
+        return CookieStore()
+    if isinstance(value, Store):
+        return value
+    if isinstance(value, str):
+        from .config import store_from_url
+
+        return store_from_url(value)
+    hint = "; pass an instance, e.g. MemoryStore()" if isinstance(value, type) else ""
+    raise ConfigurationError(
+        f"{name}={value!r}: expected a store (MemoryStore(), SQLAlchemyStore(...), "
+        f"RedisStore(...)) or a URL such as 'redis://localhost:6379/0'{hint}"
+    )
 
 
 def check_policy(on_store_error: str) -> str:
@@ -100,28 +179,43 @@ class MiddlewareOptions(Generic[App]):
     def __init__(
         self,
         app: App,
-        secret_key: object,
+        secret_key: object = _MISSING,
         session_cookie: str = "session",
-        max_age: int | None = 14 * 24 * 60 * 60,
+        max_age: int | timedelta | None = 14 * 24 * 60 * 60,
         path: str = "/",
         same_site: Literal["lax", "strict", "none"] = "lax",
         https_only: bool = False,
         domain: str | None = None,
         partitioned: bool = False,
         *,
-        store: Store | None = None,
+        store: Store | str | None = None,
         skip_persistence: SkipPredicate = is_bearer_request,
-        idle_timeout: int | None = None,
+        idle_timeout: int | timedelta | None = None,
         touch_after: float = DEFAULT_TOUCH_AFTER,
         max_size: int = DEFAULT_MAX_SIZE,
         on_store_error: Literal["503", "empty"] = "503",
-        sweep_interval: float | None = 300,
+        sweep_interval: float | timedelta | None = 300,
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        shell = type(self).__name__
+        if secret_key is _MISSING or secret_key is None:
+            raise ConfigurationError(
+                f"{shell} needs secret_key=...: a long random string, e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        lifetime = seconds_option("max_age", max_age, positive=False)
+        idle = seconds_option("idle_timeout", idle_timeout)
+        touch = fraction_option("touch_after", touch_after)
+        size = _size_option("max_size", max_size)
+        interval = interval_option("sweep_interval", sweep_interval)
+        if not callable(skip_persistence):
+            raise ConfigurationError(
+                f"skip_persistence={skip_persistence!r}: expected a predicate over the request"
+            )
         self.app = app
         self.on_store_error = check_policy(on_store_error)
-        self.store: Store = store if store is not None else CookieStore()
+        self.store: Store = store_option("store", store)
         self._check_store(self.store)
         self.skip_persistence = skip_persistence
         self.rules = SessionRules.from_options(
@@ -131,20 +225,20 @@ class MiddlewareOptions(Generic[App]):
                 name=session_cookie,
                 path=path,
                 domain=domain,
-                max_age=max_age,
+                max_age=lifetime,
                 same_site=same_site,
                 secure=https_only,
                 partitioned=partitioned,
             ),
-            idle_timeout=idle_timeout,
-            touch_after=touch_after,
-            max_size=max_size,
+            idle_timeout=idle,
+            touch_after=touch,
+            max_size=size,
             clock=clock,
         )
         self._insecure = InsecureCookieWarning(https_only)
         self.metrics = metrics if metrics is not None else Metrics()
-        if sweep_interval and not self.store.client_side:
-            self._start_sweeper(sweep_interval)
+        if interval and not self.store.client_side:
+            self._start_sweeper(interval)
 
     def _check_store(self, store: Store) -> None:
         """Fail at start-up when the store cannot serve this shell."""
