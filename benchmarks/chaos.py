@@ -56,6 +56,8 @@ USER_DATA = "user"
 
 @dataclass
 class Tally:
+    samples: list[str] = field(default_factory=list)
+    """A few of the unexpected answers, for ``--explain``."""
     ok: int = 0
     unavailable: int = 0
     other_5xx: int = 0
@@ -91,10 +93,15 @@ class Browser:
         started = time.perf_counter()
         try:
             response = await self.http.request(method, path, params=params)
-        except httpx.HTTPError:
-            self.tally.count(599, time.perf_counter() - started)
+        except httpx.HTTPError as error:
+            self.tally.count(599, time.perf_counter() - started)  # no answer: counted as a 5xx
+            if len(self.tally.samples) < 5:
+                self.tally.samples.append(f"{method} {path}: {type(error).__name__} {error}")
             return 599
         self.tally.count(response.status_code, time.perf_counter() - started)
+        status = response.status_code
+        if status >= 500 and status != 503 and len(self.tally.samples) < 5:
+            self.tally.samples.append(f"{method} {path} {status}: {response.text[:160]!r}")
         cookie = self.http.cookies.get("session")
         if cookie and (not self.held or self.held[-1] != cookie):
             self.held.append(cookie)
@@ -222,6 +229,8 @@ async def attack(base: str, proxy: Proxy, browsers: int, seconds: float) -> dict
         for key, value in browser.expected.items():
             if key not in browser.uncertain and session.get(key) != value:
                 lost += 1
+                if len(tally.samples) < 10:
+                    tally.samples.append(f"lost {key}={value}; read back {session}")
         for cookies in browser.logged_out:
             for cookie in cookies:
                 replay = await stranger.get("/read", headers={"cookie": f"session={cookie}"})
@@ -258,7 +267,7 @@ def stored_sessions(kind: str, name: str) -> int:
     return count
 
 
-def run(kind: str, browsers: int, seconds: float) -> list[object]:
+def run(kind: str, browsers: int, seconds: float) -> tuple[list[object], list[str]]:
     port = POSTGRES_PORT if kind == "postgresql" else REDIS_PORT
     proxy = Proxy(port)
     proxy.up()
@@ -280,7 +289,7 @@ def run(kind: str, browsers: int, seconds: float) -> list[object]:
         proxy.close()
     tally: Tally = found["tally"]
     stored = stored_sessions(kind, name)
-    return [
+    row: list[object] = [
         kind,
         tally.requests,
         found["lost"],
@@ -293,6 +302,7 @@ def run(kind: str, browsers: int, seconds: float) -> list[object]:
         f"{tally.slowest:.2f}",
         found["faults"],
     ]
+    return row, tally.samples
 
 
 def main() -> int:
@@ -300,14 +310,18 @@ def main() -> int:
     parser.add_argument("--stores", default="postgresql,redis")
     parser.add_argument("--browsers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--explain", action="store_true", help="print unexpected answers")
     args = parser.parse_args()
     rows = []
+    samples: list[str] = []
     for kind in args.stores.split(","):
         default = POSTGRES_PORT if kind == "postgresql" else REDIS_PORT
         if not reachable(f"tcp://127.0.0.1:{default}", default):
             print(f"skipping {kind}: no server on 127.0.0.1:{default}")
             continue
-        rows.append(run(kind, args.browsers, args.seconds))
+        row, found = run(kind, args.browsers, args.seconds)
+        rows.append(row)
+        samples += [f"{kind}: {sample}" for sample in found]
     header = [
         "store",
         "requests",
@@ -324,6 +338,8 @@ def main() -> int:
     print(f"\n{args.browsers} browsers, {args.seconds:.0f} s each store, uvicorn --workers 2")
     print(machine_line())
     print(markdown_table(header, rows))
+    if args.explain:
+        print("\n".join(samples))
     failed = any(row[2] or row[3] or row[4] or row[5] or row[6] for row in rows)
     return 1 if failed else 0
 
