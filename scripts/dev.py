@@ -91,6 +91,7 @@ def main(argv: list[str]) -> int:
         return serve([*uvicorn, "--host", host, "--port", port, *rest])
     if command == "docs":
         ensure_env("docs")
+        os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
         if rest[:1] == ["serve"]:
             return serve([str(PYTHON), "-m", "mkdocs", "serve", *rest[1:]])
         return run("-m", "mkdocs", "build", "--strict", *rest)

@@ -249,6 +249,7 @@ class Progress:
     WIDTH = 30
 
     def __init__(self, total: int, stream: TextIO) -> None:
+        """Report on ``stream`` the deletion of ``total`` sessions."""
         self.total = total
         self.stream = stream
         self.done = 0
@@ -257,6 +258,7 @@ class Progress:
         self._drawn = False
 
     def __call__(self, done: int) -> None:
+        """Show that ``done`` sessions are deleted so far."""
         self.done = done
         total = max(self.total, done)
         share = done / total if total else 1.0

@@ -348,6 +348,7 @@ class Settings:
     """``503``, or ``empty`` to serve an empty, unsaved session when the store fails."""
 
     def __post_init__(self) -> None:
+        """Check every field, naming the field in the error."""
         object.__setattr__(self, "secret_key", _secret_keys("secret_key", self.secret_key))
         _store_url("store_url", self.store_url)
         _seconds("max_age", self.max_age, allow_none=True)
