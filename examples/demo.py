@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import secrets
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -31,8 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from lazysession import Changes, SessionMiddleware, Settings, Store, SyncStore, get_session
-from lazysession.stores import Record
+from lazysession import SessionMiddleware, Settings, Store, get_session
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -73,49 +72,29 @@ def _count(name: str) -> None:
         calls.append(name)
 
 
-class CountingStore(Store):
-    """The app's store, counting the calls made during the current request."""
+COUNTED = ("read", "touch", "update", "rotate", "save", "delete")
+"""The store calls the middleware makes for a request (``count``, which the page itself
+calls to show the sessions held, is left out)."""
 
-    def __init__(self, inner: Store) -> None:
-        if inner.client_side or inner.in_process:
-            raise SystemExit("the demo needs a server-side store: a database or Redis URL")
-        self.inner = inner
 
-    def __getattr__(self, name: str) -> Any:  # check_async, check_sync, ...
-        return getattr(self.inner, name)
+def counting(store: Store) -> Store:
+    """``store``, its calls counted for the current request (the store itself, so its
+    kind and capabilities stay what they are)."""
+    if store.client_side or store.in_process:
+        raise SystemExit("the demo needs a server-side store: a database or Redis URL")
+    for name in COUNTED:
+        method = getattr(store, name, None)
+        if method is not None:
+            setattr(store, name, _counted(name, method))
+    return store
 
-    async def read(self, session_id: str) -> Record | None:
-        _count("read")
-        return await self.inner.read(session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> None:
-        _count("touch")
-        await self.inner.touch(session_id, expires_at=expires_at)
+def _counted(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        _count(name)
+        return await method(*args, **kwargs)
 
-    async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> bool:
-        _count("update")
-        return await self.inner.update(session_id, changes, expires_at=expires_at)
-
-    async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        _count("save")
-        await self.inner.save(session_id, data, expires_at=expires_at)
-
-    async def delete(self, session_id: str) -> None:
-        _count("delete")
-        await self.inner.delete(session_id)
-
-    async def sweep(self) -> int:
-        return await self.inner.sweep()
-
-    async def count(self) -> int:
-        return await self.inner.count()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    @property
-    def sync(self) -> SyncStore:
-        return self.inner.sync
+    return call
 
 
 class Report:
@@ -124,7 +103,7 @@ class Report:
     made, and the sessions held once the response has been decided; it sends them in the
     ``x-demo-report`` header and, on a redirect, in the query of ``Location``."""
 
-    def __init__(self, app: Any, store: CountingStore, cookie_name: str) -> None:
+    def __init__(self, app: Any, store: Store, cookie_name: str) -> None:
         self.app = app
         self.store = store
         self.cookie = cookie_name.encode()
@@ -178,7 +157,7 @@ environment = {"LAZYSESSION_STORE_URL": DEFAULT_STORE_URL, **os.environ}
 if not environment.get("LAZYSESSION_SECRET_KEY"):
     environment["LAZYSESSION_SECRET_KEY"] = development_secret(environment["LAZYSESSION_STORE_URL"])
 settings = Settings.from_mapping(environment)
-store = CountingStore(settings.store())
+store = counting(settings.store())
 
 STYLE = """
 :root{color-scheme:light dark;--fg:#1b1f24;--bg:#f6f7f9;--card:#fff;--muted:#5c6670;
@@ -253,7 +232,8 @@ document.getElementById("api").onclick = async () => {{
   document.getElementById("set-cookie").innerHTML = yesNo(report.set_cookie);
   document.getElementById("store-calls").textContent = report.calls;
   document.getElementById("sessions").textContent = report.sessions;
-  document.getElementById("api-result").textContent = (await r.json()).client;
+  document.getElementById("api-result").textContent =
+    `answered ${{r.status}} for client ${{(await r.json()).client}}`;
 }};
 </script>
 </body></html>
