@@ -2,6 +2,7 @@
 """One entry point for working on lazysession; needs only Python 3.10+.
 
     python3 scripts/dev.py demo     # the demo app on http://127.0.0.1:8000 (SQLite store)
+    python3 scripts/dev.py docs     # build the docs site into site/ (strict); `docs serve`
     python3 scripts/dev.py test     # the whole test suite (extra arguments go to pytest)
     python3 scripts/dev.py check    # ruff and mypy --strict
     python3 scripts/dev.py bench    # the benchmarks
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -54,8 +56,30 @@ def run(*command: str) -> int:
     return subprocess.run([str(PYTHON), *command], cwd=ROOT).returncode
 
 
+def serve(command: list[str]) -> int:
+    """Run a server until it ends, passing it SIGTERM and SIGINT (exactly once each: it
+    runs in a process group of its own, so a terminal's Ctrl-C reaches it only through
+    here); returns its exit status."""
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:  # pragma: no cover - a handler replaced ours
+                forward(signal.SIGINT, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "check", "bench", "compat"):
+    if not argv or argv[0] not in ("demo", "docs", "test", "check", "bench", "compat"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -63,18 +87,14 @@ def main(argv: list[str]) -> int:
         ensure_env("demo")
         host = os.environ.get("HOST", "127.0.0.1")
         port = os.environ.get("PORT", "8000")
-        return run(
-            "-m",
-            "uvicorn",
-            "demo:app",
-            "--app-dir",
-            "examples",
-            "--host",
-            host,
-            "--port",
-            port,
-            *rest,
-        )
+        uvicorn = [str(PYTHON), "-m", "uvicorn", "demo:app", "--app-dir", "examples"]
+        return serve([*uvicorn, "--host", host, "--port", port, *rest])
+    if command == "docs":
+        ensure_env("docs")
+        os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+        if rest[:1] == ["serve"]:
+            return serve([str(PYTHON), "-m", "mkdocs", "serve", *rest[1:]])
+        return run("-m", "mkdocs", "build", "--strict", *rest)
     ensure_env("dev")
     if command == "test":
         return run("-m", "pytest", *rest)

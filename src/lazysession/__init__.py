@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec as _find_spec
 from typing import TYPE_CHECKING, Any
 
 from ._asgi import SessionMiddleware, get_session
@@ -22,6 +23,9 @@ from .stores import CookieStore, MemoryStore, Merge, Record, Store, SyncStore
 
 if TYPE_CHECKING:
     from .stores import RedisStore, SQLAlchemyStore
+
+_OPTIONAL_STORES = {"SQLAlchemyStore": "sqlalchemy", "RedisStore": "redis"}
+"""Stores whose library is an optional extra, and that library's module."""
 
 __all__ = [
     "Changes",
@@ -50,13 +54,20 @@ __all__ = [
     "never",
     "store_from_url",
 ]
+# ``from lazysession import *`` takes only what this install can import: a store whose
+# driver library is missing is left out (importing it by name still says what to install).
+__all__ = [
+    name
+    for name in __all__
+    if name not in _OPTIONAL_STORES or _find_spec(_OPTIONAL_STORES[name]) is not None
+]
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
     """Stores with optional dependencies load on first use."""
-    if name in ("SQLAlchemyStore", "RedisStore"):
+    if name in _OPTIONAL_STORES:
         from . import stores
 
         return getattr(stores, name)

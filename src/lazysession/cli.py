@@ -1,132 +1,438 @@
-"""``lazysession``: look after a session store from the command line.
+"""``lazysession``: look at a session store from the command line, and purge its backlog.
 
-    lazysession stats URL                  sessions held, expired backlog, oldest, size
-    lazysession sweep URL [--dry-run] [--batch-size N]
-                                           purge expired sessions, with progress
-    lazysession ddl URL                    print the table's CREATE statements
+    lazysession stats URL [--table NAME | --prefix PREFIX]
+    lazysession sweep URL [--dry-run] [--batch-size N] [--table NAME]
+    lazysession ddl URL [--table NAME]
+    lazysession --version                 (``python -m lazysession`` works the same)
 
-URL is the store URL the app uses (``postgresql+asyncpg://...``, ``sqlite+aiosqlite:///...``,
-``redis://...``). Each command exits non-zero with one line on a bad URL or a store that
-cannot be reached.
+URL is the store URL the app uses, ASGI or WSGI: ``sqlite:///...``,
+``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...``, ``postgresql+psycopg://...``,
+``mysql+asyncmy://...``, ``mysql+aiomysql://...``, ``mysql+pymysql://...``, ``redis://...``.
+
+Rules:
+- It only looks: ``stats`` and ``sweep`` never create a database file, a table or a key.
+  A database file that is not there, or a database without the sessions table, is an
+  error naming what is missing (``sweep`` deletes expired sessions, nothing else).
+- What to report is asked of the store (its capabilities: ``in_process``,
+  ``expires_by_itself``, the methods it has), never read off its class name.
+- Every failure is one line on stderr and exit status 1 (2 for a command line it cannot
+  parse, 130 when interrupted). A password in a URL is never printed.
+- Progress goes to stderr: a bar redrawn in place on a terminal, and otherwise a plain
+  line each time another tenth of the backlog is gone.
+- A sync URL is read through its driver family's async twin (``sqlite://`` through the
+  store's own worker-thread path, ``mysql+pymysql://`` through ``mysql+aiomysql``, which
+  is built on PyMySQL): the same database, with no other driver to install.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn, Protocol, TextIO, runtime_checkable
 
 from ._errors import LazySessionError
-from .config import store_from_url
-from .stores import MemoryStore, Store
+from .config import _redacted, check_store_url, missing_module, store_from_url
+from .stores import Store
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_SQL_DRIVERS = {
+    # driver as written -> the one the command reads the database through
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "mysql+pymysql": "mysql+aiomysql",
+    "mysql+aiomysql": "mysql+aiomysql",
+    "mysql+asyncmy": "mysql+asyncmy",
+    "mariadb+pymysql": "mariadb+aiomysql",
+    "mariadb+aiomysql": "mariadb+aiomysql",
+    "mariadb+asyncmy": "mariadb+asyncmy",
+}
+_SQL_FAMILIES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 
 
-def _kind(store: Store) -> str:
-    """The store's class name: tells SQL from Redis without importing either driver."""
-    return type(store).__name__
+class Failure(Exception):
+    """A failure to report in one line (exit status 1)."""
 
 
-def _server_side(url: str, **options: object) -> Store:
+@runtime_checkable
+class HasTable(Protocol):
+    """A store that keeps its sessions in a SQL table."""
+
+    table: Any
+
+    def ddl(self) -> str:
+        """The ``CREATE`` statements of the table and its indexes."""
+        ...
+
+    def check_async(self) -> Any:
+        """The async engine."""
+        ...
+
+
+@runtime_checkable
+class ReportsBacklog(Protocol):
+    """A store whose expired sessions wait for a sweep, and that can say how many."""
+
+    async def count_expired(self) -> int:
+        """Expired sessions not yet swept."""
+        ...
+
+    async def oldest_created(self) -> datetime | None:
+        """When the oldest live session began."""
+        ...
+
+    async def table_bytes(self) -> int | None:
+        """Bytes the sessions take on disk, where the database can tell."""
+        ...
+
+    async def sweep(
+        self, *, on_batch: Callable[[int], None] | None = None, full_speed: bool = False
+    ) -> int:
+        """Delete every expired session, reporting the running total after each batch."""
+        ...
+
+
+# -- words ------------------------------------------------------------------------------
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 expired session``, ``2 expired sessions``, with thousands separated."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def human_bytes(size: int) -> str:
+    """``512 B``, ``16.0 KiB``, ``3.2 MiB``, ``1.5 GiB``."""
+    if size < 1024:
+        return f"{size:,} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:,.1f} {unit}"
+
+
+def age(since: datetime, now: datetime) -> str:
+    """``3 days, 2:01:00`` (whole seconds)."""
+    return str(now - since).split(".")[0]
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error, without SQLAlchemy's ``(module.Class)`` tags."""
+    text = next((line for line in str(error).splitlines() if line.strip()), "")
+    text = re.sub(r"\((?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*\) ", "", text)
+    return text or type(error).__name__
+
+
+# -- opening a store without creating anything -------------------------------------------
+
+
+def _sql_url(url: str) -> str:
+    """The URL to read a SQL store through; a Failure for drivers the command cannot use
+    and for a SQLite file that is not there."""
+    driver = url.split("://", 1)[0].lower()
+    if driver not in _SQL_DRIVERS:
+        family = driver.split("+")[0]
+        family = "postgresql" if family == "postgres" else family
+        choices = [name for name in _SQL_DRIVERS if name.split("+")[0] == family] or list(
+            _SQL_DRIVERS
+        )
+        raise Failure(
+            f"{_redacted(url)}: the {driver}:// driver is not one lazysession reads; "
+            f"use {', '.join(name + '://' for name in choices)}"
+        )
+    if driver.startswith("sqlite"):
+        database = url.split("://", 1)[1][1:].split("?", 1)[0]
+        if not database or database == ":memory:" or "mode=memory" in url:
+            raise Failure(f"{url}: an in-memory database lives inside the app: nothing to inspect")
+        path = Path(database)
+        if not path.is_file():
+            raise Failure(
+                f"no database file at {path.resolve()} (check the path; the app creates it "
+                "on first use)"
+            )
+    return _SQL_DRIVERS[driver] + url[len(driver) :]
+
+
+def open_store(url: str, *, table: str | None, prefix: str | None, **options: Any) -> Store:
+    """The store ``url`` names, opened to be looked at: a SQL store never creates its
+    table. A Failure (one line) for anything that cannot be inspected."""
+    scheme = check_store_url(url).split("://", 1)[0].lower()
+    is_sql = scheme.split("+")[0] in _SQL_FAMILIES
+    if table is not None and not is_sql:
+        raise Failure("--table names a SQL table; a Redis store takes --prefix")
+    if prefix is not None and scheme not in _REDIS_SCHEMES:
+        raise Failure("--prefix is for a Redis store; a SQL store takes --table")
+    if is_sql:
+        url = _sql_url(url)
+        options["create_table"] = False
+        if table is not None:
+            options["table_name"] = table
+    elif prefix is not None:
+        options["prefix"] = prefix
+    elif scheme in ("cookie", "memory"):
+        options = {}
     store = store_from_url(url, **options)
-    if store.client_side or isinstance(store, MemoryStore):
-        raise LazySessionError(f"{url} lives inside the app (cookie or memory): nothing to inspect")
+    if store.client_side or store.in_process:
+        raise Failure(
+            f"{url}: this store keeps sessions inside the app ("
+            f"{'in the cookie' if store.client_side else 'in its memory'}): nothing to inspect"
+        )
     return store
 
 
-def _human(size: int | None) -> str:
-    if size is None:
-        return "n/a"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:,.1f} {unit}" if unit != "B" else f"{size:,} B"
-        value /= 1024
-    return f"{size:,} B"  # pragma: no cover
+async def _require_table(store: HasTable, url: str) -> None:
+    """A Failure naming the table when the database does not have it."""
+    import sqlalchemy as sa
+
+    name = store.table.name
+    async with store.check_async().connect() as connection:
+        found = await connection.run_sync(lambda sync: sa.inspect(sync).has_table(name))
+    if not found:
+        raise Failure(
+            f"{_redacted(url)} has no table {name} (the app creates it on first use; "
+            "--table names another)"
+        )
 
 
-async def stats(url: str) -> list[str]:
-    store = _server_side(url)
+# -- the commands -------------------------------------------------------------------------
+
+
+def _describe(store: Store) -> str:
+    kind = type(store).__name__
+    if isinstance(store, HasTable):
+        return f"store: {kind}, table {store.table.name}"
+    prefix = getattr(store, "prefix", None)
+    return f"store: {kind}, prefix {prefix}" if prefix else f"store: {kind}"
+
+
+async def stats(url: str, *, table: str | None = None, prefix: str | None = None) -> list[str]:
+    """The lines ``lazysession stats`` prints."""
+    store = open_store(url, table=table, prefix=prefix)
     try:
-        lines = [f"store: {type(store).__name__}", f"sessions held: {await store.count():,}"]
-        if _kind(store) == "SQLAlchemyStore":
-            from .stores import SQLAlchemyStore
-
-            assert isinstance(store, SQLAlchemyStore)
+        if isinstance(store, HasTable):
+            await _require_table(store, url)
+        lines = [_describe(store), f"sessions held: {await store.count():,}"]
+        if isinstance(store, ReportsBacklog):
             oldest = await store.oldest_created()
-            age = (
-                "n/a" if oldest is None else str(datetime.now(timezone.utc) - oldest).split(".")[0]
-            )
+            size = await store.table_bytes()
             lines += [
                 f"expired, awaiting the sweep: {await store.count_expired():,}",
-                f"oldest live session: {age} old",
-                f"table and indexes: {_human(await store.table_bytes())}",
+                "oldest live session: "
+                + ("none" if oldest is None else f"{age(oldest, datetime.now(timezone.utc))} old"),
+                "table and indexes: "
+                + ("not reported by this database" if size is None else human_bytes(size)),
             ]
-        elif _kind(store) == "RedisStore":
-            lines.append("expired, awaiting the sweep: 0 (Redis expires keys itself)")
+        elif store.expires_by_itself:
+            lines.append("expired, awaiting the sweep: none (the store expires sessions itself)")
         return lines
     finally:
         await store.aclose()
 
 
-async def sweep(url: str, dry_run: bool, batch_size: int | None) -> str:
-    options = {"batch_size": batch_size} if batch_size else {}
-    store = _server_side(url, **options)
-    try:
-        if _kind(store) != "SQLAlchemyStore":
-            return "nothing to sweep: this store expires sessions itself"
-        from .stores import SQLAlchemyStore
+class Progress:
+    """Sweep progress on ``stream``: a bar redrawn in place on a terminal; otherwise a
+    line each time another tenth of the backlog is done (and at the end)."""
 
-        assert isinstance(store, SQLAlchemyStore)
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        """Report on ``stream`` the deletion of ``total`` sessions."""
+        self.total = total
+        self.stream = stream
+        self.done = 0
+        self.tty = stream.isatty()
+        self._tenths_shown = 0
+        self._drawn = False
+
+    def __call__(self, done: int) -> None:
+        """Show that ``done`` sessions are deleted so far."""
+        self.done = done
+        total = max(self.total, done)
+        share = done / total if total else 1.0
+        if self.tty:
+            filled = round(self.WIDTH * share)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            self.stream.write(f"\r[{bar}] {share:4.0%}  {done:,} of {total:,} deleted")
+            self._drawn = True
+        elif int(share * 10) > self._tenths_shown or (done == total and not self._drawn):
+            self._tenths_shown = int(share * 10)
+            self._drawn = done == total
+            self.stream.write(f"deleted {done:,} of {total:,} ({share:.0%})\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+async def sweep(
+    url: str,
+    *,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    table: str | None = None,
+    progress_to: TextIO | None = None,
+) -> str:
+    """Run ``lazysession sweep``; returns the closing line."""
+    options: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+    probe = check_store_url(url).split("://", 1)[0].lower()
+    if probe.split("+")[0] not in _SQL_FAMILIES:
+        options = {}
+    store = open_store(url, table=table, prefix=None, **options)
+    try:
+        if not isinstance(store, ReportsBacklog):
+            if store.expires_by_itself:
+                return "nothing to sweep: the store expires sessions itself"
+            raise Failure(f"{type(store).__name__} cannot report a backlog to sweep")
+        if isinstance(store, HasTable):
+            await _require_table(store, url)
         backlog = await store.count_expired()
         if dry_run:
-            return f"would delete {backlog:,} expired sessions"
-
-        def progress(done: int) -> None:
-            share = f" ({done / backlog:.0%})" if backlog else ""
-            print(f"\rdeleted {done:,} of {backlog:,}{share}", end="", file=sys.stderr, flush=True)
-
-        deleted = await store.sweep(on_batch=progress, full_speed=True)
-        print(file=sys.stderr)
-        return f"deleted {deleted:,} expired sessions"
+            return f"would delete {plural(backlog, 'expired session')}"
+        if backlog == 0:
+            return "nothing to sweep: no expired sessions"
+        progress = Progress(backlog, progress_to or sys.stderr)
+        started = time.perf_counter()
+        try:
+            deleted = await store.sweep(on_batch=progress, full_speed=True)
+        except BaseException:
+            progress.close()
+            raise
+        progress.close()
+        took = time.perf_counter() - started
+        return f"deleted {plural(deleted, 'expired session')} in {took:.1f} s"
     finally:
         await store.aclose()
 
 
-def ddl(url: str) -> str:
-    store = store_from_url(url)
-    if _kind(store) != "SQLAlchemyStore":
-        raise LazySessionError(f"{url} is not a SQL store: it has no table")
-    from .stores import SQLAlchemyStore
-
-    assert isinstance(store, SQLAlchemyStore)
+def ddl(url: str, *, table: str | None = None) -> str:
+    """The ``CREATE`` statements for the table ``url``'s store would use."""
+    scheme = check_store_url(url).split("://", 1)[0].lower()
+    if scheme.split("+")[0] not in _SQL_FAMILIES:
+        raise Failure(f"{_redacted(url)} is not a SQL store: it has no table")
+    store = store_from_url(url, **({} if table is None else {"table_name": table}))
+    assert isinstance(store, HasTable)
     return store.ddl()
 
 
+# -- the command line ---------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("lazysession")
+    except Exception:  # pragma: no cover - running from a source tree without metadata
+        from . import __version__
+
+        return __version__
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``lazysession`` command line."""
+    top = _Parser(
+        prog="lazysession",
+        description="Look at a lazysession store and purge its expired sessions.",
+        epilog="URL is the store URL the app uses, e.g. postgresql+asyncpg://app@db/app, "
+        "sqlite:///sessions.db or redis://localhost:6379/0.",
+    )
+    top.add_argument("--version", action="version", version=f"lazysession {_version()}")
+    commands = top.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="stats, sweep or ddl"
+    )
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("url", metavar="URL", help="the store URL the app uses")
+        return sub
+
+    table_help = "the sessions table, if not lazysession_sessions"
+    shown = command("stats", "Sessions held, the expired backlog, the oldest session, the size.")
+    shown.add_argument("--table", metavar="NAME", help=table_help)
+    shown.add_argument(
+        "--prefix", metavar="PREFIX", help="the Redis key prefix, if not lazysession:"
+    )
+    swept = command("sweep", "Delete expired sessions now, in batches, with progress on stderr.")
+    swept.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    swept.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="N",
+        help="rows deleted per transaction (default 1000)",
+    )
+    swept.add_argument("--table", metavar="NAME", help=table_help)
+    made = command("ddl", "Print the CREATE TABLE and CREATE INDEX statements; connect nowhere.")
+    made.add_argument("--table", metavar="NAME", help=table_help)
+    return top
+
+
+def _fail(message: str, status: int = EXIT_FAILURE) -> int:
+    print(f"lazysession: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lazysession", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("stats", help="what the store holds").add_argument("url")
-    sweeper = commands.add_parser("sweep", help="delete expired sessions now")
-    sweeper.add_argument("url")
-    sweeper.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-    sweeper.add_argument("--batch-size", type=int, default=None, help="rows a transaction")
-    commands.add_parser("ddl", help="print the CREATE TABLE and CREATE INDEX").add_argument("url")
-    args = parser.parse_args(argv)
+    """Run the command line; returns the exit status."""
+    args = parser().parse_args(argv)
+    url: str = args.url
     try:
         if args.command == "stats":
-            print("\n".join(asyncio.run(stats(args.url))))
+            print("\n".join(asyncio.run(stats(url, table=args.table, prefix=args.prefix))))
         elif args.command == "sweep":
-            print(asyncio.run(sweep(args.url, args.dry_run, args.batch_size)))
+            line = asyncio.run(
+                sweep(url, dry_run=args.dry_run, batch_size=args.batch_size, table=args.table)
+            )
+            print(line)
         else:
-            print(ddl(args.url), end="")
+            print(ddl(url, table=args.table), end="")
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Failure as failure:
+        return _fail(str(failure))
+    except ImportError as error:
+        return _fail(missing_module(error, _redacted(url)))
     except LazySessionError as error:
-        print(f"lazysession: {error}", file=sys.stderr)
-        return 1
+        message = _one_line(error)
+        if "DB index is out of range" in message:
+            message = "the Redis server has no database of that number (DB index is out of range)"
+        return _fail(message if _redacted(url) in message else f"{_redacted(url)}: {message}")
     except OSError as error:
-        print(f"lazysession: cannot reach the store: {error}", file=sys.stderr)
-        return 1
+        return _fail(f"cannot reach {_redacted(url)}: {_one_line(error)}")
+    except Exception as error:
+        return _fail(f"{_redacted(url)}: {type(error).__name__}: {_one_line(error)}")
     return 0
 
 

@@ -1,6 +1,13 @@
 """Counters of what the middleware did, readable as ``middleware.metrics`` and exported to
 Prometheus (``prometheus_client``) or OpenTelemetry (``opentelemetry-api``) when one is
-installed (optional extras, never required)."""
+installed (optional extras, never required).
+
+Rules:
+- Counting never does I/O and never fails a request.
+- The exporters read the counters at each scrape or collection; nothing is pushed.
+- An exporter whose library is missing raises ``ImportError`` naming the extra to install
+  (``lazysession[prometheus]``, ``lazysession[opentelemetry]``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from typing import Any
 
 @dataclass
 class Metrics:
-    """Monotonic counters since start-up (per process)."""
+    """Monotonic counters since start-up (per process); pass one as ``metrics=`` to the
+    middleware to read or export it."""
 
     created: int = 0
     loaded: int = 0
@@ -25,11 +33,13 @@ class Metrics:
     store_errors: int = 0
 
     def record_sweep(self, deleted: int, seconds: float) -> None:
+        """Count one sweep: the sessions it deleted and how long it took."""
         self.sweeps += 1
         self.swept += deleted
         self.sweep_seconds += seconds
 
     def as_dict(self) -> dict[str, float]:
+        """Every counter by name."""
         return asdict(self)
 
 
@@ -49,11 +59,24 @@ COUNTERS = (
 )
 
 
+def _missing(caller: str, package: str, extra: str) -> ImportError:
+    return ImportError(
+        f"{caller} needs {package}, which is not installed: pip install 'lazysession[{extra}]'"
+    )
+
+
 def register_prometheus(metrics: Metrics, registry: Any = None, prefix: str = "lazysession") -> Any:
     """Expose ``metrics`` as Prometheus counters (``lazysession_sessions_created_total``,
-    ...) on ``registry`` (the default registry if None). Returns the collector."""
-    from prometheus_client import REGISTRY
-    from prometheus_client.core import CounterMetricFamily
+    ...) on ``registry`` (the default registry if None). Returns the collector.
+
+    Raises:
+        ImportError: ``prometheus-client`` is not installed (``lazysession[prometheus]``).
+    """
+    try:
+        from prometheus_client import REGISTRY
+        from prometheus_client.core import CounterMetricFamily
+    except ImportError as error:
+        raise _missing("register_prometheus()", "prometheus-client", "prometheus") from error
 
     class Collector:
         def collect(self) -> Iterator[Any]:
@@ -72,8 +95,15 @@ def register_opentelemetry(
 ) -> list[Any]:
     """Expose ``metrics`` as OpenTelemetry observable counters (``lazysession.sessions.created``,
     ...) from ``meter_provider`` (the global one if None), read at each collection.
-    Needs ``opentelemetry-api``; returns the instruments."""
-    from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
+    Returns the instruments.
+
+    Raises:
+        ImportError: ``opentelemetry-api`` is not installed (``lazysession[opentelemetry]``).
+    """
+    try:
+        from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
+    except ImportError as error:
+        raise _missing("register_opentelemetry()", "opentelemetry-api", "opentelemetry") from error
 
     provider = meter_provider if meter_provider is not None else get_meter_provider()
     meter = provider.get_meter("lazysession")

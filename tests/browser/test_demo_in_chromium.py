@@ -2,7 +2,10 @@
 
 What a browser adds over an HTTP client: it decides which cookies to keep and send, it
 honours ``HttpOnly``, ``Secure``, ``SameSite`` and ``Partitioned`` itself, and its
-``fetch()`` is the one a single-page app uses for token calls.
+``fetch()`` is the one a single-page app uses for token calls. The page's own report
+(cookie carried, ``Set-Cookie`` sent, store calls, sessions held) is read as a visitor
+reads it. With ``DEMO_SCREENSHOTS=DIR`` the screenshots the README shows are written to
+DIR (``docs/images``); otherwise to a temporary folder.
 """
 
 from __future__ import annotations
@@ -93,6 +96,20 @@ def secure_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 @pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2)
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("DEMO_SCREENSHOTS")
+    return Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(ignore_https_errors=True)
     context.set_default_timeout(10_000)
@@ -105,6 +122,14 @@ def log_in(page: Page, demo: Demo, user: str = "ada") -> None:
     page.fill("input[name=user]", user)
     page.click("text=Log in")
     page.wait_for_selector("#logout")
+
+
+def report(page: Page) -> dict[str, str]:
+    """The page's account of the last request, as shown."""
+    return {
+        name: (page.text_content(f"#{name}") or "").strip()
+        for name in ("action", "cookie-in", "set-cookie", "store-calls", "sessions")
+    }
 
 
 def session_cookies(page: Page) -> list[Cookie]:
@@ -179,3 +204,63 @@ def test_over_https_the_cookie_is_secure_and_partitioned(page: Page, secure_demo
     assert cookie.get("partitionKey"), "Chromium stored the cookie unpartitioned"
     page.reload()
     assert page.text_content("#who") == "Logged in as ada."
+
+
+def test_after_logging_in_the_page_shows_what_the_request_did(page: Page, demo: Demo) -> None:
+    before = demo.sessions_in_store()
+    log_in(page, demo)
+    assert report(page) == {
+        "action": "logging in",
+        "cookie-in": "no",
+        "set-cookie": "yes",
+        "store-calls": "1",
+        "sessions": str(before + 1),
+    }
+
+
+def test_counting_shows_a_read_and_a_write_and_no_new_session(page: Page, demo: Demo) -> None:
+    log_in(page, demo)
+    held = report(page)["sessions"]
+    page.click("#count")
+    page.wait_for_selector("text=What counting did")
+    shown = report(page)
+    assert (shown["cookie-in"], shown["store-calls"], shown["sessions"]) == ("yes", "2", held)
+
+
+def test_the_bearer_button_changes_nothing(page: Page, demo: Demo) -> None:
+    page.goto(demo.url)
+    before = demo.sessions_in_store()
+    page.click("#api")
+    page.wait_for_selector("text=What the Bearer API call did")
+    assert report(page) == {
+        "action": "the Bearer API call",
+        "cookie-in": "no",
+        "set-cookie": "no",
+        "store-calls": "0",
+        "sessions": str(before),
+    }
+    assert page.context.cookies() == []
+
+
+def test_the_page_fits_a_phone_screen(phone: Page, demo: Demo, screenshots: Path) -> None:
+    log_in(phone, demo)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    phone.screenshot(path=str(screenshots / "demo-phone.png"), full_page=True)
+    assert (screenshots / "demo-phone.png").stat().st_size > 10_000
+
+
+def test_screenshots_of_a_visit_and_a_bearer_call(
+    browser: Browser, demo: Demo, screenshots: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 900, "height": 820})
+    page = context.new_page()
+    log_in(page, demo, "ada")
+    page.click("#count")
+    page.wait_for_selector("text=What counting did")
+    page.screenshot(path=str(screenshots / "demo-counting.png"), full_page=True)
+    page.click("#api")
+    page.wait_for_selector("text=What the Bearer API call did")
+    page.screenshot(path=str(screenshots / "demo-bearer.png"), full_page=True)
+    context.close()
+    for name in ("demo-counting.png", "demo-bearer.png"):
+        assert (screenshots / name).stat().st_size > 10_000

@@ -194,6 +194,14 @@ class Store(abc.ABC):
     client_side: ClassVar[bool] = False
     """True when the data travels in the cookie and the store holds nothing."""
 
+    in_process: ClassVar[bool] = False
+    """True when the sessions live in this process's memory: no other process (another
+    worker, the ``lazysession`` command) can see them."""
+
+    expires_by_itself: ClassVar[bool] = False
+    """True when the back end deletes expired sessions itself (Redis keys carry a TTL):
+    ``sweep`` has nothing to do and there is never a backlog."""
+
     @abc.abstractmethod
     async def read(self, session_id: str) -> Record | None: ...
 

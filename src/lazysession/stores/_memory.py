@@ -18,7 +18,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
@@ -44,6 +44,8 @@ text, and the expiry as the datetime a read hands back (kept, not rebuilt on eve
 class MemoryStore(Store):
     """Sessions in a dict of this process, at most ``max_entries`` of them (``None``: no
     bound, for tests that count on keeping everything)."""
+
+    in_process: ClassVar[bool] = True
 
     def __init__(
         self, *, max_entries: int | None = DEFAULT_MAX_ENTRIES, clock: Clock = utc_now

@@ -13,7 +13,7 @@ Rules:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 import redis.asyncio
@@ -110,6 +110,8 @@ class RedisStore(Store):
     """Sessions in Redis, under ``prefix``. ``url_or_client`` is a ``redis://`` URL (add
     ``cluster=True`` for a Redis Cluster) or a redis-py client or connection pool of the
     application's, sync or async, single node or cluster."""
+
+    expires_by_itself: ClassVar[bool] = True
 
     def __init__(
         self,
