@@ -281,7 +281,10 @@ def run(kind: str, browsers: int, seconds: float) -> tuple[list[object], list[st
         env = {"CHAOS_PREFIX": name}
     env.update(CHAOS_STORE_URL=url, CHAOS_TIMEOUT=str(TIMEOUT))
     try:
-        with uvicorn_serving("chaos_app:app", HERE, env, workers=2) as server:
+        # Keep-alive past the cut: a connection the server closed while a browser sat idle
+        # would fail the browser's next request in the client, not in the server.
+        keep = ("--timeout-keep-alive", "120")
+        with uvicorn_serving("chaos_app:app", HERE, env, *keep, workers=2) as server:
             base = f"http://127.0.0.1:{server}"
             httpx.post(f"{base}/write", params={"warm": "up"})  # creates the table
             found = asyncio.run(attack(base, proxy, browsers, seconds))

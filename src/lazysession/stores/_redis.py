@@ -21,7 +21,7 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.exceptions import NoScriptError, RedisError
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, seconds_of, utc_now
 from .._session import Changes
 from ._base import Merge, Record, Store, StoreErrors, SyncStore
@@ -236,14 +236,18 @@ class RedisStore(Store):
         """Carry out an operation of ``RedisOps``, command by command."""
         client = self.check_async()
         cluster = self._async_cluster
-        with _store_errors(action):
-            try:
-                key, command = next(op)
-                while True:
-                    answer = await _command_async(client, cluster, key, command)
+        try:
+            key, command = next(op)
+            while True:
+                try:
+                    with _store_errors(action):
+                        answer = await _command_async(client, cluster, key, command)
+                except StoreError as error:
+                    key, command = op.throw(error)  # the operation may know what it means
+                else:
                     key, command = op.send(answer)
-            except StopIteration as done:
-                return done.value
+        except StopIteration as done:
+            return done.value
 
     async def sweep(self) -> int:
         """Redis deletes expired sessions itself: nothing to do."""
@@ -323,13 +327,18 @@ class _SyncRedisStore(SyncStore):
     def op(self, action: str, op: Op[Any]) -> Any:
         """Carry out an operation of ``RedisOps``, command by command (blocking)."""
         client = self._store.check_sync()
-        with _store_errors(action):
-            try:
-                key, command = next(op)
-                while True:
-                    key, command = op.send(_command(client, key, command))
-            except StopIteration as done:
-                return done.value
+        try:
+            key, command = next(op)
+            while True:
+                try:
+                    with _store_errors(action):
+                        answer = _command(client, key, command)
+                except StoreError as error:
+                    key, command = op.throw(error)
+                else:
+                    key, command = op.send(answer)
+        except StopIteration as done:
+            return done.value
 
     def sweep(self) -> int:
         return 0

@@ -8,9 +8,12 @@ Rules:
   the epoch) and a field ``d:<key>`` with each session key's JSON value. Keeping keys in
   fields lets Redis merge a request's changes onto the stored copy itself.
 - Every command touches one key: atomic, and legal on a cluster (a key never crosses
-  slots). A rotation, which touches two, is two steps in an order that is safe on its
-  own: the old key first becomes a marker (a hash with ``r``, the new key) and hands back
-  its data, then the new key is created only if it does not exist. An ended session
+  slots). A rotation, which touches two, goes in steps that are each safe on their own:
+  read the old key, create the new key (only if it does not exist) with the merge, then
+  turn the old key into a marker (a hash with ``r``, the new key) if its version ``v``
+  is still the one merged from (else merge again). Once the new key exists the login has
+  succeeded: if retiring the old key fails, the old id lives on with only what it held
+  before, and the browser moves to the new one. An ended session
   leaves a marker naming nothing; a logout that finds a marker naming a successor ends
   it and leaves a marker there too, so a rotation still between its two steps cannot
   create it afterwards. Markers expire after ``RETIRED_MEMORY`` seconds.
@@ -26,7 +29,7 @@ from collections.abc import Generator, Mapping
 from typing import Any, TypeVar
 
 from .. import _json
-from .._errors import SessionTooLarge
+from .._errors import SessionTooLarge, StoreError
 from .._expiry import META_KEY, from_timestamp
 from .._session import Changes
 from ._base import RETIRED_MEMORY, Merge, Record, merge_onto
@@ -40,11 +43,13 @@ Op = Generator[tuple[str, Command], Any, T]
 
 EXPIRY = b"e"
 ROTATED = b"r"
+VERSION = b"v"
 DATA = "d:"
 _DATA_BYTES = DATA.encode()
 _META_FIELD = DATA + META_KEY
 _MEMORY_MS = RETIRED_MEMORY * 1000
 _FOLLOW = 4
+_ATTEMPTS = 5
 
 _LIVE = """
 local e = redis.call('HGET', KEYS[1], 'e')
@@ -64,8 +69,9 @@ return 1
 REPLACE = (
     _LIVE
     + """
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', v, unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
@@ -110,7 +116,8 @@ if #ARGV >= first then
 else
   redis.call('HSET', KEYS[1], 'e', ARGV[2])
 end
-local held = redis.call('HLEN', KEYS[1]) - 1
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+local held = redis.call('HLEN', KEYS[1]) - 2
 if redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 then held = held - 1 end
 if held <= 0 then
   redis.call('DEL', KEYS[1])
@@ -123,16 +130,17 @@ return 1
 """
 )
 
-# ARGV: marker TTL ms, the new key, now ms. A live session becomes a marker naming the
-# new key; its fields are handed back (0: nothing to rotate).
+# ARGV: marker TTL ms, the new key, now ms, the version merged from. A live session still
+# at that version becomes a marker naming the new key: 1; 0 if it is gone; -1 if it
+# changed meanwhile (merge again).
 RETIRE = (
     _LIVE
     + """
-local all = redis.call('HGETALL', KEYS[1])
+if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[4] then return -1 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'r', ARGV[2], 'e', tonumber(ARGV[3]) + tonumber(ARGV[1]))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return all
+return 1
 """
 )
 
@@ -250,17 +258,38 @@ class RedisOps:
         ttl = expiry_ms - now_ms
         if ttl <= 0:
             return Merge.GONE
-        new_key = self.prefix + new
-        held = yield self.prefix + old, ("eval", RETIRE, (_MEMORY_MS, new_key, now_ms))
-        if not held:
-            return Merge.GONE
-        stored = decode(_pairs(held), now_ms)
-        text = merge_onto(None if stored is None else _json.dumps(stored.data), changes).text
-        if text is None:
-            return Merge.EMPTIED
-        merged = _json.loads(text) or {}
-        done = yield new_key, ("eval", CREATE, (ttl, expiry_ms, *fields(merged)))
-        return Merge.APPLIED if done else Merge.GONE
+        old_key, new_key = self.prefix + old, self.prefix + new
+        marker = (now_ms, _MEMORY_MS)
+        created = False
+        for _ in range(_ATTEMPTS):
+            raw = yield old_key, ("hgetall", "", ())
+            stored = decode(raw, now_ms)
+            if stored is None or stored.retired:
+                if created:  # a logout won meanwhile: the new id ends too
+                    yield new_key, ("eval", BLOCK, marker)
+                return Merge.GONE
+            text = merge_onto(_json.dumps(stored.data), changes).text
+            if text is None:
+                yield old_key, ("eval", END, marker)
+                return Merge.EMPTIED
+            pairs = fields(_json.loads(text) or {})
+            if created:  # the new id is ours alone until the old one names it
+                yield new_key, ("eval", SAVE, (ttl, expiry_ms, *pairs))
+            elif (yield new_key, ("eval", CREATE, (ttl, expiry_ms, *pairs))):
+                created = True
+            else:
+                return Merge.GONE  # the new id is taken: a logout blocked it
+            version = raw.get(VERSION, b"0")
+            try:
+                retired = yield old_key, ("eval", RETIRE, (_MEMORY_MS, new_key, now_ms, version))
+            except StoreError:
+                return Merge.APPLIED  # the new id holds the session; the browser moves there
+            if retired == 1:
+                return Merge.APPLIED
+            if retired == 0:
+                yield new_key, ("eval", BLOCK, marker)
+                return Merge.GONE
+        raise StoreError("rotating a session failed: it kept changing under the rotation")
 
     def delete(self, sid: str, now_ms: int) -> Op[None]:
         successor = yield self.prefix + sid, ("eval", END, (now_ms, _MEMORY_MS))

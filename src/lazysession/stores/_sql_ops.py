@@ -15,9 +15,13 @@ Rules:
   ``max_size`` are the same on every dialect.
 - A retired id is a row holding a marker (``=>``, then the successor's key for a
   rotation: never JSON) that expires after ``RETIRED_MEMORY`` seconds; ending a session
-  turns its row into one. A rotation is one locked transaction: the old row becomes a
-  marker naming the new id, and the new row is inserted unless that id is taken (by a
-  logout's marker).
+  turns its row into one.
+- A rotation creates the new row first (unless that id is taken, by a logout's marker),
+  then turns the old row into a marker naming it, if the old row still holds what was
+  merged (else it merges again). Once the new row exists the login has succeeded: if the
+  old row's retirement then fails with the store, the old id lives on with only what it
+  held before the login, and the browser moves to the new one, so an interrupted login
+  never leaves the browser holding an id whose data moved on.
 - Statements never touch a marker but to follow it (``delete``) or let it expire.
 """
 
@@ -32,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from .. import _json
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, StoreError
 from .._session import Changes
 from ._base import RETIRED_MEMORY, Merge, Record, byte_size, merge_onto
 
@@ -43,6 +47,7 @@ Plan = Generator[tuple[sa.Executable, dict[str, Any]], Any, T]
 
 MARKER = "=>"
 _FOLLOW = 4  # rotations a logout follows, at most
+_ATTEMPTS = 5  # merges a rotation tries while other writes keep changing the old row
 _MEMORY = timedelta(seconds=RETIRED_MEMORY)
 
 
@@ -102,6 +107,8 @@ class SessionOps:
             "updated_at": sa.bindparam("now"),
         }
         self._end_if_unchanged = sa.update(table).where(live, unchanged).values(ended)
+        retired = {**ended, "data": sa.bindparam("data")}
+        self._retire_if_unchanged = sa.update(table).where(live, unchanged).values(retired)
         self._touch = (
             sa.update(table)
             .where(live, not_marker)
@@ -150,10 +157,34 @@ class SessionOps:
     def rotate(
         self, old: str, new: str, changes: Changes, now: datetime, expires_at: datetime
     ) -> Op[Merge]:
-        rotated: Merge = yield Run(
-            self._rotate_plan(old, new, changes, now, expires_at), locked=True
-        )
-        return rotated
+        ended = {"now": now, "until": now + _MEMORY}
+        created = False
+        for _ in range(_ATTEMPTS):
+            row = yield Run(self._row_plan(old, now), writes=False)
+            if row is None or row.data.startswith(MARKER):
+                if created:  # a logout won meanwhile: the new id ends too
+                    yield Run(self._one(self._end, {"sid": new, **ended}))
+                return Merge.GONE
+            merged = merge_onto(row.data, changes, row.data).text
+            if merged is None:
+                yield Run(self._one(self._end, {"sid": old, **ended}))
+                return Merge.EMPTIED
+            if created:
+                params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
+                yield Run(self._one(self._rewrite, params))
+            else:
+                insert = self.insert_new(new, merged, now, expires_at)
+                if not self._took((yield Run(self._one(insert, {})))):
+                    return Merge.GONE  # the new id is taken: a logout blocked it
+                created = True
+            retire = {"sid": old, "base": row.data, "data": MARKER + new, **ended}
+            try:
+                retired = (yield Run(self._one(self._retire_if_unchanged, retire))).rowcount
+            except StoreError:
+                return Merge.APPLIED  # the new id holds the session; the browser moves there
+            if retired:
+                return Merge.APPLIED
+        raise StoreError("rotating a session failed: it kept changing under the rotation")
 
     def delete(self, sid: str, now: datetime) -> Op[None]:
         params = {"sid": sid, "now": now, "until": now + _MEMORY}
@@ -184,21 +215,8 @@ class SessionOps:
         yield self._rewrite, {"sid": sid, "data": merged, "now": now, "expires": expires_at}
         return Merge.APPLIED
 
-    def _rotate_plan(
-        self, old: str, new: str, changes: Changes, now: datetime, expires_at: datetime
-    ) -> Plan[Merge]:
-        row = (yield self._read_locked, {"sid": old, "now": now}).first()
-        if row is None or row.data.startswith(MARKER):
-            return Merge.GONE
-        merged = merge_onto(row.data, changes, row.data).text
-        if merged is not None:
-            inserted = yield self.insert_new(new, merged, now, expires_at), {}
-            if not self._took(inserted):
-                return Merge.GONE  # the new id is taken: a logout blocked it
-        until = now + _MEMORY
-        marker = {"sid": old, "data": MARKER + new, "now": now, "expires": until}
-        yield self._rewrite, marker
-        return Merge.APPLIED if merged is not None else Merge.EMPTIED
+    def _row_plan(self, sid: str, now: datetime) -> Plan[Any]:
+        return (yield self._read, {"sid": sid, "now": now}).first()
 
     def _follow_plan(self, sid: str, now: datetime) -> Plan[None]:
         """A logout with a retired id ends the session it was rotated to (and what that

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from .. import _json
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, utc_now
 from .._session import Changes
 from ._base import Merge, Record, Store, StoreErrors, SyncStore
@@ -642,13 +642,18 @@ class SQLAlchemyStore(Store):
         """Carry out an operation of ``SessionOps``, run by run."""
         if self._threads:  # SQLite through the stdlib driver: the whole op in one thread call
             return await anyio.to_thread.run_sync(self._sync.op, action, op)
-        with _store_errors(action):
-            try:
-                run = next(op)
-                while True:
-                    run = op.send(await self._run_async(run))
-            except StopIteration as done:
-                return done.value
+        try:
+            run = next(op)
+            while True:
+                try:
+                    with _store_errors(action):
+                        result = await self._run_async(run)
+                except StoreError as error:
+                    run = op.throw(error)  # the operation may know what a failed run means
+                else:
+                    run = op.send(result)
+        except StopIteration as done:
+            return done.value
 
     async def _run_async(self, run: Run) -> Any:
         if not run.locked:
@@ -810,13 +815,18 @@ class _SyncSQLAlchemyStore(SyncStore):
 
     def op(self, action: str, op: Op[Any]) -> Any:
         """Carry out an operation of ``SessionOps``, run by run (the blocking executor)."""
-        with _store_errors(action):
-            try:
-                run = next(op)
-                while True:
-                    run = op.send(self._run(run))
-            except StopIteration as done:
-                return done.value
+        try:
+            run = next(op)
+            while True:
+                try:
+                    with _store_errors(action):
+                        result = self._run(run)
+                except StoreError as error:
+                    run = op.throw(error)
+                else:
+                    run = op.send(result)
+        except StopIteration as done:
+            return done.value
 
     def _run(self, run: Run) -> Any:
         store = self._store
