@@ -13,6 +13,10 @@ SameSite = Literal["lax", "strict", "none"]
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
 
+BROWSER_COOKIE_LIMIT = 4096
+"""Bytes of name and value a browser keeps per cookie; past it the cookie is dropped
+(RFC 6265bis asks for at least 4096, and the major browsers keep no more)."""
+
 
 def cookie_values(header: str, name: str) -> list[str]:
     """Every value sent under ``name``, in the order the browser sent them.
