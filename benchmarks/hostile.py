@@ -6,7 +6,8 @@ store (MemoryStore) and for the cookie store:
 
 - *Many same-name cookies*: a ``Cookie`` header of about 1 MB made of forged values of
   the session cookie's name, each shaped like a real one, against the same number of
-  bytes sent as one value. The median milliseconds per request over ``--rounds``.
+  bytes sent as one value, and as the most cookies of another name that fit (the parser's
+  worst case). The median milliseconds per request over ``--rounds``.
 - *Padded copies of one valid cookie*: ``--copies`` distinct copies of a valid cookie,
   each padded to ``--pad-kb`` KB with junk a lenient decoder would skip, sent one per
   request; the process's resident memory (VmRSS) before and after, and whether the
@@ -96,7 +97,12 @@ async def time_headers(rounds: int) -> list[list[object]]:
         count = HEADER_BYTES // (len(one) + 2)
         many = "; ".join(f"session={forged_like(value, n)}" for n in range(count)).encode()
         single = ("session=" + "A" * (len(many) - len("session="))).encode()
-        cases = {"forged same-name values": many, "the same bytes as one value": single}
+        tiny = b"a;" * ((len(many) - len(one)) // 2) + f"session={forged_like(value, 0)}".encode()
+        cases = {
+            "forged same-name values": many,
+            "the same bytes as one value": single,
+            "2-byte cookies of another name, then one forged": tiny,
+        }
         samples: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(rounds):
             for name, header in cases.items():

@@ -18,23 +18,80 @@ BROWSER_COOKIE_LIMIT = 4096
 (RFC 6265bis asks for at least 4096, and the major browsers keep no more)."""
 
 
-def cookie_values(header: str, name: str) -> list[str]:
-    """Every value sent under ``name``, in the order the browser sent them.
+SAME_NAME_LIMIT = 4
+"""Values of the session cookie's name a request may offer; the rest are never looked at.
 
-    Browsers send the cookie with the most specific path first, and several cookies may
-    share a name (other paths, parent domains); the caller tries each in turn.
+A browser holds several cookies of one name only when a site set them for different
+paths or for a parent domain as well, and sends the one of the most specific path first
+(then the oldest): the first few are the ones that can matter. Past them, each value
+would cost a signature check, so a header of forged values could buy that many HMACs."""
+
+_SPLIT_UP_TO = 1024
+"""Headers up to this size are split in Python (the fastest way for the usual few
+cookies); longer ones are searched with a compiled pattern, which steps over cookies of
+other names without a Python step for each."""
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """The values sent under ``name``, in the order the browser sent them, at most
+    ``SAME_NAME_LIMIT`` (the first ones): the caller tries each in turn.
+
+    A cookie is ``name=value`` between semicolons, with spaces or tabs allowed around the
+    name and the value; double quotes around a value are removed. The cost is linear in
+    the header's length, however many cookies it holds.
     """
     if name not in header:
         return []
-    values = []
+    if len(header) <= _SPLIT_UP_TO:
+        return _split_values(header, name)
+    return _searched_values(header, name)
+
+
+def _split_values(header: str, name: str) -> list[str]:
+    values: list[str] = []
     for chunk in header.split(";"):
         key, sep, value = chunk.partition("=")
-        if sep and key.strip() == name:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            values.append(value)
+        if sep and key.strip(" \t") == name:
+            values.append(_unquoted(value))
+            if len(values) == SAME_NAME_LIMIT:
+                break
     return values
+
+
+_patterns: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
+
+
+def _searched_values(header: str, name: str) -> list[str]:
+    found = _patterns.get(name)
+    if found is None:
+        cookie = f"[ \\t]*{re.escape(name)}[ \\t]*="
+        found = _patterns[name] = (re.compile(cookie), re.compile(";" + cookie))
+    first, later = found
+    values: list[str] = []
+    end = 0
+    match = first.match(header)
+    if match is not None:
+        end = _value_end(header, match.end())
+        values.append(_unquoted(header[match.end() : end]))
+    while len(values) < SAME_NAME_LIMIT:
+        match = later.search(header, end)
+        if match is None:
+            break
+        end = _value_end(header, match.end())
+        values.append(_unquoted(header[match.end() : end]))
+    return values
+
+
+def _value_end(header: str, start: int) -> int:
+    end = header.find(";", start)
+    return len(header) if end < 0 else end
+
+
+def _unquoted(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value
 
 
 @dataclass(frozen=True, slots=True)

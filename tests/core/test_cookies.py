@@ -7,7 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lazysession import ConfigurationError, CookieSettings
-from lazysession._cookies import cookie_values
+from lazysession._cookies import (
+    SAME_NAME_LIMIT,
+    _searched_values,
+    _split_values,
+    cookie_values,
+)
 
 
 def test_finds_the_named_cookie_among_others() -> None:
@@ -34,6 +39,25 @@ def test_a_value_may_contain_equals_signs() -> None:
 def test_any_header_text_parses_without_error(header: str) -> None:
     for value in cookie_values(header, "session"):
         assert ";" not in value
+
+
+def test_only_the_first_values_of_one_name_are_returned() -> None:
+    header = "; ".join(f"session=v{n}" for n in range(1000))
+    expected = [f"v{n}" for n in range(SAME_NAME_LIMIT)]
+    assert cookie_values(header, "session") == expected
+    assert cookie_values(header[:200], "session") == expected
+
+
+def test_spaces_and_tabs_around_names_and_values_are_ignored() -> None:
+    assert cookie_values("a=1;\t session \t= abc ;b=2", "session") == ["abc"]
+
+
+cookie_text = st.text(alphabet=st.sampled_from(' \t;="sesionx\xe9a'), max_size=400)
+
+
+@given(cookie_text, st.sampled_from(["session", "s", "x"]))
+def test_short_and_long_headers_are_read_alike(header: str, name: str) -> None:
+    assert _split_values(header, name) == _searched_values(header, name)
 
 
 def test_renders_starlettes_attributes() -> None:
