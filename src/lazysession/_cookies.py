@@ -1,4 +1,12 @@
-"""Reading the ``Cookie`` header and writing ``Set-Cookie``, the way browsers do."""
+"""Reading the ``Cookie`` header and writing ``Set-Cookie``, the way browsers do.
+
+Rules:
+- A request offers at most ``SAME_NAME_LIMIT`` values of the cookie's name (the first it
+  sent), and reading a header costs time linear in its length.
+- Settings a browser would refuse (RFC 6265bis: cookie name prefixes, attribute syntax;
+  ``SameSite=None`` and ``Partitioned`` only with ``Secure``) fail when they are built,
+  naming the rule: a browser drops such a cookie silently, so no session would ever last.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,10 @@ from ._errors import ConfigurationError
 SameSite = Literal["lax", "strict", "none"]
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+"""RFC 6265bis ``av-octet``: printable ASCII and space, but no ';'."""
+ATTRIBUTE_LIMIT = 1024
+"""Bytes of an attribute value past which a browser ignores the attribute (RFC 6265bis)."""
 _EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -116,12 +128,62 @@ class CookieSettings:
             raise ConfigurationError(
                 f"same_site={self.same_site!r}: expected 'lax', 'strict' or 'none'"
             )
-        for attr in (self.path, self.domain or ""):
-            if any(c in attr for c in ";\r\n"):
-                raise ConfigurationError(f"cookie attribute {attr!r} contains ';' or a newline")
         if self.max_age is not None and not isinstance(self.max_age, int):
             raise ConfigurationError("max_age must be a whole number of seconds, or None")
+        broken = self.broken_rule()
+        if broken is not None:
+            raise ConfigurationError(broken)
         object.__setattr__(self, "_attributes", self._render_attributes())
+
+    def broken_rule(self) -> str | None:
+        """The browser rule these settings break, in words; None when a browser keeps the
+        cookie. (Secure is ``https_only=True`` on the middleware, ``SESSION_COOKIE_SECURE``
+        in Flask.)"""
+        for name, value in (("path", self.path), ("domain", self.domain)):
+            if value is None:
+                continue
+            if not _ATTRIBUTE_VALUE.fullmatch(value):
+                hint = (
+                    " (give an internationalised domain in its xn-- form)"
+                    if name == "domain"
+                    else ""
+                )
+                return (
+                    f"{name}={value!r}: a cookie's {name} may hold only printable ASCII "
+                    f"other than ';'{hint} (RFC 6265bis, cookie attributes)"
+                )
+            if len(value) > ATTRIBUTE_LIMIT:
+                return (
+                    f"{name} is {len(value)} bytes: browsers ignore a cookie attribute over "
+                    f"{ATTRIBUTE_LIMIT} bytes (RFC 6265bis)"
+                )
+        if not self.path.startswith("/"):
+            return (
+                f"path={self.path!r}: a cookie path must start with '/', or browsers use "
+                "the request's directory instead (RFC 6265bis, the Path attribute)"
+            )
+        prefix = self.name[:9].lower()
+        insecure = "needs Secure (https_only=True), or browsers drop the cookie"
+        if prefix.startswith("__host-"):
+            if not self.secure:
+                return f"a __Host- cookie name ({self.name!r}) {insecure} (RFC 6265bis)"
+            if self.domain is not None:
+                return (
+                    f"a __Host- cookie name ({self.name!r}) allows no Domain attribute "
+                    "(domain=None), or browsers drop the cookie (RFC 6265bis)"
+                )
+            if self.path != "/":
+                return (
+                    f"a __Host- cookie name ({self.name!r}) needs path='/', or browsers "
+                    "drop the cookie (RFC 6265bis)"
+                )
+        if prefix == "__secure-" and not self.secure:
+            return f"a __Secure- cookie name ({self.name!r}) {insecure} (RFC 6265bis)"
+        if self.same_site == "none" and not self.secure:
+            return f"SameSite=None {insecure} (RFC 6265bis)"
+        if self.partitioned and not self.secure:
+            return f"a Partitioned cookie {insecure} (CHIPS)"
+        return None
 
     def _render_attributes(self) -> str:
         parts = [f"path={self.path}"]

@@ -25,7 +25,7 @@ import itsdangerous
 
 from . import _json
 from ._cookies import BROWSER_COOKIE_LIMIT
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, logger
 from ._expiry import Clock, utc_now
 
 ID_BYTES = 32  # 256 bits from the operating system's CSPRNG
@@ -47,10 +47,15 @@ _SIGNED_DATA = re.compile(
 )
 
 
+SHORT_KEY = 32
+"""Bytes below which a secret key is too easy to guess: it is used, with a warning."""
+
+
 class SecretKeys:
     """One or more secret keys: the first signs, every one verifies (key rotation).
 
-    Kept out of ``repr`` so keys do not end up in logs or tracebacks.
+    Kept out of ``repr`` so keys do not end up in logs or tracebacks. Keys shorter than
+    ``SHORT_KEY`` bytes log one warning (not an error: tests and demos use short keys).
     """
 
     __slots__ = ("_keys",)
@@ -66,6 +71,22 @@ class SecretKeys:
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         self._keys = tuple(keys)
+        short = sum(len(key.encode("utf-8")) < SHORT_KEY for key in keys)
+        if short:
+            which = (
+                "secret_key is"
+                if len(keys) == 1
+                else f"{short} of the {len(keys)} secret keys are"
+                if short > 1
+                else f"1 of the {len(keys)} secret keys is"
+            )
+            logger.warning(
+                "lazysession: %s shorter than %d bytes, which makes signatures easier to "
+                "guess; use random keys of 32 bytes or more, e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+                which,
+                SHORT_KEY,
+            )
 
     def for_itsdangerous(self) -> list[str]:
         """itsdangerous signs with the *last* key of its list; ours signs with the first."""
