@@ -12,9 +12,12 @@ from tests.helpers import SECRET
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """``/write`` sets ``user``; every path answers with the session as JSON."""
+    """``/write`` sets ``user``, ``/add`` sets ``n``; every path answers with the session
+    as JSON."""
     if scope["path"] == "/write":
         scope["session"]["user"] = "ada"
+    elif scope["path"] == "/add":
+        scope["session"]["n"] = 1
     body = json.dumps(dict(scope["session"])).encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
