@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lazysession._signing import IdSigner, SecretKeys
-from tests.helpers import SECRET, RecordingStore, client, make_app
+from tests.helpers import SECRET, Clock, RecordingStore, client, make_app
 from tests.security.cookies import MUTATIONS, SIGNED_ID, cookie, set_cookie_value, store_of
 
 pytestmark = pytest.mark.anyio
@@ -43,10 +43,13 @@ async def test_a_valid_cookie_with_bytes_added_or_altered_loads_nothing(
 async def test_set_cookie_never_echoes_the_bytes_a_client_sent(
     mutate: Callable[[str], str],
 ) -> None:
-    async with client(make_app(store=RecordingStore())) as http:
+    clock = Clock()
+    app = make_app(store=RecordingStore(clock=clock), clock=clock, idle_timeout=600)
+    async with client(app) as http:
         await http.get("/write", params={"user": "ada"})
         bent = mutate(http.cookies["session"])
         http.cookies.clear()
+        clock.advance(400)  # were the bent value taken, its cookie would be sent again
         response = await http.get("/write", params={"n": "1"}, headers=cookie(bent))
     sent = set_cookie_value(response.headers["set-cookie"])
     assert sent != bent
@@ -71,13 +74,15 @@ async def test_a_value_signed_with_a_retired_key_is_canonical_too(
     assert store.calls == {}
 
 
-async def test_a_returning_browser_gets_back_exactly_the_value_it_was_sent() -> None:
-    keys = SecretKeys(SECRET)
-    async with client(make_app(store=RecordingStore())) as http:
+async def test_a_cookie_sent_again_is_exactly_the_value_the_server_signed() -> None:
+    clock = Clock()
+    app = make_app(store=RecordingStore(clock=clock), clock=clock, idle_timeout=600)
+    async with client(app) as http:
         await http.get("/write", params={"user": "ada"})
         good = http.cookies["session"]
+        clock.advance(400)  # past touch_after: the cookie's expiry must move
         response = await http.get("/write", params={"n": "2"})
     sent = set_cookie_value(response.headers["set-cookie"])
-    signer = IdSigner(keys)
+    signer = IdSigner(SecretKeys(SECRET))
     session_id = signer.unsign(sent)
     assert session_id is not None and signer.sign(session_id) == sent == good
