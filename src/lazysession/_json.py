@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,7 +53,9 @@ def dumps(data: Mapping[str, Any]) -> str:
         text = _encode(data)
     except (TypeError, ValueError, RecursionError):
         raise _not_serializable(data) from None
-    if not (text.isascii() or _is_utf8(text)) or not _str_keys(data):
+    if not (text.isascii() or _is_utf8(text)):
+        raise _not_serializable(data)
+    if _CONVERTED_KEY.search(text) is not None and not _str_keys(data):
         raise _not_serializable(data)
     return text
 
@@ -74,6 +77,12 @@ def _is_utf8(text: str) -> bool:
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+
+_CONVERTED_KEY = re.compile(r'[{,]"(?:-?[0-9][0-9.e+-]*|true|false|null)":')
+"""An object key as the encoder writes one it converted (an int, float, bool or None key).
+Keys are the only strings the compact encoding puts right after '{' or ',' and before
+':' (quotes inside strings are escaped), so text without a match had only str keys; a
+match may be a str key such as "1", which the walk over the data then tells apart."""
 
 
 def _str_keys(data: Mapping[Any, Any]) -> bool:

@@ -152,3 +152,9 @@ def test_a_session_is_either_refused_or_read_back_exactly(data: dict[Any, Any]) 
         return
     text.encode("utf-8")
     assert _json.loads(text) == data
+
+
+@pytest.mark.parametrize("key", ["1", "-2.5", "true", "false", "null", "1e+16"])
+def test_str_keys_that_read_like_numbers_or_constants_are_kept(key: str) -> None:
+    data = {key: 1, "nested": {key: [{key: None}]}}
+    assert _json.loads(_json.dumps(data)) == data
