@@ -191,10 +191,44 @@ def _error_code(error: BaseException) -> str | None:
     elif isinstance(first, int) and not isinstance(first, bool):  # MySQL and MariaDB drivers
         codes.append(f"error {first}")
     elif isinstance(first, str) and type(error).__module__.startswith("redis"):
-        word = first.split(" ", 1)[0]  # a Redis error reply starts with its code
-        if _ERROR_WORD.fullmatch(word):
-            codes.append(word)
+        if first in _FIXED_REDIS_MESSAGES:
+            codes.append(first)
+        else:
+            word = first.split(" ", 1)[0]  # a Redis error reply starts with its code
+            if word in _REDIS_CODES:
+                codes.append(word)
     return ", ".join(codes) or None
+
+
+_REDIS_CODES = frozenset(
+    [
+        "ASK",
+        "BUSY",
+        "BUSYKEY",
+        "CLUSTERDOWN",
+        "CROSSSLOT",
+        "EXECABORT",
+        "LOADING",
+        "MASTERDOWN",
+        "MISCONF",
+        "MOVED",
+        "NOAUTH",
+        "NOPERM",
+        "NOPROTO",
+        "NOREPLICAS",
+        "NOSCRIPT",
+        "NOTBUSY",
+        "OOM",
+        "READONLY",
+        "TRYAGAIN",
+        "UNBLOCKED",
+        "WRONGPASS",
+        "WRONGTYPE",
+    ]
+)
+"""The error codes Redis starts its replies with (redis-py strips a plain ``ERR``)."""
+_FIXED_REDIS_MESSAGES = frozenset(("DB index is out of range", "invalid DB index"))
+"""Whole Redis error messages that carry nothing of a request, kept as they are."""
 
 
 class SyncStore(abc.ABC):
