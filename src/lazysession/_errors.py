@@ -16,14 +16,23 @@ class ConfigurationError(LazySessionError, ValueError):
 
 
 class SessionNotSerializable(LazySessionError, TypeError):
-    """A session value cannot be stored as JSON; nothing was written."""
+    """A session key or value cannot be stored as JSON; nothing was written.
 
-    def __init__(self, key: str, value: object) -> None:
+    ``key`` is the session's key at fault (itself, when it is not a ``str``). The message
+    names the key and the kind of value, never the value itself."""
+
+    def __init__(self, key: object, value: object, why: str | None = None) -> None:
         self.key = key
-        super().__init__(
-            f"session[{key!r}] holds a {type(value).__name__}, which is not JSON-serialisable; "
-            "the stored session was left unchanged"
-        )
+        if why is None:
+            why = f"holds a {type(value).__name__}, which is not JSON-serialisable"
+        super().__init__(f"session[{_shown(key)}] {why}; the stored session was left unchanged")
+
+
+def _shown(key: object) -> str:
+    try:
+        return repr(key)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        return f"<{type(key).__name__} too long to show>"
 
 
 class SessionTooLarge(LazySessionError, ValueError):

@@ -1,6 +1,14 @@
 """Signed cookie values: random session ids, or the whole session (cookie mode).
 
-Verification goes through itsdangerous, which compares signatures in constant time.
+Rules:
+- Exactly one byte string verifies for a given signed value: the one ``sign`` returns.
+  itsdangerous decodes signatures leniently (it skips bytes outside the base64 alphabet,
+  ignores the unused bits of the last character, tolerates extra padding), so every value
+  is first checked against the exact shape and length we produce, before any HMAC.
+- Verification goes through itsdangerous, which compares signatures in constant time.
+- Values that verified are remembered, so a returning browser skips the HMAC; only
+  canonical values that verified can enter, and the memory is bounded in entries and in
+  bytes. A forged or bent value is never remembered and always pays the full check.
 """
 
 from __future__ import annotations
@@ -16,18 +24,38 @@ from typing import Any
 import itsdangerous
 
 from . import _json
-from ._errors import ConfigurationError
+from ._cookies import BROWSER_COOKIE_LIMIT
+from ._errors import ConfigurationError, logger
 from ._expiry import Clock, utc_now
 
 ID_BYTES = 32  # 256 bits from the operating system's CSPRNG
-_ID_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _ID_SALT = b"lazysession.session-id"
+
+# Canonical unpadded URL-safe base64: 32 bytes are 43 characters and 20 (an HMAC-SHA1)
+# are 27; in both the last character carries 4 bits and 2 unused ones, which must be 0.
+_B64 = "[A-Za-z0-9_-]"
+_LAST = "[AEIMQUYcgkosw048]"
+_SIGNATURE = f"{_B64}{{26}}{_LAST}"
+_SIGNED_ID = re.compile(f"{_B64}{{42}}{_LAST}\\.{_SIGNATURE}")
+SIGNED_ID_LENGTH = 43 + 1 + 27
+# Starlette's format: standard base64 of the JSON (padded), "." the timestamp, "." the
+# signature. The first two are signed byte for byte, so only the signature's shape matters
+# for canonicity; the whole is checked so nothing else reaches a decoder.
+_SIGNED_DATA = re.compile(
+    f"(?:[A-Za-z0-9+/]{{4}})*(?:[A-Za-z0-9+/]{{2}}==|[A-Za-z0-9+/]{{3}}=)?"
+    f"\\.{_B64}{{1,11}}\\.{_SIGNATURE}"
+)
+
+
+SHORT_KEY = 32
+"""Bytes below which a secret key is too easy to guess: it is used, with a warning."""
 
 
 class SecretKeys:
     """One or more secret keys: the first signs, every one verifies (key rotation).
 
-    Kept out of ``repr`` so keys do not end up in logs or tracebacks.
+    Kept out of ``repr`` so keys do not end up in logs or tracebacks. Keys shorter than
+    ``SHORT_KEY`` bytes log one warning (not an error: tests and demos use short keys).
     """
 
     __slots__ = ("_keys",)
@@ -43,6 +71,22 @@ class SecretKeys:
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         self._keys = tuple(keys)
+        short = sum(len(key.encode("utf-8")) < SHORT_KEY for key in keys)
+        if short:
+            which = (
+                "secret_key is"
+                if len(keys) == 1
+                else f"{short} of the {len(keys)} secret keys are"
+                if short > 1
+                else f"1 of the {len(keys)} secret keys is"
+            )
+            logger.warning(
+                "lazysession: %s shorter than %d bytes, which makes signatures easier to "
+                "guess; use random keys of 32 bytes or more, e.g. from "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+                which,
+                SHORT_KEY,
+            )
 
     def for_itsdangerous(self) -> list[str]:
         """itsdangerous signs with the *last* key of its list; ours signs with the first."""
@@ -99,21 +143,38 @@ class _CachedKeySigner(itsdangerous.Signer):
 
 
 VERIFIED_CACHE_SIZE = 4096
+"""Cookie values each signer remembers at most."""
+VERIFIED_CACHE_BYTES = 1024 * 1024
+"""Characters of cookie values each signer remembers at most. (What a value verified to is
+smaller than the value: an id and its hash, or the cookie's decoded JSON.)"""
 
 
 class _Verified(dict[str, Any]):
-    """Cookie values that verified, most recent last, at most ``VERIFIED_CACHE_SIZE``.
+    """Cookie values that verified, oldest first, within ``VERIFIED_CACHE_SIZE`` entries
+    and ``VERIFIED_CACHE_BYTES`` characters: the oldest are forgotten first.
 
     A value that verified once verifies again under the same keys, so a returning browser
-    skips the HMAC. Only successes are kept: a forged value can never enter, and each one
-    still costs a full check."""
+    skips the HMAC. Only canonical values that verified are kept (the signers check before
+    they remember): a forged or padded value can never enter, so it can neither grow the
+    process nor push out a browser's entry, and each one still costs a full check."""
 
-    __slots__ = ()
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+        """Characters of the values held."""
 
     def remember(self, value: str, result: Any) -> None:
-        if len(self) >= VERIFIED_CACHE_SIZE:
-            del self[next(iter(self))]
+        size = len(value)
+        while self and (
+            len(self) >= VERIFIED_CACHE_SIZE or self.held + size > VERIFIED_CACHE_BYTES
+        ):
+            oldest = next(iter(self))
+            del self[oldest]
+            self.held -= len(oldest)
         self[value] = result
+        self.held += size
 
 
 class IdSigner:
@@ -135,15 +196,21 @@ class IdSigner:
 
     def verify(self, value: str) -> tuple[str, bool, str] | None:
         """The id, whether it was signed with the current key (else re-sign it), and its
-        store key (hashed once per browser, not once per request)."""
+        store key (hashed once per browser, not once per request). None unless ``value``
+        is, byte for byte, what ``sign`` returned (with this key or a retired one)."""
+        if len(value) != SIGNED_ID_LENGTH:
+            return None
         found: tuple[str, bool, str] | None = self._verified.get(value)
         if found is None:
+            if _SIGNED_ID.fullmatch(value) is None:
+                return None
             found = self._verify(value)
             if found is not None:
                 self._verified.remember(value, found)
         return found
 
     def _verify(self, value: str) -> tuple[str, bool, str] | None:
+        """``value`` has the canonical shape: check its signature."""
         current = True
         try:
             raw = self._signer.unsign(value)
@@ -155,12 +222,7 @@ class IdSigner:
             except itsdangerous.BadSignature:
                 return None
             current = False
-        try:
-            session_id = raw.decode("ascii")
-        except UnicodeError:
-            return None
-        if not _ID_SHAPE.match(session_id):
-            return None
+        session_id = raw.decode("ascii")  # the shape check let only base64 through
         return session_id, current, store_key(session_id)
 
 
@@ -173,7 +235,8 @@ class _ClockedTimestampSigner(itsdangerous.TimestampSigner, _CachedKeySigner):
 
 class DataSigner:
     """Signs a whole session into the cookie, in the format of Starlette's middleware,
-    so swapping the middleware keeps every existing session valid."""
+    so swapping the middleware keeps every existing session valid. A value longer than
+    a browser keeps (``BROWSER_COOKIE_LIMIT``) is never one we sent, and is not read."""
 
     __slots__ = ("_signer", "_verified")
 
@@ -187,9 +250,15 @@ class DataSigner:
         return self._signer.sign(payload).decode("ascii")
 
     def unsign(self, value: str) -> tuple[dict[str, Any], float] | None:
-        """The session in the cookie and when it was signed (its last write or touch)."""
+        """The session in the cookie and when it was signed (its last write or touch);
+        None unless ``value`` is, byte for byte, what ``sign`` returned under one of the
+        keys."""
+        if len(value) > BROWSER_COOKIE_LIMIT:
+            return None
         verified: tuple[bytes, float] | None = self._verified.get(value)
         if verified is None:
+            if _SIGNED_DATA.fullmatch(value) is None:
+                return None
             try:
                 payload, signed_at = self._signer.unsign(value, return_timestamp=True)
                 verified = (base64.b64decode(payload, validate=True), signed_at.timestamp())

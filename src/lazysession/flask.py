@@ -321,16 +321,18 @@ class LazySessionInterface(SessionInterface):
         window = _lifetime_seconds(lifetime)
         if self.idle_timeout is not None:
             window = min(window, self.idle_timeout)
+        flask_same_site = _same_site(same_site)
         cookie = FlaskCookie(
             name=name,
             path=path,
             domain=domain,
             max_age=window,
-            same_site="lax",  # the attribute itself comes from flask_same_site
+            # the attribute itself comes from flask_same_site; this one is checked
+            same_site="none" if flask_same_site == "None" else "lax",
             secure=bool(secure),
             partitioned=bool(partitioned),
             httponly=bool(httponly),
-            flask_same_site=_same_site(same_site),
+            flask_same_site=flask_same_site,
             seconds=seconds_of(self.clock),
         )
         lifetimes = Lifetimes(

@@ -72,3 +72,89 @@ def test_non_finite_floats_are_not_serialisable(value: float) -> None:
 def test_an_object_json_cannot_hold_is_named_in_the_error() -> None:
     with pytest.raises(SessionNotSerializable, match="'when'"):
         _json.dumps({"fine": [1, 2], "when": object()})
+
+
+HUGE = 10**5000  # past sys.get_int_max_str_digits() (4300 by default)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"name": "\ud800"}, "'name'"),
+        ({"ok": 1, "\udfff": 1}, r"'\\udfff'"),
+        ({"a": [{"b": "x\udc80"}]}, "'a'"),
+        ({"n": HUGE}, "'n'"),
+        ({HUGE: 1}, "int too long to show"),
+        ({True: 1}, r"\[True\]"),
+        ({1: 1}, r"\[1\]"),
+        ({None: 1}, r"\[None\]"),
+        ({1.5: 1}, r"\[1.5\]"),
+        ({"a": {"ok": {2: "x"}}}, "'a'"),
+        ({"a": [1, {False: 0}]}, "'a'"),
+    ],
+    ids=[
+        "lone surrogate value",
+        "lone surrogate key",
+        "lone surrogate deep",
+        "int too long",
+        "int key too long",
+        "bool key",
+        "int key",
+        "None key",
+        "float key",
+        "int key nested",
+        "bool key in a list",
+    ],
+)
+def test_what_json_cannot_hold_exactly_is_refused_naming_the_key(
+    data: dict[Any, Any], named: str
+) -> None:
+    with pytest.raises(SessionNotSerializable, match=named):
+        _json.dumps(data)
+
+
+def test_the_error_names_the_kind_of_value_but_never_the_value() -> None:
+    with pytest.raises(SessionNotSerializable) as raised:
+        _json.dumps({"token": "secret-\ud800-value"})
+    assert "secret" not in str(raised.value)
+    assert raised.value.key == "token"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\ud800", HUGE, {1: "x"}, [{"a": {True: 1}}]],
+    ids=["surrogate", "huge", "int key", "nested"],
+)
+def test_one_value_that_json_cannot_hold_is_refused_naming_the_key(value: Any) -> None:
+    with pytest.raises(SessionNotSerializable, match="'field'"):
+        _json.dumps_value("field", value)
+
+
+any_keys = st.one_of(
+    st.text(st.characters(exclude_categories=())), st.integers(), st.booleans(), st.none()
+)
+anything = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(st.characters(exclude_categories=())),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_keys, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(any_keys, anything, max_size=4))
+def test_a_session_is_either_refused_or_read_back_exactly(data: dict[Any, Any]) -> None:
+    try:
+        text = _json.dumps(data)
+    except SessionNotSerializable:
+        return
+    text.encode("utf-8")
+    assert _json.loads(text) == data
+
+
+@pytest.mark.parametrize("key", ["1", "-2.5", "true", "false", "null", "1e+16"])
+def test_str_keys_that_read_like_numbers_or_constants_are_kept(key: str) -> None:
+    data = {key: 1, "nested": {key: [{key: None}]}}
+    assert _json.loads(_json.dumps(data)) == data

@@ -5,16 +5,30 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import itsdangerous
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lazysession import ConfigurationError
+from lazysession import ConfigurationError, _signing
 from lazysession._signing import DataSigner, IdSigner, SecretKeys, new_session_id, store_key
+from tests.security.cookies import MUTATIONS
 
 KEYS = SecretKeys("k" * 32)
+ROTATED = SecretKeys(["n" * 32, "k" * 32])
+
+
+def _edited(value: str, at: int, removed: int, inserted: str) -> str:
+    at = at % (len(value) + 1)
+    return value[:at] + inserted + value[at + removed :]
+
+
+# Inserted text favours what lenient decoders skip (not base64) or pad with.
+SKIPPED_OR_PADDING = ' \t!"(),;=<>*?[]{}\xe9\x00\u0100.~+/AQgw'
+inserted = st.text(alphabet=st.sampled_from(SKIPPED_OR_PADDING), max_size=8)
+edits = st.tuples(st.integers(0, 10_000), st.integers(0, 3), inserted | st.text(max_size=8))
 
 
 def test_session_ids_carry_256_bits_and_never_repeat() -> None:
@@ -126,3 +140,55 @@ def test_remembered_cookie_data_is_decoded_afresh_each_time() -> None:
     again = signer.unsign(value)
     assert again is not None
     assert again[0] == {"cart": [1]}
+
+
+@pytest.mark.parametrize("mutate", MUTATIONS.values(), ids=MUTATIONS.keys())
+@pytest.mark.parametrize("keys", [KEYS, ROTATED], ids=["current key", "retired key"])
+def test_a_signed_id_verifies_only_byte_for_byte(mutate: Any, keys: SecretKeys) -> None:
+    value = IdSigner(KEYS).sign(new_session_id())
+    signer = IdSigner(keys)
+    assert signer.verify(value) is not None
+    assert signer.verify(mutate(value)) is None
+
+
+@pytest.mark.parametrize("mutate", MUTATIONS.values(), ids=MUTATIONS.keys())
+@pytest.mark.parametrize("keys", [KEYS, ROTATED], ids=["current key", "retired key"])
+def test_signed_data_verifies_only_byte_for_byte(mutate: Any, keys: SecretKeys) -> None:
+    value = DataSigner(KEYS).sign('{"user":"ada"}')
+    signer = DataSigner(keys)
+    assert signer.unsign(value) is not None
+    assert signer.unsign(mutate(value)) is None
+
+
+@given(edits)
+def test_any_edit_of_a_signed_id_fails_to_verify(edit: tuple[int, int, str]) -> None:
+    signer = IdSigner(KEYS)
+    value = signer.sign(new_session_id())
+    edited = _edited(value, *edit)
+    assert (signer.verify(edited) is not None) == (edited == value)
+
+
+@given(edits)
+def test_any_edit_of_signed_data_fails_to_verify(edit: tuple[int, int, str]) -> None:
+    signer = DataSigner(KEYS)
+    value = signer.sign('{"cart":[1,2,3]}')
+    edited = _edited(value, *edit)
+    assert (signer.unsign(edited) is not None) == (edited == value)
+
+
+def test_cookie_data_longer_than_a_browser_keeps_is_not_read() -> None:
+    signer = itsdangerous.TimestampSigner(KEYS.for_itsdangerous())
+    payload = base64.b64encode(json.dumps({"a": "x" * 4000}).encode())
+    value = signer.sign(payload).decode()
+    assert len(value) > 4096
+    assert DataSigner(KEYS).unsign(value) is None
+
+
+def test_the_memory_of_verified_cookie_data_is_bounded_in_bytes() -> None:
+    signer = DataSigner(KEYS)
+    for n in range(600):
+        value = signer.sign(json.dumps({"n": n, "pad": "x" * 2900}))
+        assert signer.unsign(value) is not None
+    held = sum(len(value) for value in signer._verified)
+    assert held == signer._verified.held <= _signing.VERIFIED_CACHE_BYTES
+    assert len(signer._verified) < 600

@@ -5,20 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
+from .._cookies import BROWSER_COOKIE_LIMIT
 from .._errors import ConfigurationError, SessionTooLarge
 from .._session import Changes
 from ._base import Merge, Record, Store, SyncStore
 
-BROWSER_COOKIE_LIMIT = 4096
-"""Bytes of name and value a browser keeps per cookie; past it the cookie is dropped."""
+__all__ = ["BROWSER_COOKIE_LIMIT", "CookieStore"]
 
 
 class CookieStore(Store):
     """Keeps nothing server side: the middleware signs the session into the cookie.
 
     So there is nothing to read, save, rotate, touch, delete or sweep here: those calls are
-    no-ops and ``count`` is 0. A session whose cookie would pass ``max_cookie_size`` raises
-    :class:`~lazysession.SessionTooLarge` instead of being silently dropped by the browser.
+    no-ops and ``count`` is 0. A session whose cookie would pass ``max_cookie_size`` (at
+    most the 4096 bytes a browser keeps) raises :class:`~lazysession.SessionTooLarge`
+    instead of being silently dropped by the browser.
+
+    It cannot revoke a cookie: ``invalidate()`` expires the browser's copy, but a copy
+    taken earlier (a stolen cookie) stays valid until its ``max_age`` has passed. A
+    server-side store deletes the session itself, so every copy of its cookie stops working.
     """
 
     client_side: ClassVar[bool] = True
@@ -26,6 +31,11 @@ class CookieStore(Store):
     def __init__(self, *, max_cookie_size: int = BROWSER_COOKIE_LIMIT) -> None:
         if max_cookie_size < 64:
             raise ConfigurationError("max_cookie_size must leave room for a signed session")
+        if max_cookie_size > BROWSER_COOKIE_LIMIT:
+            raise ConfigurationError(
+                f"max_cookie_size={max_cookie_size}: browsers drop cookies over "
+                f"{BROWSER_COOKIE_LIMIT} bytes of name and value, so none would come back"
+            )
         self.max_cookie_size = max_cookie_size
         self._sync = _SyncCookieStore()
 

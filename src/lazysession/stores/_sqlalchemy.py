@@ -300,17 +300,20 @@ def _engine_defaults(url: URL) -> dict[str, Any]:
     Autocommit by default: most of the store's work is one statement, and switching a
     pooled connection's isolation level on every checkout cost more than the query (a
     SQLite read: 106 µs against 40 µs); the few transactions ask for theirs.
+    Statement parameters are session data and hashed ids: SQLAlchemy keeps them out of
+    its log and its error messages (``hide_parameters``).
     """
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if not database or database == ":memory:" or "mode=memory" in database:
             # one shared in-memory connection; no pool to size
-            return {"isolation_level": "AUTOCOMMIT"}
+            return {"isolation_level": "AUTOCOMMIT", "hide_parameters": True}
         return {
             "pool_size": 20,
             "max_overflow": 10,
             "pool_timeout": 10,
             "isolation_level": "AUTOCOMMIT",
+            "hide_parameters": True,
         }
     driver = url.get_driver_name()
     connect_args: dict[str, Any] = {
@@ -327,6 +330,7 @@ def _engine_defaults(url: URL) -> dict[str, Any]:
         "pool_timeout": 10,
         "connect_args": connect_args,
         "isolation_level": "AUTOCOMMIT",
+        "hide_parameters": True,
     }
 
 
