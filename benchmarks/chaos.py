@@ -88,6 +88,8 @@ class Browser:
     """The cookies held before each logout: none may read the user's data again."""
     held: list[str] = field(default_factory=list)
     serial: int = 0
+    trace: list[str] = field(default_factory=list)
+    """What this browser sent and got, for ``--explain``."""
 
     async def send(self, method: str, path: str, **params: str) -> int:
         started = time.perf_counter()
@@ -100,6 +102,9 @@ class Browser:
             return 599
         self.tally.count(response.status_code, time.perf_counter() - started)
         status = response.status_code
+        sent = response.request.headers.get("cookie", "")[8:16] or "-"
+        got = response.headers.get("set-cookie", "")[8:16] or "-"
+        self.trace.append(f"{path} {status} {sent}>{got}")
         if status >= 500 and status != 503 and len(self.tally.samples) < 5:
             self.tally.samples.append(f"{method} {path} {status}: {response.text[:160]!r}")
         cookie = self.http.cookies.get("session")
@@ -136,11 +141,14 @@ class Browser:
 
     async def logout(self) -> None:
         cookies = list(self.held)
-        if await self.send("POST", "/logout") == 200:
+        status = await self.send("POST", "/logout")
+        if status == 200:
             self.logged_out.append(cookies)
             self.expected.clear()
             self.uncertain.clear()
             self.held = [c for c in self.held if c not in cookies]
+        else:  # the logout may have happened: the session's keys are in doubt
+            self.uncertain.update(self.expected)
 
     async def step(self) -> None:
         roll = random.random()
@@ -230,12 +238,16 @@ async def attack(base: str, proxy: Proxy, browsers: int, seconds: float) -> dict
             if key not in browser.uncertain and session.get(key) != value:
                 lost += 1
                 if len(tally.samples) < 10:
-                    tally.samples.append(f"lost {key}={value}; read back {session}")
+                    history = ", ".join(browser.trace[-12:])
+                    tally.samples.append(f"lost {key}={value}; read back {session}: {history}")
         for cookies in browser.logged_out:
             for cookie in cookies:
                 replay = await stranger.get("/read", headers={"cookie": f"session={cookie}"})
                 if replay.status_code == 200 and USER_DATA in replay.json():
                     readable += 1
+                    if len(tally.samples) < 10:
+                        history = ", ".join(browser.trace[-30:])
+                        tally.samples.append(f"readable {cookie[:8]} after logout: {history}")
         await http.aclose()
     await stranger.aclose()
     return {
