@@ -440,6 +440,28 @@ async def test_concurrent_writers_never_store_more_than_max_size_nor_wedge_it(
     assert await harness.count() == 0
 
 
+async def test_a_login_that_would_pass_max_size_after_a_racing_write_leaves_the_session(
+    harness: Harness,
+) -> None:
+    """The login loaded a session that fits with its user added; a write that came in
+    meanwhile filled it to just under the limit, so the login's merge would pass it. The
+    login is refused, and the stored session (the write included) stays as it was."""
+    limit = 65536 if harness.shell_kind == "flask" else 2000
+    shell = harness.shell(max_size=limit)
+    cookie = await session_with(shell, base="x" * (limit // 2))
+    record = await harness.record(cookie)
+    assert record is not None
+    room = limit - len(_json.dumps(record.data))
+    async with anyio.create_task_group() as tasks:
+        login = await Held(tasks, shell, "login").send("/login", cookie, user="ada")
+        fill = room - len(',"k":""') - 5  # the session ends 5 bytes under the limit
+        await started(shell, "/fill", cookie, key="k", size=fill)
+        refused = await login.finish()
+    assert refused.status == 500 and not refused.sets_cookie
+    kept = await started(shell, "/read", cookie)
+    assert set(kept.data()) == {"base", "k"}, "the refused login lost the session"
+
+
 async def test_a_session_over_a_lowered_max_size_still_shrinks_and_clears(
     harness: Harness,
 ) -> None:

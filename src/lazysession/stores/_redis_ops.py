@@ -10,7 +10,9 @@ Rules:
 - Every command touches one key: atomic, and legal on a cluster (a key never crosses
   slots). A rotation, which touches two, is two steps in an order that is safe on its
   own: the old key first becomes a marker (a hash with ``r``, the new key) and hands back
-  its data, then the new key is created only if it does not exist. An ended session
+  its data, in the same step that checks the merged session against ``max_size`` (a
+  refused rotation leaves the old session as it was), then the new key is created only
+  if it does not exist. An ended session
   leaves a marker naming nothing; a logout that finds a marker naming a successor ends
   it and leaves a marker there too, so a rotation still between its two steps cannot
   create it afterwards. Markers expire after ``RETIRED_MEMORY`` seconds.
@@ -21,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Generator, Mapping
 from typing import Any, TypeVar
@@ -81,13 +84,12 @@ return 1
 """
 )
 
-# ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, marker TTL ms,
-# number of removed fields, removed fields..., field/value pairs. 0 gone, 1 merged,
-# 2 emptied (the id retired), or minus the size the merge would have had (too large;
-# nothing written).
-UPDATE = (
-    _LIVE
-    + """
+# The max_size check of a merge, shared by UPDATE and RETIRE. ARGV[4] is the limit (0:
+# none), ARGV[7] the number of removed fields, then the removed fields, then the
+# field/value pairs set; ``replace`` (a local set before) drops every stored field. Returns
+# minus the size the merge would have had when it is too large and larger than the stored
+# session (nothing written); else goes on, with ``removed`` and ``first`` set.
+_FITS = """
 local removed = tonumber(ARGV[7])
 local first = 8 + removed
 local limit = tonumber(ARGV[4])
@@ -99,11 +101,23 @@ if limit > 0 then
   end
   local old = 1
   for _, n in pairs(fields) do old = old + n end
+  if replace then fields = {} end
   for i = 8, first - 1 do fields[ARGV[i]] = nil end
   for i = first, #ARGV, 2 do fields[ARGV[i]] = #ARGV[i] + 2 + #ARGV[i + 1] end
   for _, n in pairs(fields) do size = size + n end
   if size > limit and size > old then return -size end
 end
+"""
+
+# ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, marker TTL ms,
+# number of removed fields, removed fields..., field/value pairs. 0 gone, 1 merged,
+# 2 emptied (the id retired), or minus the size the merge would have had (too large;
+# nothing written).
+UPDATE = (
+    _LIVE
+    + "local replace = false\n"
+    + _FITS
+    + """
 if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 8, first - 1)) end
 if #ARGV >= first then
   redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, first))
@@ -123,10 +137,15 @@ return 1
 """
 )
 
-# ARGV: marker TTL ms, the new key, now ms. A live session becomes a marker naming the
-# new key; its fields are handed back (0: nothing to rotate).
+# ARGV: marker TTL ms, the new key, now ms, then as for UPDATE's size check: max size (0:
+# none), '1' if the rotation replaces the data, (unused), number of removed fields,
+# removed fields..., field/value pairs set. A live session becomes a marker naming the new
+# key and its fields are handed back; 0: nothing to rotate; minus a size: the rotation's
+# merge would pass max_size, and nothing was touched.
 RETIRE = (
     _LIVE
+    + "local replace = ARGV[5] == '1'\n"
+    + _FITS
     + """
 local all = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
@@ -251,11 +270,20 @@ class RedisOps:
         if ttl <= 0:
             return Merge.GONE
         new_key = self.prefix + new
-        held = yield self.prefix + old, ("eval", RETIRE, (_MEMORY_MS, new_key, now_ms))
+        # The size is checked by RETIRE, before the old key becomes a marker: once it is
+        # one, a refused merge would leave the session under neither id.
+        removed = [DATA + name for name in changes.removed]
+        limit = changes.max_size or 0
+        replacing = "1" if changes.replace else "0"
+        args = (_MEMORY_MS, new_key, now_ms, limit, replacing, 0, len(removed), *removed)
+        held = yield self.prefix + old, ("eval", RETIRE, (*args, *fields(changes.set)))
+        if isinstance(held, int) and held < 0:
+            raise SessionTooLarge(-held, limit, "max_size")
         if not held:
             return Merge.GONE
         stored = decode(_pairs(held), now_ms)
-        text = merge_onto(None if stored is None else _json.dumps(stored.data), changes).text
+        checked = dataclasses.replace(changes, max_size=None)  # RETIRE checked it
+        text = merge_onto(None if stored is None else _json.dumps(stored.data), checked).text
         if text is None:
             return Merge.EMPTIED
         merged = _json.loads(text) or {}
