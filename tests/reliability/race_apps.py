@@ -170,6 +170,7 @@ class ThreadGates:
         self._lock = threading.Lock()
         self._reached: dict[str, threading.Event] = {}
         self._opened: dict[str, threading.Event] = {}
+        self._waits = anyio.CapacityLimiter(8)  # the test's own waits, apart from requests
 
     def _pair(self, name: str) -> tuple[threading.Event, threading.Event]:
         with self._lock:
@@ -185,15 +186,11 @@ class ThreadGates:
 
     async def reached(self, name: str) -> None:
         event = self._pair(name)[0]
-        if not await anyio.to_thread.run_sync(event.wait, GATE_SECONDS, limiter=_GATE_WAITS):
+        if not await anyio.to_thread.run_sync(event.wait, GATE_SECONDS, limiter=self._waits):
             raise TimeoutError(f"no request reached gate {name!r}")
 
     def open(self, name: str) -> None:
         self._pair(name)[1].set()
-
-
-_GATE_WAITS = anyio.CapacityLimiter(8)
-_REQUESTS = anyio.CapacityLimiter(64)  # requests served in threads, all at once if need be
 
 
 # -- the three apps ------------------------------------------------------------------------
@@ -334,6 +331,7 @@ class ThreadShell(Shell):
         self.name = name
         self.app = app
         self.gates = gates
+        self._threads = anyio.CapacityLimiter(64)  # every request of a race at once
 
     def _serve(self, path: str, cookie: str | None, params: dict[str, str]) -> Reply:
         headers = {} if cookie is None else {"Cookie": f"{COOKIE}={cookie}"}
@@ -346,7 +344,7 @@ class ThreadShell(Shell):
 
     async def get(self, path: str, cookie: str | None = None, **params: str | int) -> Reply:
         return await anyio.to_thread.run_sync(
-            self._serve, path, cookie, _text(params), limiter=_REQUESTS
+            self._serve, path, cookie, _text(params), limiter=self._threads
         )
 
 

@@ -216,6 +216,24 @@ async def test_a_clear_and_write_racing_a_logout_never_revives_the_logged_out_id
     assert await harness.count() == 0
 
 
+async def test_a_read_that_would_touch_after_a_logout_revives_nothing_and_sends_no_cookie(
+    harness: Harness,
+) -> None:
+    clock = real_time_clock()
+    shell = harness.shell(idle_timeout=600, clock=clock)
+    cookie = (await started(shell, "/write", None, user="ada", permanent=1)).cookie
+    assert cookie is not None
+    clock.advance(400)  # past touch_after: a read now moves the expiry and the cookie's
+    async with anyio.create_task_group() as tasks:
+        reader = await Held(tasks, shell, "read").send("/read", cookie)
+        assert (await started(shell, "/logout", cookie)).expired
+        late = await reader.finish()
+    assert late.data() == {"user": "ada"}  # what it loaded, before the logout
+    assert not late.sets_cookie, "a read after the logout re-sent the logged-out cookie"
+    assert (await started(shell, "/read", cookie)).data() == {}
+    assert await harness.count() == 0
+
+
 @pytest.mark.parametrize(
     "order", ["login-then-logout", "logout-then-login", "logout-loads-after-login"]
 )
