@@ -325,7 +325,7 @@ def test_a_logout_waiting_on_a_sql_rotations_lock_ends_the_new_id(
 
 
 def wait_for_a_lock_wait(store: SQLAlchemyStore, kind: str) -> None:
-    """Return once the logout's DELETE waits on the rotation's row lock (polled until the
+    """Return once the logout's statement waits on the rotation's row lock (polled until the
     database says so: no guess of how long it takes)."""
     table = store.table.name  # this test's alone: other tests may wait on locks too
     if kind == "postgresql":
@@ -333,9 +333,10 @@ def wait_for_a_lock_wait(store: SQLAlchemyStore, kind: str) -> None:
         query += f" AND query LIKE '%%{table}%%'"
     else:
         # innodb_trx does not always list an autocommitted statement's wait: the process
-        # list shows the DELETE under way, and it can only end once the lock is free.
+        # list shows the logout's statement under way (the rotation's connection sits idle
+        # in its transaction), and it can only end once the lock is free.
         query = "SELECT count(*) FROM information_schema.processlist WHERE command = 'Query'"
-        query += f" AND info LIKE 'DELETE FROM {table}%%'"
+        query += f" AND info LIKE '%%{table}%%' AND info NOT LIKE '%%processlist%%'"
     deadline = time.monotonic() + GATE_SECONDS
     with store._single_sync().connect() as watcher:
         while not watcher.exec_driver_sql(query).scalar():

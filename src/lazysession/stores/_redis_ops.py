@@ -12,10 +12,10 @@ Rules:
   own: the old key first becomes a marker (a hash with ``r``, the new key) and hands back
   its data, in the same step that checks the merged session against ``max_size`` (a
   refused rotation leaves the old session as it was), then the new key is created only
-  if it does not exist. An ended session
-  leaves a marker naming nothing; a logout that finds a marker naming a successor ends
-  it and leaves a marker there too, so a rotation still between its two steps cannot
-  create it afterwards. Markers expire after ``RETIRED_MEMORY`` seconds.
+  if it does not exist. An ended session leaves a marker naming nothing; a logout that
+  finds a marker naming a successor ends it and leaves a marker there too, so a rotation
+  still between its two steps cannot create it afterwards. Markers expire after
+  ``RETIRED_MEMORY`` seconds.
 - A session's size is measured as the JSON it encodes to, each key counted unescaped.
 - The key carries its TTL, so Redis deletes expired sessions itself. Reads also check
   ``e`` against the store's clock, so a session is never handed out after its expiry.
