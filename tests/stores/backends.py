@@ -226,10 +226,17 @@ CASES: dict[str, Factory] = {
 NATIVE_EXPIRY = {"redis", "redis/sync", "redis-cluster", "redis-cluster/sync"}
 
 
+_ISOLATED_DRIVERS = {  # kind: (sync driver, async driver)
+    "sqlite": ("sqlite", "sqlite+aiosqlite"),
+    "postgresql": ("postgresql+psycopg", "postgresql+asyncpg"),
+    "mysql": ("mysql+pymysql", "mysql+asyncmy"),
+}
+
+
 def isolated_store(kind: str, tmp_path: Path, *, sync: bool) -> tuple[Store, Callable[[], None]]:
-    """A store of ``kind`` (memory, sqlite, postgresql, redis) for one test, under its own
-    table or prefix, with drivers for its sync or async side; and a blocking clean-up that
-    removes what the test left (an async store still needs ``await store.aclose()``)."""
+    """A store of ``kind`` (memory, sqlite, postgresql, mysql, redis) for one test, under its
+    own table or prefix, with drivers for its sync or async side; and a blocking clean-up
+    that removes what the test left (an async store still needs ``await store.aclose()``)."""
     if kind == "memory":
         return MemoryStore(), lambda: None
     if kind == "redis":
@@ -239,17 +246,14 @@ def isolated_store(kind: str, tmp_path: Path, *, sync: bool) -> tuple[Store, Cal
         redis_store = RedisStore(REDIS, prefix=prefix)
         return redis_store, lambda: forget_keys(redis_store)
     table = f"lazysession_test_{uuid.uuid4().hex[:12]}"
+    sync_driver, async_driver = _ISOLATED_DRIVERS[kind]
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'sessions.db'}"
     else:
-        if not server_reachable(POSTGRES):
-            require_server(f"no postgresql server at {POSTGRES}")
-        url = with_driver(POSTGRES, "postgresql+psycopg")
-    store_url = (
-        url
-        if sync
-        else with_driver(url, "sqlite+aiosqlite" if kind == "sqlite" else "postgresql+asyncpg")
-    )
+        if not server_reachable(SERVERS[kind]):
+            require_server(f"no {kind} server at {SERVERS[kind]}")
+        url = with_driver(SERVERS[kind], sync_driver)
+    store_url = url if sync else with_driver(url, async_driver)
     sql_store = SQLAlchemyStore(store_url, table_name=table)
 
     def clean_up() -> None:

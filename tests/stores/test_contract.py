@@ -478,6 +478,26 @@ async def test_merges_that_fit_alone_cannot_pass_max_size_together(
     assert await store.load("a" * 64) == {"a": "x", "b": "y" * 50}
 
 
+async def test_a_rotation_past_max_size_fails_and_leaves_the_session_as_it_was(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"a": "x"}, expires_at=clock() + HOUR)
+    login = Changes(set={"user": "y" * 200}, max_size=100)
+    with pytest.raises(SessionTooLarge):
+        await store.rotate(OLD, NEW, login, expires_at=clock() + HOUR)
+    assert await store.load(OLD) == {"a": "x"}
+    assert await store.read(NEW) is None
+
+
+async def test_a_rotation_that_replaces_a_session_over_max_size_with_less_succeeds(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"big": "x" * 300}, expires_at=clock() + HOUR)
+    fresh = Changes(set={"user": "ada"}, replace=True, whole='{"user":"ada"}', max_size=100)
+    assert await store.rotate(OLD, NEW, fresh, expires_at=clock() + HOUR) is Merge.APPLIED
+    assert await store.load(NEW) == {"user": "ada"}
+
+
 async def test_a_session_over_max_size_still_accepts_a_write_that_shrinks_it(
     store: Store, clock: Clock
 ) -> None:

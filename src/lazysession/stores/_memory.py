@@ -7,7 +7,8 @@ Rules:
   and yields to the event loop between batches: a million entries never stall a request.
 - The store is bounded (``max_entries``, 100,000 unless told otherwise). Past the bound it
   evicts by *segmented* recency: a new session starts on probation and is promoted to the
-  protected segment when a later request reads or writes it again. Eviction takes the
+  protected segment when a later request reads or writes it again (a login's rotation is
+  such a use: the session is protected under its new id at once). Eviction takes the
   least recently used session on probation first, so a flood of sessions that are never
   used again (bots, one-shot clients) evicts only its own kind, never a session in use.
 """
@@ -121,6 +122,7 @@ class MemoryStore(Store):
             if merged is None:
                 return Merge.EMPTIED
             self._add(new_id, (to_timestamp(expires_at), merged, next(self._versions), expires_at))
+            self._used(new_id)  # the session in use moved: it must not start over on probation
             return Merge.APPLIED
 
     def _save(self, session_id: str, data: dict[str, Any], expires_at: datetime) -> None:

@@ -87,13 +87,12 @@ return 1
 """
 )
 
-# ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, marker TTL ms,
-# number of removed fields, removed fields..., field/value pairs. 0 gone, 1 merged,
-# 2 emptied (the id retired), or minus the size the merge would have had (too large;
-# nothing written).
-UPDATE = (
-    _LIVE
-    + """
+# The max_size check of a merge, shared by UPDATE and RETIRE. ARGV[4] is the limit (0:
+# none), ARGV[7] the number of removed fields, then the removed fields, then the
+# field/value pairs set; ``replace`` (a local set before) drops every stored field. Returns
+# minus the size the merge would have had when it is too large and larger than the stored
+# session (nothing written); else goes on, with ``removed`` and ``first`` set.
+_FITS = """
 local removed = tonumber(ARGV[7])
 local first = 8 + removed
 local limit = tonumber(ARGV[4])
@@ -105,11 +104,23 @@ if limit > 0 then
   end
   local old = 1
   for _, n in pairs(fields) do old = old + n end
+  if replace then fields = {} end
   for i = 8, first - 1 do fields[ARGV[i]] = nil end
   for i = first, #ARGV, 2 do fields[ARGV[i]] = #ARGV[i] + 2 + #ARGV[i + 1] end
   for _, n in pairs(fields) do size = size + n end
   if size > limit and size > old then return -size end
 end
+"""
+
+# ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, marker TTL ms,
+# number of removed fields, removed fields..., field/value pairs. 0 gone, 1 merged,
+# 2 emptied (the id retired), or minus the size the merge would have had (too large;
+# nothing written).
+UPDATE = (
+    _LIVE
+    + "local replace = false\n"
+    + _FITS
+    + """
 if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 8, first - 1)) end
 if #ARGV >= first then
   redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, first))
@@ -207,10 +218,6 @@ def decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
     except ValueError:
         return None  # a value we did not write: treat the session as absent
     return Record(data, expires_at, size=size)
-
-
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 class RedisOps:
