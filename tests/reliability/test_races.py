@@ -13,11 +13,11 @@ from __future__ import annotations
 import gc
 import math
 import os
-import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -29,6 +29,7 @@ from lazysession import (
     RequestInfo,
     Session,
     SessionMiddleware,
+    Store,
     _json,
     never,
 )
@@ -38,10 +39,8 @@ from lazysession._signing import new_session_id, store_key
 from lazysession._types import Receive, Scope, Send
 from lazysession.stores import Merge, RedisStore, SQLAlchemyStore
 from lazysession.stores._redis import _command as redis_command
-from lazysession.stores._sqlalchemy import _send as sql_send
 from tests.helpers import SECRET, Clock
 from tests.reliability.race_apps import (
-    GATE_SECONDS,
     NUMBERS,
     SHELLS,
     STORES,
@@ -266,82 +265,64 @@ async def test_a_logout_racing_a_login_leaves_no_id_reading_the_users_data(
         assert record is None or record.data == {}  # gone, or a marker holding nothing
 
 
-def test_a_logout_between_the_two_steps_of_a_redis_rotation_ends_both_ids(
-    tmp_path: Path,
-) -> None:
-    """Redis rotates in two steps (the old key becomes a marker, then the new key is
-    made); a logout with the old id that lands between them must leave neither alive."""
-    opened = open_store("redis", tmp_path, sync=True)
-    store = opened.store
-    assert isinstance(store, RedisStore)
-    try:
-        client, sync = store.check_sync(), store.sync
-        old, new = store_key(new_session_id()), store_key(new_session_id())
-        now = datetime.now(timezone.utc)
-        sync.save(old, {"user": "ada"}, expires_at=now + timedelta(hours=1))
-        login = Changes(set={"user": "ada"})
+def rotation_steps(store: Store, old: str, new: str, now: datetime) -> int:
+    """How many store steps one rotation of ``old`` takes (a dry run on a copy of it)."""
+    return len(list(drive(store, old, new, now)))
+
+
+def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | None]:
+    """Step through one rotation with the store's own operation, yielding before each
+    step (None) and its result at the end: a test can act between any two steps."""
+    later = now + timedelta(hours=1)
+    login = Changes(set={"user": "ada"})
+    if isinstance(store, RedisStore):
+        client = store.check_sync()
         now_ms = int(now.timestamp() * 1000)
-        rotation = store._ops.rotate(old, new, login, now_ms, now_ms + 3_600_000)
-        key, command = next(rotation)  # the old key becomes a marker naming the new one
-        retired = redis_command(client, key, command)
-        sync.delete(old)  # the logout, between the two steps
-        key, command = rotation.send(retired)  # the new key, made only if it is free
-        with pytest.raises(StopIteration) as done:
-            rotation.send(redis_command(client, key, command))
-        assert done.value.value is Merge.GONE
-        assert sync.load(new) is None and sync.load(old) is None
-    finally:
-        opened.cleanup()
+        op: Any = store._ops.rotate(old, new, login, now_ms, now_ms + 3_600_000)
+        execute: Any = lambda step: redis_command(client, *step)  # noqa: E731
+    else:
+        assert isinstance(store, SQLAlchemyStore)
+        op = store._ops.rotate(old, new, login, now, later)
+        execute = store.sync._run  # type: ignore[attr-defined]
+    try:
+        step = next(op)
+        while True:
+            yield None
+            step = op.send(execute(step))
+    except StopIteration as done:
+        yield done.value
 
 
-@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
-def test_a_logout_waiting_on_a_sql_rotations_lock_ends_the_new_id(
+@pytest.mark.parametrize("kind", ["redis", "postgresql", "mysql"])
+def test_a_logout_between_any_two_steps_of_a_rotation_leaves_neither_id_alive(
     kind: str, tmp_path: Path
 ) -> None:
-    """A logout with the old id that arrives while the rotation's transaction holds the
-    old row: it waits for the lock, then finds a marker, and follows it to the new id."""
+    """A rotation takes several store steps (read, create the new id, retire the old one);
+    a logout with the old id that lands between any two of them, or after the last, must
+    leave neither id reading the user's data."""
     opened = open_store(kind, tmp_path, sync=True)
     store = opened.store
-    assert isinstance(store, SQLAlchemyStore)
     try:
         sync = store.sync
-        old, new = store_key(new_session_id()), store_key(new_session_id())
         now = datetime.now(timezone.utc)
-        later = now + timedelta(hours=1)
-        sync.save(old, {"user": "ada"}, expires_at=later)
-        logout = threading.Thread(target=sync.delete, args=(old,))
-        with store._transactional_sync().connect() as conn:
-            rotation = conn.begin()
-            plan = store._ops._rotate_plan(old, new, Changes(set={"user": "ada"}), now, later)
-            assert sql_send(conn, plan) is Merge.APPLIED  # done, not yet committed
-            logout.start()
-            wait_for_a_lock_wait(store, kind)  # the logout waits on the old row
-            rotation.commit()
-        logout.join(GATE_SECONDS)
-        assert not logout.is_alive()
-        assert sync.load(new) is None and sync.load(old) is None
+        probe_old, probe_new = store_key(new_session_id()), store_key(new_session_id())
+        sync.save(probe_old, {"user": "ada"}, expires_at=now + timedelta(hours=1))
+        steps = rotation_steps(store, probe_old, probe_new, now) - 1
+        assert steps >= 3
+        for logout_at in range(steps + 1):
+            old, new = store_key(new_session_id()), store_key(new_session_id())
+            sync.save(old, {"user": "ada"}, expires_at=now + timedelta(hours=1))
+            results = []
+            for index, result in enumerate(drive(store, old, new, now)):
+                results.append(result)
+                if index == logout_at:
+                    sync.delete(old)  # the logout, sent with the old cookie
+            if logout_at == steps:
+                sync.delete(old)
+            assert sync.load(new) is None, f"logout before step {logout_at}: {results[-1]}"
+            assert sync.load(old) is None
     finally:
         opened.cleanup()
-
-
-def wait_for_a_lock_wait(store: SQLAlchemyStore, kind: str) -> None:
-    """Return once the logout's statement waits on the rotation's row lock (polled until the
-    database says so: no guess of how long it takes)."""
-    table = store.table.name  # this test's alone: other tests may wait on locks too
-    if kind == "postgresql":
-        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        query += f" AND query LIKE '%%{table}%%'"
-    else:
-        # innodb_trx does not always list an autocommitted statement's wait: the process
-        # list shows the logout's statement under way (the rotation's connection sits idle
-        # in its transaction), and it can only end once the lock is free.
-        query = "SELECT count(*) FROM information_schema.processlist WHERE command = 'Query'"
-        query += f" AND info LIKE '%%{table}%%' AND info NOT LIKE '%%processlist%%'"
-    deadline = time.monotonic() + GATE_SECONDS
-    with store._single_sync().connect() as watcher:
-        while not watcher.exec_driver_sql(query).scalar():
-            assert time.monotonic() < deadline, "the logout never waited on the lock"
-            time.sleep(0.005)
 
 
 # -- 3. rotation at login ------------------------------------------------------------------
