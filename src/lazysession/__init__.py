@@ -10,6 +10,7 @@ from ._cookies import CookieSettings
 from ._errors import (
     ConfigurationError,
     LazySessionError,
+    SessionInterrupted,
     SessionNotSerializable,
     SessionTooLarge,
     SessionUnavailable,
@@ -41,6 +42,7 @@ __all__ = [
     "RequestInfo",
     "SQLAlchemyStore",
     "Session",
+    "SessionInterrupted",
     "SessionMiddleware",
     "SessionNotSerializable",
     "SessionTooLarge",

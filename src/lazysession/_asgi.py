@@ -10,14 +10,22 @@ import anyio
 from ._cookies import vary_with_cookie
 from ._core import NOTHING, Exchange
 from ._errors import (
-    UNAVAILABLE_BODY,
+    SessionInterrupted,
     SessionUnavailable,
     StoreError,
     report_store_error,
 )
 from ._request import RequestInfo, is_bearer_authorization, is_bearer_request
 from ._session import Session
-from ._shell import MiddlewareOptions, carry_out_async, load_failed, loaded
+from ._shell import (
+    INTERRUPTED,
+    UNAVAILABLE,
+    MiddlewareOptions,
+    Refusal,
+    carry_out_async,
+    load_failed,
+    loaded,
+)
 from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .stores import Store
@@ -112,7 +120,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         except SessionUnavailable:
             if started or replaced:
                 raise
-            await _send_unavailable(send)
+            await _send_refusal(send, UNAVAILABLE)
 
     async def _load(self, exchange: Exchange, key: str) -> Session:
         try:
@@ -150,7 +158,10 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         except StoreError as error:
             self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
-            await _send_unavailable(send)
+            await _send_refusal(send, UNAVAILABLE)
+            return False
+        except SessionInterrupted:
+            await _send_refusal(send, INTERRUPTED)
             return False
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
@@ -203,19 +214,10 @@ def _cookie_header(scope: Scope) -> str | None:
     return (found[0] if len(found) == 1 else b"; ".join(found)).decode("latin-1")
 
 
-async def _send_unavailable(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(UNAVAILABLE_BODY)).encode()),
-                (b"retry-after", b"5"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+async def _send_refusal(send: Send, refusal: Refusal) -> None:
+    headers = [(name.lower().encode(), value.encode()) for name, value in refusal.headers]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": refusal.body})
 
 
 def _host(scope: Scope) -> str | None:

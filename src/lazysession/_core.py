@@ -26,6 +26,9 @@ Rules:
 10. A request whose id was retired moments ago (rotated away, or ended) reads an empty
     session and persists nothing, except an explicit logout (which also ends the session
     the id was rotated to).
+11. A write is never answered as a success and then lost: one whose session ended or
+    moved meanwhile (a logout, a login, or a write that emptied it, in another tab), or
+    that came with a retired id, is refused (``SessionInterrupted``, a 409).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _json
 from ._cookies import CookieSettings, cookie_values
-from ._errors import SessionTooLarge
+from ._errors import SessionInterrupted, SessionTooLarge
 from ._expiry import (
     DEFAULT_LIFETIME,
     META_KEY,
@@ -141,6 +144,8 @@ class Outcome:
     vary: bool = False
     skipped: bool = False
     """``skip_persistence`` matched: something would have been persisted, and was not."""
+    interrupted: bool = False
+    """The request wrote to a session whose id was retired meanwhile: refused (rule 11)."""
 
 
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
@@ -150,7 +155,12 @@ Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 def store_calls(outcome: Outcome, metrics: Metrics) -> Generator[Call, Any, str | None]:
     """The store calls an outcome needs, in order, each call's answer sent back in (the
     shells await them or not); counts what was done, and returns the ``Set-Cookie``
-    value to send, if any. Written once, for every shell."""
+    value to send, if any. Written once, for every shell. Raises
+    :class:`~lazysession.SessionInterrupted` when the changes could not be kept because
+    the session ended or moved meanwhile (rule 11)."""
+    if outcome.interrupted:
+        metrics.interrupted += 1
+        raise SessionInterrupted("the session's id was retired while the request ran")
     if outcome.skipped:
         metrics.skipped += 1
     if outcome.delete is not None:
@@ -184,7 +194,8 @@ def _cookie_after(outcome: Outcome, merged: object, metrics: Metrics) -> str | N
         metrics.deleted += 1
         return outcome.expired_cookie
     if merged is Merge.GONE or merged is False:  # False: a store of the older contract
-        return None
+        metrics.interrupted += 1
+        raise SessionInterrupted("the session ended or moved while the request ran")
     metrics.saved += 1
     return outcome.set_cookie
 
@@ -192,6 +203,7 @@ def _cookie_after(outcome: Outcome, merged: object, metrics: Metrics) -> str | N
 NOTHING = Outcome()
 VARY_ONLY = Outcome(vary=True)
 SKIPPED = Outcome(vary=True, skipped=True)
+INTERRUPTED = Outcome(vary=True, interrupted=True)
 
 
 class SessionRules:
@@ -423,7 +435,7 @@ class Exchange:
 
     def _after_rotation(self, session: Session) -> Outcome:
         """Rule 10: a logout with a retired id ends what it was rotated to; any other
-        change is dropped, and the browser's (newer) cookie is left alone."""
+        change is refused (rule 11), and the browser's (newer) cookie is left alone."""
         if session._invalidated or (session._cleared and not session):
             assert self.session_id is not None
             return Outcome(
@@ -431,7 +443,7 @@ class Exchange:
                 set_cookie=self._rules.cookie.render_expired(),
                 vary=True,
             )
-        return VARY_ONLY
+        return INTERRUPTED
 
     def _touch(
         self, session: Session, skip: Callable[[Request], bool], request: Request, persistent: bool

@@ -60,4 +60,14 @@ def report_store_error(error: BaseException, consequence: str) -> None:
     logger.error("lazysession: session store failed (%s); %s", error, consequence)
 
 
+class SessionInterrupted(LazySessionError):
+    """The session ended or moved to a new id while this request ran (a logout, a login
+    or an emptying write in another tab): its changes were not saved, and the middleware
+    answers 409 instead of a success that would have lost them."""
+
+
 UNAVAILABLE_BODY = b"The session store is unavailable; please try again shortly.\n"
+INTERRUPTED_BODY = (
+    b"The session changed while this request ran (a login or logout in another tab); "
+    b"nothing was saved. Please try again.\n"
+)

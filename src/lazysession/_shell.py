@@ -13,12 +13,19 @@ Rules for the options (checked once, when the middleware is built):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ._cookies import CookieSettings
 from ._core import DEFAULT_MAX_SIZE, Outcome, SessionRules, store_calls
-from ._errors import ConfigurationError, StoreError, report_store_error
+from ._errors import (
+    INTERRUPTED_BODY,
+    UNAVAILABLE_BODY,
+    ConfigurationError,
+    StoreError,
+    report_store_error,
+)
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._request import InsecureCookieWarning, SkipPredicate, is_bearer_request
 from ._session import Session, UnavailableSession
@@ -30,6 +37,37 @@ if TYPE_CHECKING:
     from .stores import Record, SyncStore
 
 App = TypeVar("App")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A response the middleware answers with instead of the app's, whose headers have
+    not left yet: every shell sends the same status, headers and body."""
+
+    status: int
+    reason: str
+    body: bytes
+    retry_after: str | None = None
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {self.reason}"
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(self.body))),
+        ]
+        if self.retry_after is not None:
+            headers.append(("Retry-After", self.retry_after))
+        return headers
+
+
+UNAVAILABLE = Refusal(503, "Service Unavailable", UNAVAILABLE_BODY, retry_after="5")
+"""The store failed: nothing was saved, try again shortly."""
+INTERRUPTED = Refusal(409, "Conflict", INTERRUPTED_BODY)
+"""The session ended or moved while the request ran: its changes were not saved."""
 
 STORE_ERROR_POLICIES = ("503", "empty")
 
@@ -118,7 +156,8 @@ def loaded(exchange: Exchange, record: Record | None, metrics: Metrics) -> Sessi
 
 def _no_store_work(outcome: Outcome) -> bool:
     return (
-        outcome.delete is None
+        not outcome.interrupted
+        and outcome.delete is None
         and outcome.write is None
         and outcome.rotate is None
         and outcome.touch is None

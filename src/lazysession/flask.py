@@ -57,6 +57,7 @@ from ._core import NOTHING, Exchange, SessionRules
 from ._errors import (
     UNAVAILABLE_BODY,
     ConfigurationError,
+    SessionInterrupted,
     SessionUnavailable,
     StoreError,
     logger,
@@ -66,6 +67,9 @@ from ._expiry import DEFAULT_TOUCH_AFTER, Clock, Lifetimes, Seconds, seconds_of,
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
 from ._shell import (
+    INTERRUPTED,
+    UNAVAILABLE,
+    Refusal,
     check_policy,
     fraction_option,
     interval_option,
@@ -236,6 +240,14 @@ class FlaskCookie(CookieSettings):
         )
 
 
+def _refuse(response: flask.Response, refusal: Refusal) -> None:
+    """Answer ``refusal`` instead of the view's response."""
+    response.status_code = refusal.status
+    response.set_data(refusal.body)
+    for name, value in refusal.headers:
+        response.headers[name] = value
+
+
 class LazySessionInterface(SessionInterface):
     """A Flask ``SessionInterface``; ``store=None`` keeps the session in the cookie.
     ``store`` may also be a URL (``"redis://..."``, ``"sqlite:///sessions.db"``)."""
@@ -401,10 +413,10 @@ class LazySessionInterface(SessionInterface):
         except StoreError as error:
             self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
-            response.status_code = 503
-            response.set_data(UNAVAILABLE_BODY)
-            response.mimetype = "text/plain"
-            response.headers["Retry-After"] = "5"
+            _refuse(response, UNAVAILABLE)
+            return
+        except SessionInterrupted:
+            _refuse(response, INTERRUPTED)
             return
         if cookie is not None:
             response.headers.add("Set-Cookie", cookie)

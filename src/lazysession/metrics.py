@@ -31,6 +31,7 @@ class Metrics:
     sweeps: int = 0
     sweep_seconds: float = 0.0
     store_errors: int = 0
+    interrupted: int = 0
 
     def record_sweep(self, deleted: int, seconds: float) -> None:
         """Count one sweep: the sessions it deleted and how long it took."""
@@ -56,6 +57,12 @@ COUNTERS = (
     ("sweeps", "sweeps", "Sweeps run", "{sweep}"),
     ("sweep_seconds", "sweep_seconds", "Time spent sweeping", "s"),
     ("store_errors", "store_errors", "Store calls that failed", "{error}"),
+    (
+        "interrupted",
+        "requests_interrupted",
+        "Writes refused: the session ended meanwhile",
+        "{request}",
+    ),
 )
 
 

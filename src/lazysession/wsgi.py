@@ -14,21 +14,28 @@ Rules (beyond the core's):
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._cookies import vary_with_cookie
 from ._core import NOTHING, Exchange, Outcome
 from ._errors import (
-    UNAVAILABLE_BODY,
+    SessionInterrupted,
     SessionUnavailable,
     StoreError,
     report_store_error,
 )
 from ._request import RequestInfo
 from ._session import Session
-from ._shell import MiddlewareOptions, carry_out, load_failed, loaded
+from ._shell import (
+    INTERRUPTED,
+    UNAVAILABLE,
+    MiddlewareOptions,
+    Refusal,
+    carry_out,
+    load_failed,
+    loaded,
+)
 from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
 from .stores import Store, SyncStore
@@ -175,7 +182,7 @@ class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
         except SessionUnavailable:
             if response.committed:
                 raise
-            return response.unavailable(sys.exc_info())
+            return response.refuse(UNAVAILABLE)
         return _Body(body, response)
 
     def _load(self, exchange: Exchange, key: str) -> Session:
@@ -239,25 +246,32 @@ class _Response:
     def write(self, data: bytes) -> object:
         """The ``write`` callable handed to the app: commits before the first bytes."""
         if not self.committed:
-            try:
-                self.commit()
-            except StoreError as error:
-                report_store_error(error, "the response was replaced by a 503")
-                self.unavailable(sys.exc_info())
-                raise
+            refusal = self.try_commit()
+            if refusal is not None:
+                self.refuse(refusal)
+                raise SessionUnavailable("the response was replaced before its body")
         assert self._server_write is not None
         return self._server_write(data)
 
-    def unavailable(self, exc_info: OptExcInfo) -> list[bytes]:
-        """Answer 503 instead of the app's response, whose headers have not left yet."""
+    def try_commit(self) -> Refusal | None:
+        """Commit, or say what to answer instead: the store failed, or the session ended
+        or moved meanwhile."""
+        try:
+            self.commit()
+        except StoreError as error:
+            report_store_error(error, "the response was replaced by a 503")
+            return UNAVAILABLE
+        except SessionInterrupted:
+            return INTERRUPTED
+        return None
+
+    def refuse(self, refusal: Refusal) -> list[bytes]:
+        """Answer ``refusal`` instead of the app's response. The server's
+        ``start_response`` has not been called yet (it is called at the commit), so this is
+        its first call, with no ``exc_info``."""
         self.committed = True
-        headers = [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(UNAVAILABLE_BODY))),
-            ("Retry-After", "5"),
-        ]
-        self.start_response("503 Service Unavailable", headers, exc_info)
-        return [UNAVAILABLE_BODY]
+        self.start_response(refusal.status_line, refusal.headers)
+        return [refusal.body]
 
 
 class _Body:
@@ -272,20 +286,16 @@ class _Body:
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
         for chunk in self._body:
-            if chunk and not response.committed and not self._commit():
-                yield from response.unavailable(sys.exc_info())
-                return
+            if chunk and not response.committed:
+                refusal = response.try_commit()
+                if refusal is not None:
+                    yield from response.refuse(refusal)
+                    return
             yield chunk
-        if not response.committed and not self._commit():
-            yield from response.unavailable(sys.exc_info())
-
-    def _commit(self) -> bool:
-        try:
-            self._response.commit()
-        except StoreError as error:
-            report_store_error(error, "the response was replaced by a 503")
-            return False
-        return True
+        if not response.committed:
+            refusal = response.try_commit()
+            if refusal is not None:
+                yield from response.refuse(refusal)
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
