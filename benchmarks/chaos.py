@@ -16,7 +16,8 @@ session back, and every cookie it held before a logout is replayed. Printed:
 - dead cookies: a browser left holding a cookie that reads nothing;
 - over the bound: requests that took longer than the store timeout plus one second;
 - other 5xx: any 5xx but the documented 503;
-- 503s: counted apart (they are the documented answer while the store is down);
+- 503s and 409s: counted apart (the documented answers while the store is down, and to a
+  write whose session a login or logout in another tab ended or moved meanwhile);
 - sessions stored, against browsers holding a cookie.
 
     python benchmarks/chaos.py [--stores postgresql,redis] [--seconds 30] [--browsers 200]
@@ -60,6 +61,7 @@ class Tally:
     """A few of the unexpected answers, for ``--explain``."""
     ok: int = 0
     unavailable: int = 0
+    interrupted: int = 0
     other_5xx: int = 0
     over_bound: int = 0
     requests: int = 0
@@ -72,6 +74,8 @@ class Tally:
             self.over_bound += 1
         if status == 503:
             self.unavailable += 1
+        elif status == 409:
+            self.interrupted += 1
         elif status >= 500:
             self.other_5xx += 1
         else:
@@ -246,7 +250,12 @@ async def attack(base: str, proxy: Proxy, browsers: int, seconds: float) -> dict
                 if replay.status_code == 200 and USER_DATA in replay.json():
                     readable += 1
                     if len(tally.samples) < 10:
-                        history = ", ".join(browser.trace[-30:])
+                        near = [
+                            f"#{i} {t}"
+                            for i, t in enumerate(browser.trace)
+                            if cookie[:8] in t
+                        ]
+                        history = ", ".join(near[:12])
                         tally.samples.append(f"readable {cookie[:8]} after logout: {history}")
         await http.aclose()
     await stranger.aclose()
@@ -313,6 +322,7 @@ def run(kind: str, browsers: int, seconds: float) -> tuple[list[object], list[st
         tally.over_bound,
         tally.other_5xx,
         tally.unavailable,
+        tally.interrupted,
         f"{stored} / {found['holding']}",
         f"{tally.slowest:.2f}",
         found["faults"],
@@ -346,6 +356,7 @@ def main() -> int:
         f"over {TIMEOUT + SLACK:.0f} s",
         "other 5xx",
         "503 (documented)",
+        "409 (documented)",
         "stored / holding a cookie",
         "slowest s",
         "faults",

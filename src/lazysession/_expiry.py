@@ -33,6 +33,8 @@ DEFAULT_TOUCH_AFTER = 0.5
 
 META_KEY = "__lazysession__"
 """Where a session's own metadata travels inside its stored data (hidden from handlers)."""
+ORIGIN = "o"
+"""The metadata field naming the store key a session was rotated from."""
 
 
 def utc_now() -> datetime:
@@ -75,11 +77,14 @@ class Lifetimes:
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much
 class Meta:
     """What a session knows about itself: when it began, its own absolute lifetime (if
-    set), and whether it is pinned (exempt from the idle timeout)."""
+    set), whether it is pinned (exempt from the idle timeout), and the store key it was
+    rotated from (``origin``, set by the store at login, so that a logout ends that id
+    too if the rotation could not retire it)."""
 
     created: float
     lifetime: int | None = None
     pinned: bool = False
+    origin: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"c": self.created}
@@ -87,6 +92,8 @@ class Meta:
             out["l"] = self.lifetime
         if self.pinned:
             out["p"] = True
+        if self.origin is not None:
+            out[ORIGIN] = self.origin
         return out
 
     @classmethod
@@ -101,10 +108,12 @@ class Meta:
         if len(value) == 1:  # only the creation: the usual case
             return cls(float(created))
         lifetime = value.get("l")
+        origin = value.get(ORIGIN)
         return cls(
             float(created),
             lifetime if isinstance(lifetime, int) and lifetime > 0 else None,
             value.get("p") is True,
+            origin if isinstance(origin, str) else None,
         )
 
     def with_lifetime(self, seconds: int | None) -> Meta:

@@ -30,6 +30,7 @@ from lazysession import (
     Session,
     SessionMiddleware,
     Store,
+    StoreError,
     _json,
     never,
 )
@@ -287,6 +288,55 @@ def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | N
             step = op.send(execute(step))
     except StopIteration as done:
         yield done.value
+
+
+def rotate_failing_at_the_last_step(store: Store, old: str, new: str, now: datetime) -> Merge:
+    """One rotation whose last store step (retiring the old id) fails as a cut connection
+    would: the error reaches the operation, as the store's executor hands it over."""
+    later = now + timedelta(hours=1)
+    meta = {META_KEY: {"c": int(now.timestamp())}}
+    login = Changes(set={"user": "ada", **meta})
+    if isinstance(store, RedisStore):
+        client = store.check_sync()
+        now_ms = int(now.timestamp() * 1000)
+        op: Any = store._ops.rotate(old, new, login, now_ms, now_ms + 3_600_000)
+        execute: Any = lambda step: redis_command(client, *step)  # noqa: E731
+    else:
+        assert isinstance(store, SQLAlchemyStore)
+        op = store._ops.rotate(old, new, login, now, later)
+        execute = store.sync._run  # type: ignore[attr-defined]
+    steps = [next(op)]
+    try:
+        while True:
+            result = execute(steps[-1])
+            steps.append(op.send(result))
+            if len(steps) == 3:  # read, create the new id; the third retires the old one
+                steps.append(op.throw(StoreError("retiring the old id failed: cut")))
+    except StopIteration as done:
+        answer: Merge = done.value
+        return answer
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgresql", "mysql"])
+def test_a_logout_ends_the_old_id_a_failed_rotation_left_alive(kind: str, tmp_path: Path) -> None:
+    """Retiring the old id is a rotation's last step; if the store fails there, the login
+    still succeeds (the new id holds the session) and the old id lives on: a logout with
+    the new id must end the old one too."""
+    opened = open_store(kind, tmp_path, sync=True)
+    store = opened.store
+    try:
+        sync = store.sync
+        now = datetime.now(timezone.utc)
+        old, new = store_key(new_session_id()), store_key(new_session_id())
+        meta = {META_KEY: {"c": int(now.timestamp())}}
+        sync.save(old, {"user": "ada", **meta}, expires_at=now + timedelta(hours=1))
+        assert rotate_failing_at_the_last_step(store, old, new, now) is Merge.APPLIED
+        assert sync.load(old) is not None  # not retired: the store failed
+        sync.delete(new)  # the logout, with the login's cookie
+        assert sync.load(new) is None
+        assert sync.load(old) is None, "the old id still reads the user's data"
+    finally:
+        opened.cleanup()
 
 
 @pytest.mark.parametrize("kind", ["redis", "postgresql", "mysql"])

@@ -23,7 +23,9 @@ Rules every store keeps:
   request's changes merged on. If the old session is gone, nothing is created.
 - ``delete`` ends a session (its id is retired), and, when the id was rotated, the session
   it was rotated to (a logout racing a login leaves neither alive); that id is retired
-  too, so a rotation still under way cannot create it afterwards.
+  too, so a rotation still under way cannot create it afterwards. It also ends the id a
+  session says it was rotated from (``Meta.origin``), in case that rotation could not
+  retire it.
 - ``touch`` moves the expiry of a live session without rewriting its data and says
   whether it did; it never brings back a session that has expired or been deleted.
 - ``sweep`` deletes every expired session (and spent rotation markers), in bounded
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _json
 from .._errors import SessionTooLarge, StoreError
-from .._expiry import META_KEY
+from .._expiry import META_KEY, ORIGIN
 
 if TYPE_CHECKING:
     from .._session import Changes
@@ -123,6 +125,25 @@ def merge_onto(stored: str | bytes | None, changes: Changes, version: object = N
         if size > limit and size > (0 if stored is None else byte_size(stored)):
             raise SessionTooLarge(size, limit, "max_size")
     return Merged(text)
+
+
+def with_origin(text: str, origin: str) -> str:
+    """A rotation's new session (JSON) with its metadata naming the id it came from, so
+    that a logout ends that id too, should the rotation have failed to retire it."""
+    data = _json.loads(text)
+    meta = None if data is None else data.get(META_KEY)
+    if data is None or not isinstance(meta, dict):
+        return text  # no metadata to carry it (a store used without the middleware)
+    data[META_KEY] = {**meta, ORIGIN: origin}
+    return _json.dumps(data)
+
+
+def origin_of(text: str) -> str | None:
+    """The id a session's JSON says it was rotated from, if any."""
+    data = _json.loads(text)
+    meta = None if data is None else data.get(META_KEY)
+    origin = meta.get(ORIGIN) if isinstance(meta, dict) else None
+    return origin if isinstance(origin, str) else None
 
 
 def byte_size(text: str | bytes) -> int:

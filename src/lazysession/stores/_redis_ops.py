@@ -32,7 +32,7 @@ from .. import _json
 from .._errors import SessionTooLarge, StoreError
 from .._expiry import META_KEY, from_timestamp
 from .._session import Changes
-from ._base import RETIRED_MEMORY, Merge, Record, merge_onto
+from ._base import RETIRED_MEMORY, Merge, Record, merge_onto, with_origin
 
 T = TypeVar("T")
 
@@ -163,29 +163,36 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# ARGV: now ms, marker TTL ms. Ends a session (its id retired); for a marker, forgets its
-# successor and hands it back (the caller ends that one too); '' otherwise.
+# ARGV: now ms, marker TTL ms, the metadata field. Ends a session (its id retired) and
+# hands back {'o', the id it says it was rotated from}; for a marker, forgets its
+# successor and hands back {'r', that key}: the caller ends that one too.
 END = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'', ''} end
 local successor = redis.call('HGET', KEYS[1], 'r')
-if not successor then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'r', '', 'e', tonumber(ARGV[1]) + tonumber(ARGV[2]))
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return ''
+if successor then
+  redis.call('HSET', KEYS[1], 'r', '')
+  return {'r', successor}
 end
-redis.call('HSET', KEYS[1], 'r', '')
-return successor
+local origin = ''
+local meta = redis.call('HGET', KEYS[1], ARGV[3])
+if meta then
+  local ok, value = pcall(cjson.decode, meta)
+  if ok and type(value) == 'table' and type(value['o']) == 'string' then origin = value['o'] end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'r', '', 'e', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {'o', origin}
 """
 
 # ARGV: now ms, marker TTL ms. Turns a rotation's successor into a marker naming nothing,
-# so a rotation still under way cannot create it; hands back what it named, if anything.
+# so a rotation still under way cannot create it; hands back {'r', what it named}.
 BLOCK = """
 local successor = redis.call('HGET', KEYS[1], 'r') or ''
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'r', '', 'e', tonumber(ARGV[1]) + tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return successor
+return {'r', successor}
 """
 
 SCRIPTS = (SAVE, REPLACE, TOUCH, UPDATE, RETIRE, CREATE, END, BLOCK)
@@ -279,7 +286,7 @@ class RedisOps:
             if text is None:
                 yield old_key, ("eval", END, marker)
                 return Merge.EMPTIED
-            pairs = fields(_json.loads(text) or {})
+            pairs = fields(_json.loads(with_origin(text, old)) or {})
             if created:  # the new id is ours alone until the old one names it
                 yield new_key, ("eval", SAVE, (ttl, expiry_ms, *pairs))
             elif (yield new_key, ("eval", CREATE, (ttl, expiry_ms, *pairs))):
@@ -299,9 +306,13 @@ class RedisOps:
         raise StoreError("rotating a session failed: it kept changing under the rotation")
 
     def delete(self, sid: str, now_ms: int) -> Op[None]:
-        successor = yield self.prefix + sid, ("eval", END, (now_ms, _MEMORY_MS))
+        ending = (now_ms, _MEMORY_MS, _META_FIELD)
+        kind, key = yield self.prefix + sid, ("eval", END, ending)
         for _ in range(_FOLLOW):
-            if not successor:
+            if not key:
                 return
-            key = successor.decode() if isinstance(successor, bytes) else str(successor)
-            successor = yield key, ("eval", BLOCK, (now_ms, _MEMORY_MS))
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            if kind in (b"r", "r"):  # the session the id was rotated to
+                kind, key = yield name, ("eval", BLOCK, (now_ms, _MEMORY_MS))
+            else:  # the id the session was rotated from, should it still be live
+                kind, key = yield self.prefix + name, ("eval", END, ending)

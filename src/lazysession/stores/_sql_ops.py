@@ -37,8 +37,9 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from .. import _json
 from .._errors import ConfigurationError, StoreError
+from .._expiry import ORIGIN
 from .._session import Changes
-from ._base import RETIRED_MEMORY, Merge, Record, byte_size, merge_onto
+from ._base import RETIRED_MEMORY, Merge, Record, byte_size, merge_onto, origin_of, with_origin
 
 T = TypeVar("T")
 
@@ -117,6 +118,10 @@ class SessionOps:
         self._end = (
             sa.update(table).where(c.session_id == sa.bindparam("sid"), not_marker).values(ended)
         )
+        # A session with no rotation behind it (no origin anywhere in its JSON) ends in
+        # one statement; one that names an origin is read first (``_follow_plan``).
+        no_origin = sa.not_(c.data.contains(f'"{ORIGIN}":"', autoescape=True))
+        self._end_plain = self._end.where(no_origin)
 
     # -- operations --------------------------------------------------------------------------
 
@@ -169,6 +174,7 @@ class SessionOps:
             if merged is None:
                 yield Run(self._one(self._end, {"sid": old, **ended}))
                 return Merge.EMPTIED
+            merged = with_origin(merged, old)
             if created:
                 params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
                 yield Run(self._one(self._rewrite, params))
@@ -188,7 +194,7 @@ class SessionOps:
 
     def delete(self, sid: str, now: datetime) -> Op[None]:
         params = {"sid": sid, "now": now, "until": now + _MEMORY}
-        if (yield Run(self._one(self._end, params))).rowcount:
+        if (yield Run(self._one(self._end_plain, params))).rowcount:
             return  # a session, ended: the usual case, in one statement
         yield Run(self._follow_plan(sid, now), locked=True)
 
@@ -227,6 +233,9 @@ class SessionOps:
                 return
             if not row.data.startswith(MARKER):
                 yield self._end, {"sid": sid, "now": now, "until": now + _MEMORY}
+                origin = origin_of(row.data)
+                if origin is not None:  # a rotation that may not have retired it
+                    yield self._end, {"sid": origin, "now": now, "until": now + _MEMORY}
                 return
             successor = row.data[len(MARKER) :]
             if not successor:
