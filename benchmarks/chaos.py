@@ -242,7 +242,9 @@ async def attack(base: str, proxy: Proxy, browsers: int, seconds: float) -> dict
             if key not in browser.uncertain and session.get(key) != value:
                 lost += 1
                 if len(tally.samples) < 10:
-                    history = ", ".join(browser.trace[-12:])
+                    history = ", ".join(
+                        browser.trace[-12:] if len(tally.samples) else browser.trace
+                    )
                     tally.samples.append(f"lost {key}={value}; read back {session}: {history}")
         for cookies in browser.logged_out:
             for cookie in cookies:
@@ -250,11 +252,7 @@ async def attack(base: str, proxy: Proxy, browsers: int, seconds: float) -> dict
                 if replay.status_code == 200 and USER_DATA in replay.json():
                     readable += 1
                     if len(tally.samples) < 10:
-                        near = [
-                            f"#{i} {t}"
-                            for i, t in enumerate(browser.trace)
-                            if cookie[:8] in t
-                        ]
+                        near = [f"#{i} {t}" for i, t in enumerate(browser.trace) if cookie[:8] in t]
                         history = ", ".join(near[:12])
                         tally.samples.append(f"readable {cookie[:8]} after logout: {history}")
         await http.aclose()
