@@ -14,7 +14,7 @@ import gc
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -267,20 +267,25 @@ def rotation_steps(store: Store, old: str, new: str, now: datetime) -> int:
     return len(list(drive(store, old, new, now)))
 
 
-def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | None]:
-    """Step through one rotation with the store's own operation, yielding before each
-    step (None) and its result at the end: a test can act between any two steps."""
-    later = now + timedelta(hours=1)
-    login = Changes(set={"user": "ada"})
+def rotation(
+    store: Store, old: str, new: str, now: datetime, login: Changes
+) -> tuple[Any, Callable[[Any], Any]]:
+    """The store's own rotation operation, unstarted, and the blocking call that carries
+    out one of its steps: a test drives it step by step."""
     if isinstance(store, RedisStore):
         client = store.check_sync()
         now_ms = int(now.timestamp() * 1000)
         op: Any = store._ops.rotate(old, new, login, now_ms, now_ms + 3_600_000)
-        execute: Any = lambda step: redis_command(client, *step)  # noqa: E731
-    else:
-        assert isinstance(store, SQLAlchemyStore)
-        op = store._ops.rotate(old, new, login, now, later)
-        execute = store.sync._run  # type: ignore[attr-defined]
+        return op, lambda step: redis_command(client, *step)
+    assert isinstance(store, SQLAlchemyStore)
+    op = store._ops.rotate(old, new, login, now, now + timedelta(hours=1))
+    return op, store.sync._run  # type: ignore[attr-defined]
+
+
+def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | None]:
+    """Step through one rotation with the store's own operation, yielding before each
+    step (None) and its result at the end: a test can act between any two steps."""
+    op, execute = rotation(store, old, new, now, Changes(set={"user": "ada"}))
     try:
         step = next(op)
         while True:
@@ -293,18 +298,8 @@ def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | N
 def rotate_failing_at_the_last_step(store: Store, old: str, new: str, now: datetime) -> Merge:
     """One rotation whose last store step (retiring the old id) fails as a cut connection
     would: the error reaches the operation, as the store's executor hands it over."""
-    later = now + timedelta(hours=1)
     meta = {META_KEY: {"c": int(now.timestamp())}}
-    login = Changes(set={"user": "ada", **meta})
-    if isinstance(store, RedisStore):
-        client = store.check_sync()
-        now_ms = int(now.timestamp() * 1000)
-        op: Any = store._ops.rotate(old, new, login, now_ms, now_ms + 3_600_000)
-        execute: Any = lambda step: redis_command(client, *step)  # noqa: E731
-    else:
-        assert isinstance(store, SQLAlchemyStore)
-        op = store._ops.rotate(old, new, login, now, later)
-        execute = store.sync._run  # type: ignore[attr-defined]
+    op, execute = rotation(store, old, new, now, Changes(set={"user": "ada", **meta}))
     steps = [next(op)]
     try:
         while True:
