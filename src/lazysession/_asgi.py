@@ -137,8 +137,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             exchange = self.rules.begin(_cookie_header(scope))
             key = exchange.load_key
             scope["session"] = exchange.session if key is None else await self._load(exchange, key)
-        elif kind == "lifespan" and self.sweeper is not None:
-            await self._lifespan(self.sweeper, scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -174,13 +174,36 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             add_vary_cookie(headers)
         return True
 
-    async def _lifespan(
-        self, sweeper: AsyncSweeper, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(sweeper.run_forever)
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's lifespan, with the sweep running beside it; at shutdown the sweep
+        stops and the store closes what it opened, before the server hears it is done."""
+        sweeper, store = self.sweeper, self.store
+        sweeping = anyio.CancelScope()
+        swept = anyio.Event()
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                if sweeper is not None:
+                    sweeping.cancel()
+                    await swept.wait()
+                await store.aclose()
+            await send(message)
+
+        if sweeper is None:
+            await self.app(scope, receive, send_closing)
+            return
+
+        async def sweep(sweeper: AsyncSweeper) -> None:
             try:
-                await self.app(scope, receive, send)
+                with sweeping:
+                    await sweeper.run_forever()
+            finally:
+                swept.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(sweep, sweeper)
+            try:
+                await self.app(scope, receive, send_closing)
             finally:
                 tasks.cancel_scope.cancel()
 

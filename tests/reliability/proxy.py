@@ -64,6 +64,8 @@ class Proxy:
         self.down()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _set(self, *, black_hole: bool, latency: float) -> None:
         await self._listen()

@@ -129,7 +129,8 @@ def test_lifespan_shutdown_closes_the_redis_connections_the_store_opened(opened:
 
 UNDER_W_ERROR = textwrap.dedent(
     """
-    import gc, sys
+    import gc, sys, warnings
+    warnings.filterwarnings("ignore", message="Using `httpx` with")  # the test client's
     from starlette.testclient import TestClient
     from tests.reliability.faults import Opened, asgi_app, opened_sync
 

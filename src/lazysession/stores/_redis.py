@@ -6,8 +6,14 @@ Rules:
 - The key carries its TTL, so Redis deletes expired sessions itself: ``sweep`` has
   nothing to do and returns 0. ``load`` also checks ``e`` against the store's clock, so a
   session is never handed out after its expiry, even before Redis has dropped it.
-- Connection failures and timeouts raise :class:`~lazysession.StoreError`; clients the
-  store makes itself have timeouts on (``socket_timeout``, ``connect_timeout``).
+- Connection failures and timeouts raise :class:`~lazysession.StoreError`. Clients the
+  store makes itself bound each wait by ``timeout``: for a pooled connection (a blocking
+  pool of ``max_connections``, which waits rather than refuses), to connect, and for each
+  answer; a command is retried once after a connection error (a connection the server
+  dropped), never after a timeout. On the async side the whole call also runs under a
+  deadline of ``timeout``.
+- Async clients the store makes are kept per event loop (their connections belong to
+  the loop that opened them) and closed when the loop ends or on ``aclose()``.
 """
 
 from __future__ import annotations
@@ -18,13 +24,18 @@ from typing import Any, ClassVar
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.retry
 import redis.cluster
+import redis.exceptions
+import redis.retry
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, seconds_of, utc_now
 from .._session import Changes
 from ._base import Merge, Record, Store, StoreErrors, SyncStore
+from ._limits import Bounded, PerLoop, check_timeout
 from ._redis_ops import SHA, Command, Op, RedisOps
 
 
@@ -81,6 +92,9 @@ async def _command_async(client: Any, cluster: bool, key: str, command: Command)
     return await _run_async(client, cluster, script, key, *args)
 
 
+_ERRORS = (RedisError,)
+
+
 _PAGE = 1000
 
 
@@ -106,10 +120,32 @@ def _command(client: Any, key: str, command: Command) -> Any:
     return _run(client, script, key, *args)
 
 
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_CONNECTIONS = 100
+
+
+def _retry(kind: Any) -> Any:
+    """One more try after a connection error (a pooled connection the server closed),
+    at once; none after a timeout, which would double the wait."""
+    return kind(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+
+
+async def _close_async(client: AsyncClient) -> None:
+    await client.aclose()
+
+
 class RedisStore(Store):
     """Sessions in Redis, under ``prefix``. ``url_or_client`` is a ``redis://`` URL (add
     ``cluster=True`` for a Redis Cluster) or a redis-py client or connection pool of the
-    application's, sync or async, single node or cluster."""
+    application's, sync or async, single node or cluster.
+
+    With a URL the store makes its clients: every call ends within ``timeout`` seconds
+    (default 5), and at most ``max_connections`` connections are open per pool (per
+    event loop, and per node of a cluster; requests past that wait for one, within
+    ``timeout``, except on redis-py's asyncio cluster client, which refuses instead).
+    ``socket_timeout`` and ``connect_timeout`` default to ``timeout``. A client or pool
+    you pass in keeps its own settings, and is yours to close.
+    """
 
     expires_by_itself: ClassVar[bool] = True
 
@@ -123,23 +159,32 @@ class RedisStore(Store):
         *,
         prefix: str = DEFAULT_PREFIX,
         cluster: bool = False,
-        socket_timeout: float = 5.0,
-        connect_timeout: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        socket_timeout: float | None = None,
+        connect_timeout: float | None = None,
         clock: Clock = utc_now,
     ) -> None:
         if not prefix:
             raise ConfigurationError("RedisStore needs a non-empty prefix")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise ConfigurationError("RedisStore: max_connections must be a whole number")
+        if max_connections < 1:
+            raise ConfigurationError("RedisStore: max_connections must be at least 1")
+        self.timeout = check_timeout(timeout, "RedisStore")
+        self.max_connections = max_connections
         self.prefix = prefix
         self._ops = RedisOps(prefix)
         self._now = seconds_of(clock)
         self._url: str | None = None
         self._cluster = cluster
         self._options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
+            "socket_timeout": self.timeout if socket_timeout is None else socket_timeout,
+            "socket_connect_timeout": self.timeout if connect_timeout is None else connect_timeout,
         }
         self._async: AsyncClient | None = None
         self._async_cluster = False  # whether ``_async`` is a cluster client (asked once)
+        self._loop_clients: PerLoop[AsyncClient] | None = None
         self._sync_client: SyncClient | None = None
         self._owns_clients = isinstance(url_or_client, str)
         if isinstance(url_or_client, str):
@@ -148,6 +193,8 @@ class RedisStore(Store):
                     f"RedisStore: {url_or_client!r} is not a redis://, rediss:// or unix:// URL"
                 )
             self._url = url_or_client
+            self._async_cluster = cluster
+            self._loop_clients = PerLoop(self._new_async_client, _close_async)
         elif isinstance(url_or_client, (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)):
             self._async = url_or_client
             self._async_cluster = isinstance(url_or_client, redis.asyncio.cluster.RedisCluster)
@@ -165,20 +212,30 @@ class RedisStore(Store):
 
     # -- clients ---------------------------------------------------------------------------
 
+    def _new_async_client(self) -> AsyncClient:
+        """A client for one event loop: nothing connects until its first command."""
+        assert self._url is not None
+        options = {**self._options, "retry": _retry(redis.asyncio.retry.Retry)}
+        if self._cluster:
+            # redis-py's asyncio cluster has no blocking pool: past max_connections on a
+            # node it refuses (a StoreError), within the call's deadline
+            return redis.asyncio.cluster.RedisCluster.from_url(
+                self._url, max_connections=self.max_connections, **options
+            )
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            self._url, max_connections=self.max_connections, timeout=self.timeout, **options
+        )
+        return redis.asyncio.Redis.from_pool(pool)
+
     def check_async(self) -> AsyncClient:
+        """The async client (the running event loop's, inside one), or a start-up error."""
+        if self._loop_clients is not None:
+            return self._loop_clients.get()
         if self._async is None:
-            if self._url is None:
-                raise ConfigurationError(
-                    "this RedisStore was given a sync client; the ASGI middleware needs a "
-                    "redis.asyncio client (or pass a URL and the store makes both)"
-                )
-            if self._cluster:
-                self._async = redis.asyncio.cluster.RedisCluster.from_url(
-                    self._url, **self._options
-                )
-                self._async_cluster = True
-            else:
-                self._async = redis.asyncio.Redis.from_url(self._url, **self._options)
+            raise ConfigurationError(
+                "this RedisStore was given a sync client; the ASGI middleware needs a "
+                "redis.asyncio client (or pass a URL and the store makes both)"
+            )
         return self._async
 
     def check_sync(self) -> SyncClient:
@@ -188,11 +245,26 @@ class RedisStore(Store):
                     "this RedisStore was given an asyncio client; WSGI and command-line use "
                     "need a sync redis.Redis client (or pass a URL and the store makes both)"
                 )
+            options = {
+                **self._options,
+                "retry": _retry(redis.retry.Retry),
+                "max_connections": self.max_connections,
+                "timeout": self.timeout,  # the blocking pool's wait for a connection
+            }
             if self._cluster:
-                self._sync_client = redis.cluster.RedisCluster.from_url(self._url, **self._options)
+                self._sync_client = redis.cluster.RedisCluster.from_url(
+                    self._url, connection_pool_class=redis.BlockingConnectionPool, **options
+                )
             else:
-                self._sync_client = redis.Redis.from_url(self._url, **self._options)
+                pool = redis.BlockingConnectionPool.from_url(self._url, **options)
+                self._sync_client = redis.Redis(connection_pool=pool)
         return self._sync_client
+
+    def _errors(self, action: str) -> Bounded:
+        """``with self._errors("loading a session"):`` around a call: it ends
+        within the store's timeout, and its failures are
+        :class:`~lazysession.StoreError`."""
+        return Bounded(action, _ERRORS, self.timeout)
 
     def key(self, session_id: str) -> str:
         return self.prefix + session_id
@@ -233,7 +305,12 @@ class RedisStore(Store):
         await self._op_async("deleting a session", self._ops.delete(session_id, self._now_ms()))
 
     async def _op_async(self, action: str, op: Op[Any]) -> Any:
-        """Carry out an operation of ``RedisOps``, command by command."""
+        """Carry out an operation of ``RedisOps``, command by command, within the
+        timeout."""
+        with self._errors(action):
+            return await self._commands_async(action, op)
+
+    async def _commands_async(self, action: str, op: Op[Any]) -> Any:
         client = self.check_async()
         cluster = self._async_cluster
         try:
@@ -259,7 +336,7 @@ class RedisStore(Store):
         client = self.check_async()
         total = 0
         page: list[Any] = []
-        with _store_errors("counting sessions"):
+        with self._errors("counting sessions"):
             async for key in client.scan_iter(match=self._pattern(), count=_PAGE):
                 page.append(key)
                 if len(page) == _PAGE:
@@ -273,10 +350,11 @@ class RedisStore(Store):
         return escaped + "*"
 
     async def aclose(self) -> None:
-        if self._owns_clients and self._async is not None:
-            await self._async.aclose()
-        if self._owns_clients and self._sync_client is not None:
-            self._sync_client.close()
+        """Close the connections the store opened: the running event loop's, and the
+        blocking side's. The store stays usable; its next call connects again."""
+        if self._loop_clients is not None:
+            await self._loop_clients.aclose()
+        self._sync.close()
 
     @property
     def sync(self) -> SyncStore:
@@ -357,5 +435,15 @@ class _SyncRedisStore(SyncStore):
         return total
 
     def close(self) -> None:
-        if self._store._owns_clients and self._store._sync_client is not None:
-            self._store._sync_client.close()
+        """Close the blocking side's connections (the store stays usable)."""
+        store = self._store
+        if store._owns_clients and store._sync_client is not None:
+            client, store._sync_client = store._sync_client, None
+            client.close()
+            if isinstance(client, redis.Redis):
+                client.connection_pool.disconnect()
+
+    def _errors(self, action: str) -> StoreErrors:
+        """``with self._errors("loading a session"):`` around a call (its waits are
+        bounded by the client's timeouts)."""
+        return StoreErrors(action, _ERRORS)

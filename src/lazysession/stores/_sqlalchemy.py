@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import threading
@@ -43,6 +44,18 @@ from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, utc_now
 from .._session import Changes
 from ._base import Merge, Record, Store, StoreErrors, SyncStore
+from ._limits import (
+    SERVER_SHARE,
+    Bounded,
+    BoundedSync,
+    PerLoop,
+    Watchdog,
+    check_timeout,
+    deadline_left,
+    end_deadline,
+    looks_dead,
+    remaining,
+)
 from ._sql_ops import Op, Plan, Run, SessionOps
 
 if TYPE_CHECKING:
@@ -288,15 +301,19 @@ def _create_backoff(attempt: int) -> float:
     return float(0.02 * 2**attempt * (0.5 + random.random()))  # noqa: S311 - jitter only
 
 
-CONNECT_TIMEOUT = 5
+DEFAULT_TIMEOUT = 5.0
 
 
-def _engine_defaults(url: URL) -> dict[str, Any]:
-    """Pool and timeouts for engines the store makes itself (``engine_options`` wins).
+def _engine_defaults(url: URL, timeout: float) -> dict[str, Any]:
+    """Pool and timeouts for engines the store makes itself (``engine_options`` wins,
+    key by key, also inside ``connect_args``: see :func:`_merged`).
 
     A pool big enough for a busy ASGI worker: past ``pool_size``, SQLAlchemy opens
     overflow connections and closes them on return, which costs a connect per request.
-    A connect timeout, so an unreachable database is an error in seconds, not a hang.
+    Waiting for a pooled connection, and connecting, are bounded by ``timeout``; so is
+    each statement, by the database (PostgreSQL's statement and lock timeouts, here;
+    MariaDB's and MySQL's, set on each new connection by :func:`_limit_mysql`) and by the
+    driver where it can (asyncpg's command timeout, pymysql's socket timeouts).
     Autocommit by default: most of the store's work is one statement, and switching a
     pooled connection's isolation level on every checkout cost more than the query (a
     SQLite read: 106 µs against 40 µs); the few transactions ask for theirs.
@@ -311,27 +328,106 @@ def _engine_defaults(url: URL) -> dict[str, Any]:
         return {
             "pool_size": 20,
             "max_overflow": 10,
-            "pool_timeout": 10,
+            "pool_timeout": timeout,
             "isolation_level": "AUTOCOMMIT",
             "hide_parameters": True,
         }
-    driver = url.get_driver_name()
-    connect_args: dict[str, Any] = {
-        "asyncpg": {"timeout": CONNECT_TIMEOUT},
-        "psycopg": {"connect_timeout": CONNECT_TIMEOUT},
-        "psycopg2": {"connect_timeout": CONNECT_TIMEOUT},
-        "asyncmy": {"connect_timeout": CONNECT_TIMEOUT},
-        "aiomysql": {"connect_timeout": CONNECT_TIMEOUT},
-        "pymysql": {"connect_timeout": CONNECT_TIMEOUT},
-    }.get(driver, {})
+    server_ms = max(1, int(timeout * SERVER_SHARE * 1000))
+    postgresql_limits = f"-c statement_timeout={server_ms} -c lock_timeout={server_ms}"
+    by_driver: dict[str, dict[str, Any]] = {
+        "asyncpg": {
+            "timeout": timeout,
+            "command_timeout": timeout,
+            "server_settings": {
+                "statement_timeout": str(server_ms),
+                "lock_timeout": str(server_ms),
+            },
+        },
+        # libpq counts whole seconds (and at least 2): connecting may take that long
+        "psycopg": {"connect_timeout": math.ceil(timeout), "options": postgresql_limits},
+        "psycopg2": {"connect_timeout": math.ceil(timeout), "options": postgresql_limits},
+        "asyncmy": {"connect_timeout": timeout},
+        "aiomysql": {"connect_timeout": timeout},
+        "pymysql": {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout},
+    }
+    connect_args = by_driver.get(url.get_driver_name(), {})
     return {
         "pool_size": 20,
         "max_overflow": 10,
-        "pool_timeout": 10,
+        "pool_timeout": timeout,
         "connect_args": connect_args,
         "isolation_level": "AUTOCOMMIT",
         "hide_parameters": True,
     }
+
+
+def _merged(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` over ``defaults``; ``connect_args`` (and asyncpg's ``server_settings``
+    in it) are merged key by key, so naming an ``application_name`` keeps the timeouts."""
+    merged = {**defaults, **options}
+    if "connect_args" in defaults and "connect_args" in options:
+        args = {**defaults["connect_args"], **options["connect_args"]}
+        if "server_settings" in defaults["connect_args"] and "server_settings" in args:
+            args["server_settings"] = {
+                **defaults["connect_args"]["server_settings"],
+                **args["server_settings"],
+            }
+        merged["connect_args"] = args
+    return merged
+
+
+def _limit_mysql(dbapi_connection: Any, timeout: float) -> None:
+    """A new MariaDB/MySQL connection's limits: lock waits (row locks, and metadata
+    locks such as LOCK TABLES) end within the server's share of ``timeout`` (whole
+    seconds, at least 1), and on MariaDB (the ``/*M!`` comment is run by MariaDB only)
+    any statement does."""
+    seconds = max(1, int(timeout * SERVER_SHARE))
+    statement = (
+        f"SET SESSION innodb_lock_wait_timeout = {seconds}, lock_wait_timeout = {seconds}"
+        f" /*M!100100 , max_statement_time = {timeout * SERVER_SHARE:.3f} */"
+    )
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
+# The DBAPI module each driver imports, and the extra of lazysession's that installs it.
+_EXTRAS = {
+    "asyncpg": "postgresql",
+    "psycopg": "postgresql",
+    "asyncmy": "mysql",
+    "aiomysql": "mysql",
+    "pymysql": "mysql",
+    "aiosqlite": "sqlalchemy",
+    "pysqlite": "sqlalchemy",
+}
+
+
+def _check_driver(url: URL) -> None:
+    """Import ``url``'s driver now, at configuration, or say what to install."""
+    dialect = url.get_dialect()
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        driver = url.get_driver_name()
+        backend = url.get_backend_name()
+        extra = _EXTRAS.get(driver)
+        if extra is not None:
+            advice = f"pip install 'lazysession[{extra}]'"
+        else:
+            families = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+            family = families.get(backend, "sqlalchemy")
+            async_driver = _ASYNC_DRIVERS.get(backend, "an async driver").split()[0]
+            advice = (
+                f"lazysession's extras bring other drivers: pip install 'lazysession[{family}]'"
+                f" and use {async_driver}:// (ASGI) or "
+                f"{_SYNC_DRIVERS.get(backend, 'a sync driver')}:// (WSGI)"
+            )
+        raise ConfigurationError(
+            f"SQLAlchemyStore: the {backend}+{driver} driver is not installed ({error}); {advice}"
+        ) from None
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -341,12 +437,39 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-_DRIVER_ERRORS = (DBAPIError, sa.exc.TimeoutError, OSError, asyncio.TimeoutError)
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    DBAPIError,
+    sa.exc.TimeoutError,
+    sa.exc.DisconnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+"""Errors of any driver that mean the store failed; each store adds its driver's own
+base class (raised unwrapped where SQLAlchemy does not wrap, as when it sets a pooled
+connection's isolation level)."""
 
 
-def _store_errors(action: str) -> StoreErrors:
-    """Driver errors surface as :class:`~lazysession.StoreError`, naming what failed."""
-    return StoreErrors(action, _DRIVER_ERRORS)
+def _no_turn(timeout: float) -> StoreError:
+    return StoreError(
+        f"writing a session failed: other writers held SQLite's write lock past the "
+        f"store's timeout ({timeout:g} s)"
+    )
+
+
+def _dbapi_errors(dialect: Dialect) -> tuple[type[BaseException], ...]:
+    """The driver's own error classes: its DBAPI ``Error``, and for an async driver
+    adapted by SQLAlchemy, the errors of the driver module underneath."""
+    dbapi = dialect.dbapi
+    found: list[type[BaseException]] = []
+    for holder in (dbapi, *(getattr(dbapi, name, None) for name in _DRIVER_MODULES)):
+        error = getattr(holder, "Error", None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            found.append(error)
+    return tuple(found)
+
+
+# Attributes of SQLAlchemy's async adapters that hold the driver module underneath.
+_DRIVER_MODULES = ("asyncpg", "psycopg", "asyncmy", "aiomysql", "pymysql", "aiosqlite")
 
 
 class SQLAlchemyStore(Store):
@@ -358,6 +481,14 @@ class SQLAlchemyStore(Store):
     middleware; sync drivers (``sqlite``, ``postgresql+psycopg``, ``mysql+pymysql``)
     serve ``store.sync`` and the WSGI middleware. The table is created on first use
     unless ``create_table=False``.
+
+    Every call ends within ``timeout`` seconds (default 5): past it, or when the
+    database fails, a :class:`~lazysession.StoreError` (see ``docs/operations.md``).
+    The driver is imported, and the engines built, here: a missing driver is an error
+    at configuration, and no blocking set-up waits for the first request. Engines the
+    store makes keep their connections per event loop, and ``aclose()`` (called at the
+    ASGI lifespan's shutdown) closes the calling loop's; an engine you pass in is yours
+    to dispose of.
     """
 
     def __init__(
@@ -368,6 +499,7 @@ class SQLAlchemyStore(Store):
         metadata: sa.MetaData | None = None,
         batch_size: int = DEFAULT_BATCH,
         create_table: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
         engine_options: Mapping[str, Any] | None = None,
         clock: Clock = utc_now,
     ) -> None:
@@ -375,6 +507,7 @@ class SQLAlchemyStore(Store):
             raise ConfigurationError("batch_size must be at least 1")
         if not _IDENTIFIER.match(table_name):
             raise ConfigurationError(f"table_name={table_name!r}: use letters, digits and _")
+        self.timeout = check_timeout(timeout, "SQLAlchemyStore")
         self.table = session_table(table_name, metadata)
         self.batch_size = batch_size
         self._clock = clock
@@ -396,6 +529,7 @@ class SQLAlchemyStore(Store):
                 dialect = self._url.get_dialect()()
             except (ArgumentError, sa.exc.NoSuchModuleError) as error:
                 raise ConfigurationError(f"SQLAlchemyStore: bad database URL: {error}") from None
+            _check_driver(self._url)
         self.dialect_name: str = dialect.name
         self._sql = _Statements(self.table, self.dialect_name)
         self._ops = SessionOps(self.table, self.dialect_name)
@@ -424,44 +558,108 @@ class SQLAlchemyStore(Store):
         self._threads = (
             self._sqlite_file and self._url is not None and self._url.get_dialect().is_async
         )
+        self._base_in_use = False
+        self._loop_engines: PerLoop[AsyncEngine] | None = None
+        if self._url is not None:
+            self._build_engines(self._url)
+        engines = (self._async_engine, self._sync_engine)
+        self._errors_caught = _DRIVER_ERRORS + tuple(
+            error
+            for engine in engines
+            if engine is not None
+            for error in _dbapi_errors(engine.dialect)
+        )
 
     # -- engines ---------------------------------------------------------------------------
 
+    def _build_engines(self, url: URL) -> None:
+        """Every engine ``url`` can serve, now (the driver's import and SQLite's path
+        resolution block: they belong here, not in the event loop), or the reason it
+        cannot serve a side, for ``check_async``/``check_sync`` to raise."""
+        try:
+            self._async_engine = self._new_async_engine()
+        except InvalidRequestError:
+            pass  # a sync driver: check_async says which to use instead
+        else:
+            if not self._is_memory(url):  # a memory database is its one connection: shared
+                self._loop_engines = PerLoop(self._engine_for_a_loop, self._close_loop_engine)
+        sync_url = url
+        if self._sqlite_file and url.get_dialect().is_async:
+            sync_url = url.set(drivername="sqlite")  # the stdlib driver reaches the same file
+        if sync_url.get_dialect().is_async:
+            return  # check_sync says which driver to use instead
+        self._sync_engine = sa.create_engine(
+            sync_url, **_merged(_engine_defaults(sync_url, self.timeout), self._engine_options)
+        )
+        self._instrument(self._sync_engine)
+
+    @staticmethod
+    def _is_memory(url: URL) -> bool:
+        database = url.database or ""
+        return url.get_backend_name() == "sqlite" and (
+            not database or database == ":memory:" or "mode=memory" in database
+        )
+
+    def _new_async_engine(self) -> AsyncEngine:
+        assert self._url is not None
+        options = _merged(_engine_defaults(self._url, self.timeout), self._engine_options)
+        engine = create_async_engine(self._url, **options)
+        self._instrument(engine.sync_engine)
+        return engine
+
+    def _engine_for_a_loop(self) -> AsyncEngine:
+        """The engine for an event loop's first call: the one built at configuration
+        unless another running loop holds it."""
+        assert self._async_engine is not None
+        if not self._base_in_use:
+            self._base_in_use = True
+            return self._async_engine
+        return self._new_async_engine()
+
+    async def _close_loop_engine(self, engine: AsyncEngine) -> None:
+        with anyio.move_on_after(self.timeout):  # a database that hangs cannot hold us up
+            await engine.dispose()
+        if engine is self._async_engine:
+            self._base_in_use = False
+        else:
+            for key in [key for key in self._views if key[0] == id(engine)]:
+                del self._views[key]
+
+    def _engine_here(self) -> AsyncEngine:
+        """The async engine for the running event loop."""
+        if self._loop_engines is not None:
+            return self._loop_engines.get()
+        engine = self.check_async()
+        return engine
+
     def check_async(self) -> AsyncEngine:
-        """The async engine, or a start-up error that names the driver to use instead."""
+        """The async engine (the running event loop's, inside one), or a start-up error
+        that names the driver to use instead."""
         if self._async_engine is None:
             if self._url is None:
                 raise ConfigurationError(
                     "SQLAlchemyStore was given a sync Engine; the ASGI middleware needs an "
                     f"AsyncEngine or an async URL such as {self._suggest(_ASYNC_DRIVERS)}://..."
                 )
+            raise ConfigurationError(
+                f"SQLAlchemyStore({self._url.render_as_string()!r}) uses a sync driver; the "
+                f"ASGI middleware needs an async one: {self._suggest(_ASYNC_DRIVERS)}://..."
+            )
+        if self._loop_engines is not None:
             try:
-                self._async_engine = create_async_engine(
-                    self._url, **{**_engine_defaults(self._url), **self._engine_options}
-                )
-            except InvalidRequestError:
-                raise ConfigurationError(
-                    f"SQLAlchemyStore({self._url.render_as_string()!r}) uses a sync driver; the "
-                    f"ASGI middleware needs an async one: {self._suggest(_ASYNC_DRIVERS)}://..."
-                ) from None
-            self._tune_sqlite(self._async_engine.sync_engine)
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return self._async_engine
+            return self._loop_engines.get()
         return self._async_engine
 
     def check_sync(self) -> Engine:
         """The sync engine, or a start-up error that names the driver to use instead."""
         if self._sync_engine is None:
-            url = self._url
-            if url is not None and self._sqlite_file and url.get_dialect().is_async:
-                url = url.set(drivername="sqlite")  # the stdlib driver reaches the same file
-            if url is None or url.get_dialect().is_async:
-                raise ConfigurationError(
-                    "this SQLAlchemyStore has an async driver; WSGI and command-line use need a "
-                    f"sync one, such as {self._suggest(_SYNC_DRIVERS)}://..."
-                )
-            self._sync_engine = sa.create_engine(
-                url, **{**_engine_defaults(url), **self._engine_options}
+            raise ConfigurationError(
+                "this SQLAlchemyStore has an async driver; WSGI and command-line use need a "
+                f"sync one, such as {self._suggest(_SYNC_DRIVERS)}://..."
             )
-            self._tune_sqlite(self._sync_engine)
         return self._sync_engine
 
     def _suggest(self, table: Mapping[str, str]) -> str:
@@ -473,21 +671,87 @@ class SQLAlchemyStore(Store):
         of the application's): the store may tune it."""
         if self.dialect_name != "sqlite" or self._url is None:
             return False
-        database = self._url.database or ""
-        return bool(database) and database != ":memory:" and "mode=memory" not in database
+        return not self._is_memory(self._url)
 
-    def _tune_sqlite(self, engine: Engine) -> None:
-        """A busy timeout instead of 'database is locked' under contention, and, with WAL
-        (switched on once, at table creation), commits without an fsync each."""
-        if not self._sqlite_file:
+    def _instrument(self, engine: Engine) -> None:
+        """Bounds and health checks on the connections of an engine the store made.
+
+        - SQLite: each checkout sets the busy timeout to what the call has left (writers
+          queued behind another process's lock each give up by their own deadline, not
+          one busy timeout after another); WAL (switched on once, at table creation)
+          commits without an fsync each.
+        - MariaDB/MySQL: each new connection gets the lock and statement limits.
+        - Servers: a pooled connection its server has closed (a restart, an outage) is
+          replaced at checkout, found without a round trip (:func:`looks_dead`), so the
+          first call after an outage succeeds.
+        - Blocking drivers with no read timeout (psycopg): a :class:`Watchdog` cuts a
+          connection whose call passed its deadline.
+        """
+        timeout = self.timeout
+        if self._sqlite_file:
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_connection: Any, record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+                cursor.close()
+                record.info["lazysession.busy_ms"] = int(timeout * 1000)
+
+            @sa.event.listens_for(engine, "checkout")
+            def _busy_until_the_deadline(dbapi_connection: Any, record: Any, _: Any) -> None:
+                left = int(remaining(timeout) * 1000)
+                current = record.info.get("lazysession.busy_ms", -1)
+                # only when the wait would outlast the deadline, or end well before it
+                if current > left or current < left - timeout * 100:
+                    cursor = dbapi_connection.cursor()
+                    cursor.execute(f"PRAGMA busy_timeout = {max(left, 1)}")
+                    cursor.close()
+                    record.info["lazysession.busy_ms"] = max(left, 1)
+
             return
+        if self.dialect_name == "sqlite":
+            return
+        if self.dialect_name in ("mysql", "mariadb"):
 
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 10000")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.close()
+            @sa.event.listens_for(engine, "connect")
+            def _limits(dbapi_connection: Any, _: Any) -> None:
+                _limit_mysql(dbapi_connection, timeout)
+
+        @sa.event.listens_for(engine, "checkout")
+        def _replace_if_closed(dbapi_connection: Any, record: Any, _: Any) -> None:
+            driver_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+            if looks_dead(driver_connection):
+                raise sa.exc.DisconnectionError("the server closed this pooled connection")
+
+        if engine.dialect.is_async or engine.driver not in ("psycopg", "psycopg2"):
+            return
+        watchdog = Watchdog.instance()
+
+        @sa.event.listens_for(engine, "checkout")
+        def _arm(dbapi_connection: Any, record: Any, _: Any) -> None:
+            record.info["lazysession.ticket"] = watchdog.arm(dbapi_connection, remaining(timeout))
+
+        @sa.event.listens_for(engine, "checkin")
+        def _disarm(dbapi_connection: Any, record: Any) -> None:
+            ticket = record.info.pop("lazysession.ticket", None)
+            if ticket is not None:
+                watchdog.disarm(ticket)
+
+        @sa.event.listens_for(engine, "invalidate")
+        def _disarm_invalidated(dbapi_connection: Any, record: Any, _: Any) -> None:
+            _disarm(dbapi_connection, record)
+
+    def _errors(self, action: str) -> Bounded:
+        """``with self._errors("loading a session"):`` around a call: it ends
+        within the store's timeout, and its failures are
+        :class:`~lazysession.StoreError`."""
+        return Bounded(action, self._errors_caught, self.timeout)
+
+    def _catch(self, action: str) -> StoreErrors:
+        """``with self._catch(action):`` raises this store's driver errors (one step of a
+        call) as :class:`~lazysession.StoreError`."""
+        return StoreErrors(action, self._errors_caught)
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -524,24 +788,42 @@ class SQLAlchemyStore(Store):
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
+        """This process's writers take turns (SQLite), each waiting no longer than its
+        call has left."""
         if not self._serialize_writes:
             yield
             return
         if self._async_write_lock is None:
             self._async_write_lock = anyio.Lock()
-        async with self._async_write_lock:
+        with anyio.move_on_after(remaining(self.timeout)) as waiting:
+            await self._async_write_lock.acquire()
+        if waiting.cancelled_caught:
+            raise _no_turn(self.timeout)
+        try:
             yield
+        finally:
+            self._async_write_lock.release()
 
     @contextmanager
     def _sync_write_turn(self) -> Iterator[None]:
+        """The blocking twin; the turn also starts the call's deadline when nothing did,
+        so the busy timeout set at checkout is what the call has left."""
         if not self._serialize_writes:
             yield
             return
-        with self._sync_write_lock:
-            yield
+        left, started = deadline_left(self.timeout)
+        try:
+            if not self._sync_write_lock.acquire(timeout=left):
+                raise _no_turn(self.timeout)
+            try:
+                yield
+            finally:
+                self._sync_write_lock.release()
+        finally:
+            end_deadline(started)
 
     async def _ready_async(self) -> AsyncEngine:
-        engine = self.check_async()
+        engine = self._engine_here()
         if self._async_ready or not self._create_table:
             return engine
         if self._async_ready_lock is None:
@@ -643,14 +925,18 @@ class SQLAlchemyStore(Store):
         return merged
 
     async def _op_async(self, action: str, op: Op[Any]) -> Any:
-        """Carry out an operation of ``SessionOps``, run by run."""
+        """Carry out an operation of ``SessionOps``, run by run, within the timeout."""
         if self._threads:  # SQLite through the stdlib driver: the whole op in one thread call
             return await anyio.to_thread.run_sync(self._sync.op, action, op)
+        with self._errors(action):
+            return await self._runs_async(action, op)
+
+    async def _runs_async(self, action: str, op: Op[Any]) -> Any:
         try:
             run = next(op)
             while True:
                 try:
-                    with _store_errors(action):
+                    with self._catch(action):
                         result = await self._run_async(run)
                 except StoreError as error:
                     run = op.throw(error)  # the operation may know what a failed run means
@@ -685,7 +971,7 @@ class SQLAlchemyStore(Store):
     async def count(self) -> int:
         if self._threads:
             return await anyio.to_thread.run_sync(self._sync.count)
-        with _store_errors("counting sessions"):
+        with self._errors("counting sessions"):
             engine = await self._single_async()
             async with engine.connect() as conn:
                 return int((await conn.execute(self._sql.count)).scalar_one())
@@ -694,7 +980,7 @@ class SQLAlchemyStore(Store):
         """Expired sessions not yet swept: the backlog a sweep would delete now."""
         if self._threads:
             return await anyio.to_thread.run_sync(self._sync.count_expired)
-        with _store_errors("counting expired sessions"):
+        with self._errors("counting expired sessions"):
             engine = await self._single_async()
             async with engine.connect() as conn:
                 result = await conn.execute(self._sql.count_expired, {"now": self._clock()})
@@ -702,7 +988,7 @@ class SQLAlchemyStore(Store):
 
     async def oldest_created(self) -> datetime | None:
         """When the oldest live session began (None without any)."""
-        with _store_errors("reading statistics"):
+        with self._errors("reading statistics"):
             engine = await self._single_async()
             async with engine.connect() as conn:
                 found = (await conn.execute(self._sql.oldest, {"now": self._clock()})).scalar()
@@ -713,7 +999,7 @@ class SQLAlchemyStore(Store):
         query = self._sql.size_query
         if query is None:
             return None
-        with _store_errors("reading statistics"):
+        with self._errors("reading statistics"):
             engine = await self._single_async()
             async with engine.connect() as conn:
                 size = (await conn.execute(query)).scalar()
@@ -747,7 +1033,7 @@ class SQLAlchemyStore(Store):
     async def _sweep_batch_async(
         self, now: datetime, after: datetime | None, size: int
     ) -> tuple[int, datetime | None]:
-        with _store_errors("sweeping expired sessions"):
+        with self._errors("sweeping expired sessions"):
             engine = await self._transactional_async()
             async with engine.connect() as conn:
                 conn = await conn.execution_options(**self._sql.sweep_options)
@@ -767,9 +1053,16 @@ class SQLAlchemyStore(Store):
         return SweepPacer(self.batch_size, budget)
 
     async def aclose(self) -> None:
-        if self._owns_engines and self._async_engine is not None:
+        """Close the connections the store opened: the running event loop's, and the
+        blocking side's. The store stays usable; its next call connects again."""
+        if not self._owns_engines:
+            return
+        if self._loop_engines is not None:
+            await self._loop_engines.aclose()
+        elif self._async_engine is not None:  # SQLite in memory: the database goes with it
             await self._async_engine.dispose()
-        if self._owns_engines and self._sync_engine is not None:
+            self._async_ready = False
+        if self._sync_engine is not None:
             self._sync_engine.dispose()
 
     @property
@@ -818,12 +1111,17 @@ class _SyncSQLAlchemyStore(SyncStore):
         return merged
 
     def op(self, action: str, op: Op[Any]) -> Any:
-        """Carry out an operation of ``SessionOps``, run by run (the blocking executor)."""
+        """Carry out an operation of ``SessionOps``, run by run (the blocking executor),
+        each wait bounded by what the call has left of the timeout."""
+        with self._errors(action):
+            return self._runs(action, op)
+
+    def _runs(self, action: str, op: Op[Any]) -> Any:
         try:
             run = next(op)
             while True:
                 try:
-                    with _store_errors(action):
+                    with self._store._catch(action):
                         result = self._run(run)
                 except StoreError as error:
                     run = op.throw(error)
@@ -854,12 +1152,12 @@ class _SyncSQLAlchemyStore(SyncStore):
             return _send(conn, run.plan)
 
     def count(self) -> int:
-        with _store_errors("counting sessions"), self._store._single_sync().connect() as conn:
+        with self._errors("counting sessions"), self._store._single_sync().connect() as conn:
             return int(conn.execute(self._store._sql.count).scalar_one())
 
     def count_expired(self) -> int:
         with (
-            _store_errors("counting expired sessions"),
+            self._errors("counting expired sessions"),
             self._store._single_sync().connect() as conn,
         ):
             result = conn.execute(self._store._sql.count_expired, {"now": self._store._clock()})
@@ -885,7 +1183,7 @@ class _SyncSQLAlchemyStore(SyncStore):
         and where the next batch resumes."""
         store = self._store
         with (
-            _store_errors("sweeping expired sessions"),
+            self._errors("sweeping expired sessions"),
             store._transactional_sync().connect() as conn,
         ):
             conn = conn.execution_options(**store._sql.sweep_options)
@@ -901,5 +1199,11 @@ class _SyncSQLAlchemyStore(SyncStore):
         return deleted, after
 
     def close(self) -> None:
+        """Close the blocking side's connections (the store stays usable)."""
         if self._store._owns_engines and self._store._sync_engine is not None:
             self._store._sync_engine.dispose()
+
+    def _errors(self, action: str) -> BoundedSync:
+        """``with self._errors("loading a session"):`` around a call: its waits end by
+        the call's deadline, and its failures are :class:`~lazysession.StoreError`."""
+        return BoundedSync(action, self._store._errors_caught, self._store.timeout)
