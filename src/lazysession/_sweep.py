@@ -5,6 +5,8 @@ Rules:
   interval if shorter), then one every ``interval`` seconds, each delay jittered by
   +/- ``JITTER`` so replicas that started together drift apart.
 - A sweep that fails is logged and retried at the next interval; it never propagates.
+  A store's failure is logged as its StoreError, in one line; anything else with its
+  traceback.
 - Each sweep logs one line: how many sessions it deleted and how long it took.
 """
 
@@ -20,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from ._errors import StoreError
 from .metrics import Metrics
 
 logger = logging.getLogger("lazysession")
@@ -54,7 +57,15 @@ def report(deleted: int, started: float, metrics: Metrics | None = None) -> None
 
 
 def report_failure(error: BaseException) -> None:
-    logger.error("lazysession sweep failed, retrying at the next interval: %r", error)
+    """One log line for a failed sweep: the StoreError's own message (what failed, and
+    the driver's error code), or, for anything else (a bug), the error with its
+    traceback."""
+    if isinstance(error, StoreError):
+        logger.error("lazysession sweep failed, retrying at the next interval: %s", error)
+    else:
+        logger.error(
+            "lazysession sweep failed, retrying at the next interval: %r", error, exc_info=error
+        )
 
 
 class AsyncSweeper:

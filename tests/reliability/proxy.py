@@ -61,11 +61,17 @@ class Proxy:
         self._call(self._set(black_hole=False, latency=seconds))
 
     def close(self) -> None:
-        self.down()
+        self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
+
+    async def _stop(self) -> None:
+        await self._down()  # every connection reset: the handlers end by themselves
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=2)
 
     async def _set(self, *, black_hole: bool, latency: float) -> None:
         await self._listen()

@@ -4,8 +4,10 @@ needs it gets a 503 (or, if configured, an empty unsaved session); no 200 loses 
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,12 +24,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from lazysession import SessionMiddleware, Store
+from lazysession import SessionMiddleware, Store, StoreError
 from lazysession.stores import RedisStore, SQLAlchemyStore
+from lazysession.wsgi import SessionMiddleware as WSGISessionMiddleware
 from tests.conftest import require_server
 from tests.helpers import ROUTES, SECRET, Clock, client, lifespan
+from tests.reliability.faults import Opened, asgi_app, opened_sync, wsgi_client
 from tests.reliability.proxy import Proxy, proxy_to
 from tests.stores.backends import POSTGRES, REDIS, server_reachable, with_driver
+from tests.wsgi.apps import app as wsgi_app
 
 pytestmark = pytest.mark.anyio
 
@@ -265,3 +270,120 @@ async def test_a_killed_redis_connection_never_loses_an_acknowledged_write() -> 
     finally:
         await dispose(store)
     assert (status, stored) in ((200, {"user": "bob"}), (503, {"user": "ada"}))
+
+
+# -- after an outage: dead pooled connections are replaced, the sweep logs StoreErrors ------
+
+SQL_THROUGH_PROXY = ["postgresql+asyncpg", "postgresql+psycopg", "mysql+asyncmy", "mysql+aiomysql"]
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[Opened]:
+    opened = Opened()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def opened_blocking() -> Iterator[Opened]:
+    with opened_sync() as opened:
+        yield opened
+
+
+@pytest.mark.parametrize("kind", [*SQL_THROUGH_PROXY, "redis"])
+async def test_the_first_request_after_an_outage_succeeds(kind: str, opened: Opened) -> None:
+    proxy = opened.proxy(kind)
+    async with client(asgi_app(opened.store(kind, proxy.port))) as http:
+        await http.get("/write", params={"user": "ada"})
+        proxy.down()  # every pooled connection dies while idle
+        proxy.up()
+        response = await http.get("/read")
+    assert (response.status_code, response.json()) == (200, {"user": "ada"})
+
+
+@pytest.mark.parametrize("shell", ["wsgi", "flask"])
+@pytest.mark.parametrize("kind", ["postgresql+psycopg", "mysql+pymysql", "redis"])
+def test_the_first_request_after_an_outage_succeeds_under_wsgi(
+    kind: str, shell: str, opened_blocking: Opened
+) -> None:
+    proxy = opened_blocking.proxy(kind)
+    http = wsgi_client(opened_blocking.store(kind, proxy.port), shell)
+    assert http.get("/write?user=ada").status_code == 200
+    proxy.down()
+    proxy.up()
+    response = http.get("/read")
+    assert (response.status_code, response.json) == (200, {"user": "ada"})
+
+
+def sweep_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("lazysession sweep")]
+
+
+def assert_swept_through_the_outage(
+    records: list[logging.LogRecord], restored: int, warned: list[warnings.WarningMessage]
+) -> None:
+    """Every failure during the outage was logged as a StoreError; the first sweep after
+    the store came back deleted the expired session; no connection was left to the
+    garbage collector."""
+    failed = [r for r in records[:restored] if "failed" in r.getMessage()]
+    assert failed, "no sweep ran during the outage"
+    logged = [r.args[0] if isinstance(r.args, tuple) and r.args else None for r in failed]
+    assert all(isinstance(error, StoreError) for error in logged), logged
+    after = [r.getMessage() for r in records[restored:]]
+    assert after and "deleted 1 expired" in after[0], after
+    gc.collect()
+    noted = [str(w.message) for w in warned] + [r.getMessage() for r in records]
+    assert not [text for text in noted if "garbage collector" in text]
+
+
+async def wait_for(caplog: pytest.LogCaptureFixture, text: str, after: int = 0) -> int:
+    with anyio.fail_after(20):
+        while not any(text in r.getMessage() for r in sweep_records(caplog)[after:]):
+            await anyio.sleep(0.02)
+    return len(sweep_records(caplog))
+
+
+@pytest.mark.parametrize("kind", SQL_THROUGH_PROXY)
+async def test_a_sweep_through_an_outage_logs_store_errors_and_resumes_at_once(
+    kind: str, opened: Opened, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    clock = Clock()
+    proxy = opened.proxy(kind)
+    store = opened.store(kind, proxy.port, clock=clock)
+    await store.save("a" * 64, {"old": True}, expires_at=clock() + timedelta(seconds=1))
+    await store.save("b" * 64, {"live": True}, expires_at=clock() + timedelta(hours=1))
+    clock.advance(5)
+    caplog.set_level(logging.INFO, logger="lazysession")
+    async with lifespan(asgi_app(store, sweep_interval=0.2, clock=clock)):
+        proxy.down()
+        await wait_for(caplog, "failed")
+        proxy.up()
+        restored = len(sweep_records(caplog))
+        await wait_for(caplog, "deleted", restored)
+    assert_swept_through_the_outage(sweep_records(caplog), restored, recwarn.list)
+
+
+def test_a_blocking_sweep_through_an_outage_logs_store_errors_and_resumes_at_once(
+    opened_blocking: Opened, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    clock = Clock()
+    proxy = opened_blocking.proxy("mysql+pymysql")
+    store = opened_blocking.store("mysql+pymysql", proxy.port, clock=clock)
+    store.sync.save("a" * 64, {"old": True}, expires_at=clock() + timedelta(seconds=1))
+    clock.advance(5)
+    caplog.set_level(logging.INFO, logger="lazysession")
+    middleware = WSGISessionMiddleware(
+        wsgi_app, SECRET, store=store, sweep_interval=0.2, clock=clock
+    )
+    proxy.down()
+    middleware.start_sweeper()
+    try:
+        anyio.run(wait_for, caplog, "failed")
+        proxy.up()
+        restored = len(sweep_records(caplog))
+        anyio.run(wait_for, caplog, "deleted", restored)
+    finally:
+        middleware.close()
+    assert_swept_through_the_outage(sweep_records(caplog), restored, recwarn.list)
