@@ -31,6 +31,8 @@ from lazysession.stores import RedisStore
 from tests.reliability.faults import ASYNC_KINDS, Opened, asgi_app, opened_sync, timed_sync
 from tests.stores.backends import POSTGRES, REDIS
 
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with")  # the test client's
+
 SQLITE_KINDS = ["sqlite+aiosqlite", "sqlite+aiosqlite/memory"]
 
 

@@ -712,14 +712,18 @@ class SQLAlchemyStore(Store):
             return
         if self.dialect_name == "sqlite":
             return
-        if self.dialect_name in ("mysql", "mariadb"):
+        mysql_family = self.dialect_name in ("mysql", "mariadb")
 
-            @sa.event.listens_for(engine, "connect")
-            def _limits(dbapi_connection: Any, _: Any) -> None:
+        @sa.event.listens_for(engine, "connect")
+        def _new(dbapi_connection: Any, record: Any) -> None:
+            if mysql_family:
                 _limit_mysql(dbapi_connection, timeout)
+            record.info["lazysession.fresh"] = True  # nothing to check at its first checkout
 
         @sa.event.listens_for(engine, "checkout")
         def _replace_if_closed(dbapi_connection: Any, record: Any, _: Any) -> None:
+            if record.info.pop("lazysession.fresh", False):
+                return
             driver_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
             if looks_dead(driver_connection):
                 raise sa.exc.DisconnectionError("the server closed this pooled connection")
