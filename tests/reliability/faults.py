@@ -95,7 +95,7 @@ class Opened:
 
 async def forget(kind: str, store: Store) -> None:
     """Remove what ``store`` left on its server, then close it."""
-    if isinstance(store, SQLAlchemyStore):
+    if isinstance(store, SQLAlchemyStore) and not kind.startswith("sqlite"):
         drop_table(sync_url(kind), store.table.name)
     elif isinstance(store, RedisStore):
         admin = redis.Redis.from_url(REDIS)

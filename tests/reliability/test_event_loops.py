@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -24,14 +25,15 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # the test client's own notice about its HTTP library
+    warnings.filterwarnings("ignore", message="Using `httpx` with")
+    from starlette.testclient import TestClient
 
 from lazysession import SQLAlchemyStore, Store
 from lazysession.stores import RedisStore
 from tests.reliability.faults import ASYNC_KINDS, Opened, asgi_app, opened_sync, timed_sync
 from tests.stores.backends import POSTGRES, REDIS
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with")  # the test client's
 
 SQLITE_KINDS = ["sqlite+aiosqlite", "sqlite+aiosqlite/memory"]
 
@@ -43,11 +45,14 @@ def opened() -> Iterator[Opened]:
 
 
 def open_store(kind: str, opened: Opened, tmp_path: Path, **options: Any) -> Store:
+    if not kind.startswith("sqlite"):
+        return opened.store(kind, opened.proxy(kind).port, **options)
     if kind == "sqlite+aiosqlite":
-        return SQLAlchemyStore(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", **options)
-    if kind == "sqlite+aiosqlite/memory":
-        return SQLAlchemyStore("sqlite+aiosqlite://", **options)
-    return opened.store(kind, opened.proxy(kind).port, **options)
+        store = SQLAlchemyStore(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", **options)
+    else:
+        store = SQLAlchemyStore("sqlite+aiosqlite://", **options)
+    opened.stores.append((kind, store))  # closed with the others
+    return store
 
 
 SCENARIO_BOUND = 20.0

@@ -70,17 +70,37 @@ def _timed_out(action: str, seconds: float) -> StoreError:
     return StoreError(f"{action} failed: no answer within the store's timeout ({seconds:g} s)")
 
 
+RECANCEL = 0.05
+"""Seconds between the cancellations of a block past its deadline (see Bounded)."""
+
+
 class Bounded:
     """``with Bounded("loading a session", errors, seconds):`` runs the block under a
     deadline of ``seconds`` and raises the back end's own ``errors``, and the deadline,
     as :class:`~lazysession.StoreError`.
 
-    Past the deadline the block is cancelled, and stays cancelled (anyio's cancel scope
-    cancels every await until the block is left): a driver's clean-up that would wait
-    on the server that stopped answering (a graceful close, a cancel request) is cut
-    short too, and the connection is closed at once instead of being handed back."""
+    Past the deadline the task is cancelled, and cancelled again every ``RECANCEL``
+    seconds until it leaves the block: a driver's clean-up that waits on the server that
+    stopped answering (SQLAlchemy's graceful close of an asyncpg connection, a cancel
+    request) is cut short too, and the connection is closed at once instead of being
+    handed back. ``asyncio.timeout`` cancels once only, and anyio's cancel scope, which
+    keeps cancelling, costs several times more on every call (``benchmarks/stores.py``);
+    this is the one timer per call that both need. A cancellation from elsewhere met on
+    the way out propagates as one. Outside asyncio (trio), anyio's scope does the work.
+    """
 
-    __slots__ = ("_scope", "action", "errors", "seconds", "token")
+    __slots__ = (
+        "_fired",
+        "_handle",
+        "_loop",
+        "_outer",
+        "_scope",
+        "_task",
+        "action",
+        "errors",
+        "seconds",
+        "token",
+    )
 
     def __init__(self, action: str, errors: tuple[type[BaseException], ...], seconds: float):
         self.action = action
@@ -89,16 +109,50 @@ class Bounded:
 
     def __enter__(self) -> None:
         self.token = _DEADLINE.set(time.monotonic() + self.seconds)
-        self._scope = anyio.CancelScope(deadline=anyio.current_time() + self.seconds)
-        self._scope.__enter__()
+        self._fired = 0
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio
+            self._task = None
+            self._scope = anyio.CancelScope(deadline=anyio.current_time() + self.seconds)
+            self._scope.__enter__()
+            return
+        task = self._task = asyncio.current_task()
+        self._outer = _cancelling(task)
+        self._handle = self._loop.call_later(self.seconds, self._fire)
+
+    def _fire(self) -> None:
+        assert self._task is not None
+        self._fired += 1
+        self._task.cancel()
+        self._handle = self._loop.call_later(RECANCEL, self._fire)
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
         _DEADLINE.reset(self.token)
-        self._scope.__exit__(kind, error, tb)
-        if self._scope.cancelled_caught:
+        task = self._task
+        if task is None:
+            self._scope.__exit__(kind, error, tb)
+            timed_out = self._scope.cancelled_caught
+        else:
+            self._handle.cancel()
+            timed_out = False
+            if self._fired:
+                uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+                if uncancel is not None:
+                    for _ in range(self._fired):
+                        uncancel()
+                cancelled_elsewhere = _cancelling(task) > self._outer
+                timed_out = isinstance(error, asyncio.CancelledError) and not cancelled_elsewhere
+        if timed_out:
             raise _timed_out(self.action, self.seconds) from None
         if error is not None and isinstance(error, self.errors):
             raise _converted(self.action, error) from None
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> int:
+    """How many cancellations of ``task`` are pending (0 before Python 3.11)."""
+    cancelling = getattr(task, "cancelling", None)
+    return int(cancelling()) if cancelling is not None else 0
 
 
 def _converted(action: str, error: BaseException) -> StoreError:

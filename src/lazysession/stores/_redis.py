@@ -7,8 +7,8 @@ Rules:
   nothing to do and returns 0. ``load`` also checks ``e`` against the store's clock, so a
   session is never handed out after its expiry, even before Redis has dropped it.
 - Connection failures and timeouts raise :class:`~lazysession.StoreError`. Clients the
-  store makes itself bound each wait by ``timeout``: for a pooled connection (a blocking
-  pool of ``max_connections``, which waits rather than refuses), to connect, and for each
+  store makes itself bound each wait by ``timeout``: for one of ``max_connections``
+  connections (a burst waits rather than being refused), to connect, and for each
   answer; a command is retried once after a connection error (a connection the server
   dropped), never after a timeout. On the async side the whole call also runs under a
   deadline of ``timeout``.
@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -130,8 +131,18 @@ def _retry(kind: Any) -> Any:
     return kind(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
 
 
-async def _close_async(client: AsyncClient) -> None:
-    await client.aclose()
+class _LoopClient:
+    """One event loop's client, and the slots that keep its calls within the pool."""
+
+    __slots__ = ("client", "slots")
+
+    def __init__(self, client: AsyncClient, size: int) -> None:
+        self.client = client
+        self.slots = asyncio.Semaphore(size)
+
+
+async def _close_async(opened: _LoopClient) -> None:
+    await opened.client.aclose()
 
 
 class RedisStore(Store):
@@ -141,8 +152,8 @@ class RedisStore(Store):
 
     With a URL the store makes its clients: every call ends within ``timeout`` seconds
     (default 5), and at most ``max_connections`` connections are open per pool (per
-    event loop, and per node of a cluster; requests past that wait for one, within
-    ``timeout``, except on redis-py's asyncio cluster client, which refuses instead).
+    event loop, and per node of a cluster); calls past that wait for one, within
+    ``timeout``.
     ``socket_timeout`` and ``connect_timeout`` default to ``timeout``. A client or pool
     you pass in keeps its own settings, and is yours to close.
     """
@@ -184,7 +195,7 @@ class RedisStore(Store):
         }
         self._async: AsyncClient | None = None
         self._async_cluster = False  # whether ``_async`` is a cluster client (asked once)
-        self._loop_clients: PerLoop[AsyncClient] | None = None
+        self._loop_clients: PerLoop[_LoopClient] | None = None
         self._sync_client: SyncClient | None = None
         self._owns_clients = isinstance(url_or_client, str)
         if isinstance(url_or_client, str):
@@ -212,25 +223,30 @@ class RedisStore(Store):
 
     # -- clients ---------------------------------------------------------------------------
 
-    def _new_async_client(self) -> AsyncClient:
-        """A client for one event loop: nothing connects until its first command."""
+    def _new_async_client(self) -> _LoopClient:
+        """A client for one event loop (nothing connects until its first command), and
+        ``max_connections`` slots: a call takes one before it sends anything, so the
+        client never needs more connections than its pool may open and a burst waits
+        for a slot, within the call's deadline. (redis-py's asyncio pool refuses past
+        its size; its blocking pool waits, but costs a lock on every command, and its
+        asyncio cluster client has none.)"""
         assert self._url is not None
-        options = {**self._options, "retry": _retry(redis.asyncio.retry.Retry)}
+        options = {
+            **self._options,
+            "retry": _retry(redis.asyncio.retry.Retry),
+            "max_connections": self.max_connections,
+        }
+        client: AsyncClient
         if self._cluster:
-            # redis-py's asyncio cluster has no blocking pool: past max_connections on a
-            # node it refuses (a StoreError), within the call's deadline
-            return redis.asyncio.cluster.RedisCluster.from_url(
-                self._url, max_connections=self.max_connections, **options
-            )
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            self._url, max_connections=self.max_connections, timeout=self.timeout, **options
-        )
-        return redis.asyncio.Redis.from_pool(pool)
+            client = redis.asyncio.cluster.RedisCluster.from_url(self._url, **options)
+        else:
+            client = redis.asyncio.Redis.from_url(self._url, **options)
+        return _LoopClient(client, self.max_connections)
 
     def check_async(self) -> AsyncClient:
         """The async client (the running event loop's, inside one), or a start-up error."""
         if self._loop_clients is not None:
-            return self._loop_clients.get()
+            return self._loop_clients.get().client
         if self._async is None:
             raise ConfigurationError(
                 "this RedisStore was given a sync client; the ASGI middleware needs a "
@@ -308,7 +324,10 @@ class RedisStore(Store):
         """Carry out an operation of ``RedisOps``, command by command, within the
         timeout."""
         with self._errors(action):
-            return await self._commands_async(action, op)
+            if self._loop_clients is None:  # the application's client, and its pool
+                return await self._commands_async(action, op)
+            async with self._loop_clients.get().slots:
+                return await self._commands_async(action, op)
 
     async def _commands_async(self, action: str, op: Op[Any]) -> Any:
         client = self.check_async()
@@ -336,7 +355,9 @@ class RedisStore(Store):
         client = self.check_async()
         total = 0
         page: list[Any] = []
-        with self._errors("counting sessions"):
+        # a walk of the whole keyspace: each page waits at most the socket timeout, the
+        # walk as long as the keyspace takes (not the call deadline of the other methods)
+        with _store_errors("counting sessions"):
             async for key in client.scan_iter(match=self._pattern(), count=_PAGE):
                 page.append(key)
                 if len(page) == _PAGE:

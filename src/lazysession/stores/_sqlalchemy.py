@@ -14,6 +14,11 @@ Rules:
   every writer waits behind them; elsewhere the built-in sweep rests between batches.
 - A SQLite file named with ``sqlite+aiosqlite`` is served by the stdlib driver in worker
   threads, one thread call per store call.
+- Every call ends within ``timeout`` (the executors wrap each operation in ``_errors``;
+  see ``_limits``), bounded by the database where it can be, and by the client
+  otherwise. Engines are built, and the driver imported, in the constructor; the async
+  ones are kept per event loop. A pooled connection whose server closed it is replaced
+  at checkout.
 """
 
 from __future__ import annotations
@@ -629,8 +634,7 @@ class SQLAlchemyStore(Store):
         """The async engine for the running event loop."""
         if self._loop_engines is not None:
             return self._loop_engines.get()
-        engine = self.check_async()
-        return engine
+        return self.check_async()
 
     def check_async(self) -> AsyncEngine:
         """The async engine (the running event loop's, inside one), or a start-up error
