@@ -245,6 +245,17 @@ def store_option(name: str, value: object) -> Store:
     )
 
 
+def encrypt_option(value: object) -> bool:
+    """The ``encrypt`` option: a bool; True needs the ``encryption`` extra."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"encrypt={value!r}: expected True or False")
+    if value:
+        from ._crypto import require_cryptography
+
+        require_cryptography()
+    return value
+
+
 def check_policy(on_store_error: str) -> str:
     if on_store_error not in STORE_ERROR_POLICIES:
         raise ConfigurationError("on_store_error must be '503' or 'empty'")
@@ -340,6 +351,7 @@ class MiddlewareOptions(Generic[App]):
         on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | timedelta | None = 300,
         metrics: Metrics | None = None,
+        encrypt: bool = False,
         private_reads: bool = True,
         clock: Clock = utc_now,
     ) -> None:
@@ -379,6 +391,7 @@ class MiddlewareOptions(Generic[App]):
             idle_timeout=idle,
             touch_after=touch,
             max_size=size,
+            encrypt=encrypt_option(encrypt),
             clock=clock,
         )
         self._insecure = InsecureCookieWarning(https_only)

@@ -72,6 +72,7 @@ from ._shell import (
     Refusal,
     SharedCaches,
     check_policy,
+    encrypt_option,
     fraction_option,
     interval_option,
     load_failed,
@@ -267,10 +268,12 @@ class LazySessionInterface(SessionInterface):
         on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | timedelta | None = 300,
         metrics: Metrics | None = None,
+        encrypt: bool = False,
         private_reads: bool = True,
         clock: Clock = utc_now,
     ) -> None:
         self.on_store_error = check_policy(on_store_error)
+        self.encrypt = encrypt_option(encrypt)
         self.caches = SharedCaches(private_reads)
         interval = interval_option("sweep_interval", sweep_interval)
         self.idle_timeout = seconds_option("idle_timeout", idle_timeout)
@@ -365,6 +368,7 @@ class LazySessionInterface(SessionInterface):
             lifetimes=lifetimes,
             session_class=FlaskSession,
             value_codec=TaggedValues(self.serializer),
+            encrypt=self.encrypt,
         )
 
     # -- Flask's SessionInterface ------------------------------------------------------------
