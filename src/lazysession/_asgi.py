@@ -297,12 +297,24 @@ def add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     headers.append((b"vary", b"Cookie"))
 
 
+_PRIVATE = (b"cache-control", b"private")
+
+
 def make_private(headers: list[tuple[bytes, bytes]], caches: SharedCaches) -> None:
     """Make a response's headers keep shared caches out (``SharedCaches``' rules)."""
-    found = [value for name, value in headers if name.lower() == b"cache-control"]
-    value = caches.rewrite(item.decode("latin-1") for item in found)
-    if value is None:
+    found = [
+        value
+        for name, value in headers
+        if len(name) == 13 and (name == b"cache-control" or name.lower() == b"cache-control")
+    ]
+    if not found:  # the usual case: nothing of the app's to keep
+        headers.append(_PRIVATE)
         return
-    if found:
-        headers[:] = [(name, item) for name, item in headers if name.lower() != b"cache-control"]
-    headers.append((b"cache-control", value.encode("latin-1")))
+    value = caches.rewrite([item.decode("latin-1") for item in found])
+    if value is not None:
+        headers[:] = [
+            (name, item)
+            for name, item in headers
+            if len(name) != 13 or name.lower() != b"cache-control"
+        ]
+        headers.append((b"cache-control", value.encode("latin-1")))

@@ -61,6 +61,8 @@ BINDING_FIELD = "s"
 TAG_FIELD = "t"
 """The metadata field holding the tag over its binding, store key and lifetime."""
 _NAMES_CACHED = 4096
+CIPHERS_CACHED = 1024
+"""Sessions whose cipher a sealer remembers (about 3 KB each, once used both ways)."""
 
 
 def require_cryptography() -> type[AESGCM]:
@@ -135,8 +137,6 @@ class Opened:
     """What a loaded session's next write needs to know of how it was stored."""
 
     binding: bytes
-    aead: AESGCM | None = None
-    """The session's cipher under the first secret key, if it was made on the way in."""
     stale: dict[str, list[str]] | None = None
     """Per session key, stored fields to drop when that key is next written: the field
     names a retired secret key gave it (its value is then written under the first)."""
@@ -145,7 +145,7 @@ class Opened:
 class ValueSealer:
     """Encrypts a server-side session value by value, as the rules above say."""
 
-    __slots__ = ("_aead", "_binding", "_fields", "_invalid", "_names", "_values")
+    __slots__ = ("_aead", "_binding", "_ciphers", "_fields", "_invalid", "_names", "_values")
 
     def __init__(self, keys: SecretKeys) -> None:
         self._aead = require_cryptography()
@@ -155,6 +155,19 @@ class ValueSealer:
         self._fields = [derive(secret, FIELDS) for secret in secrets]
         self._binding = [derive(secret, BINDING) for secret in secrets]
         self._names: dict[str, str] = {}
+        self._ciphers: dict[tuple[int, bytes], AESGCM] = {}
+
+    def _cipher(self, index: int, binding: bytes) -> AESGCM:
+        """The cipher of the session with ``binding`` under secret key ``index``. Made
+        once per session and remembered (at most ``CIPHERS_CACHED``, the oldest forgotten
+        first): a returning session skips the key derivation and the key schedule."""
+        found = self._ciphers.get((index, binding))
+        if found is None:
+            found = self._aead(subkey(self._values[index], binding))
+            while len(self._ciphers) >= CIPHERS_CACHED:
+                self._ciphers.pop(next(iter(self._ciphers)), None)
+            self._ciphers[index, binding] = found
+        return found
 
     def field(self, name: str, index: int = 0) -> str:
         """The stored field of the session key ``name``, under secret key ``index``."""
@@ -175,7 +188,7 @@ class ValueSealer:
         each: a float reads back from JSON as the float it was)."""
         signed = f"{store_key}|{meta.get('c')!r}|{meta.get('l')!r}|{meta.get('p')!r}"
         message = binding + signed.encode("utf-8", "surrogatepass")
-        return b64url(hmac.digest(self._binding[index], message, "sha256")[:16])
+        return b64(hmac.digest(self._binding[index], message, "sha256")[:16])
 
     def _verifies(self, tag: str, store_key: str, binding: bytes, meta: Mapping[str, Any]) -> bool:
         """Whether ``tag`` is the metadata's tag under one of the secret keys."""
@@ -194,23 +207,20 @@ class ValueSealer:
         """The session as it is stored under ``store_key``: each value encrypted under its
         field, the metadata with the binding (``opened``'s, or a new one) and its tag.
         Raises ``SessionNotSerializable`` naming a key whose value JSON cannot hold."""
-        if opened is None:
-            binding = os.urandom(RANDOM)
-            aead = self._aead(subkey(self._values[0], binding))
-        else:
-            binding = opened.binding
-            aead = opened.aead or self._aead(subkey(self._values[0], binding))
+        binding = os.urandom(RANDOM) if opened is None else opened.binding
+        aead = self._cipher(0, binding)
+        nonces = os.urandom(NONCE * len(values))
         sealed: dict[str, Any] = {}
-        for name, value in values.items():
+        for at, (name, value) in enumerate(values.items()):
             if name == META_KEY:
                 continue  # the core's own entry, as a plain write would overwrite it
             plaintext = _json.dumps({name: value}).encode("utf-8")
             field = self.field(name)
-            nonce = os.urandom(NONCE)
+            nonce = nonces[at * NONCE : (at + 1) * NONCE]
             sealed[field] = b64(nonce + aead.encrypt(nonce, plaintext, _bound(field)))
         sealed[META_KEY] = {
             **meta,
-            BINDING_FIELD: b64url(binding),
+            BINDING_FIELD: b64(binding),
             TAG_FIELD: self._tag(0, store_key, binding, meta),
         }
         return sealed
@@ -224,13 +234,12 @@ class ValueSealer:
         meta = data.get(META_KEY)
         if not isinstance(meta, dict):
             return None, None
-        binding = from_b64url(meta.get(BINDING_FIELD))
+        binding = from_b64(meta.get(BINDING_FIELD))  # authenticated by the tag
         tag = meta.get(TAG_FIELD)
         if binding is None or len(binding) != RANDOM or not isinstance(tag, str):
             return None, None
         if not tag.isascii() or not self._verifies(tag, store_key, binding, meta):
             return None, None
-        aeads: list[AESGCM | None] = [None] * len(self._values)
         plain: dict[str, Any] = {}
         found_by: dict[str, int] = {}
         stale: dict[str, list[str]] | None = None
@@ -240,11 +249,11 @@ class ValueSealer:
             raw = from_b64(sealed)
             if raw is None or len(raw) < NONCE + TAG:
                 return None, None
-            for index, aead in enumerate(aeads):
-                if aead is None:
-                    aead = aeads[index] = self._aead(subkey(self._values[index], binding))
+            for index in range(len(self._values)):
                 try:
-                    plaintext = aead.decrypt(raw[:NONCE], raw[NONCE:], _bound(field))
+                    plaintext = self._cipher(index, binding).decrypt(
+                        raw[:NONCE], raw[NONCE:], _bound(field)
+                    )
                 except invalid:
                     continue
                 break
@@ -264,7 +273,7 @@ class ValueSealer:
                 found_by[name] = index
         plain[META_KEY] = {k: v for k, v in meta.items() if k not in (BINDING_FIELD, TAG_FIELD)}
         record = type(record)(plain, record.expires_at, record.version, record.size)
-        return record, Opened(binding, aeads[0], stale)
+        return record, Opened(binding, stale)
 
     def changes(self, changes: Changes, sealed: Mapping[str, Any], opened: Opened | None) -> None:
         """Turn a request's ``changes`` (by session key, plain values) into the stored

@@ -132,12 +132,12 @@ def add_session_headers(
             headers.append(("Vary", "Cookie"))
     if caches is not None and caches.applies(vary, cookie):
         found = [value for name, value in headers if name.lower() == "cache-control"]
+        if not found:  # the usual case: nothing of the app's to keep
+            headers.append(("Cache-Control", "private"))
+            return headers
         private = caches.rewrite(found)
         if private is not None:
-            if found:
-                headers = [
-                    (name, value) for name, value in headers if name.lower() != "cache-control"
-                ]
+            headers = [(name, value) for name, value in headers if name.lower() != "cache-control"]
             headers.append(("Cache-Control", private))
     return headers
 
