@@ -12,7 +12,8 @@ Rules:
 - No key sees enough messages for random nonces to collide: a cookie is encrypted under
   a key of its own, derived from 128 random bits it carries; a stored session's values
   under a key of that session's, derived from 128 random bits in its metadata (its
-  *binding*, which moves with it when it is rotated to a new id).
+  *binding*, which moves with it when it is rotated to a new id). The ciphers of recent
+  sessions are remembered, at most ``CIPHERS_CACHED`` of them.
 - Server stores keep one field per session key (they merge a request's changes key by
   key). A field is named by a keyed HMAC of the key's name, so names do not leak, and a
   write or a removal addresses the same field every time; the name travels inside the

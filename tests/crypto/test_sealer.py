@@ -11,7 +11,7 @@ import pytest
 
 from lazysession import CookieSettings, MemoryStore, SessionNotSerializable, _json
 from lazysession._core import Exchange, SessionRules
-from lazysession._crypto import NONCE, Opened, ValueSealer, b64, subkey
+from lazysession._crypto import CIPHERS_CACHED, NONCE, Opened, ValueSealer, b64, subkey
 from lazysession._expiry import META_KEY
 from lazysession._signing import SecretKeys, new_session_id, store_key
 from lazysession.stores import Record
@@ -174,3 +174,10 @@ def test_a_value_json_cannot_hold_fails_naming_its_key_before_any_io() -> None:
 def test_the_core_entry_written_by_a_handler_is_dropped_as_without_encryption() -> None:
     data = sealed(sealer(OLD), {"user": "ada", META_KEY: "a handler's"})
     assert len(data) == 2
+
+
+def test_the_ciphers_remembered_are_bounded() -> None:
+    one = sealer(OLD)
+    for _ in range(CIPHERS_CACHED + 200):
+        assert opened(one, sealed(one, {"user": "ada"})) is not None
+    assert len(one._ciphers) == CIPHERS_CACHED
