@@ -2,10 +2,12 @@
 """What the middleware costs per request, with the app called in-process (no server).
 
 Stacks: the bare app, Starlette's SessionMiddleware, starsessions (memory store, autoload),
-lazysession with the cookie store and with MemoryStore. Scenarios: a route that never
-touches the session; a Bearer request whose handler writes to the session; a read and a
-write with a valid cookie. Rounds are interleaved (every stack in turn, repeated) and the
-table gives medians with their spread, and each figure as a ratio to the bare app.
+lazysession with the cookie store and with MemoryStore, each also with ``encrypt=True``.
+Scenarios: a route that never touches the session; a Bearer request whose handler writes
+to the session; a read and a write with a valid cookie. Rounds are interleaved (every
+stack in turn, repeated) and the table gives medians with their spread, and each figure as
+a ratio to the bare app and to Starlette's middleware; an encrypted stack also as a ratio
+to the same stack unencrypted (the cost of encryption), all taken within each round.
 
     python benchmarks/middleware_inprocess.py [--rounds 9] [--calls 2000]
 """
@@ -101,7 +103,33 @@ def stacks() -> dict[str, Starlette]:
             )
         ],
     )
+    made["lazysession (cookie, encrypted)"] = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(LazySessionMiddleware, secret_key=SECRET, encrypt=True)],
+    )
+    made["lazysession (MemoryStore, encrypted)"] = Starlette(
+        routes=ROUTES,
+        middleware=[
+            Middleware(
+                LazySessionMiddleware,
+                secret_key=SECRET,
+                store=MemoryStore(),
+                sweep_interval=None,
+                encrypt=True,
+            )
+        ],
+    )
     return made
+
+
+ENCRYPTED = " encrypted)"
+
+
+def unencrypted(stack: str) -> str | None:
+    """The stack an encrypted one is measured against: the same, without encryption."""
+    if not stack.endswith(ENCRYPTED):
+        return None
+    return stack[: -len(ENCRYPTED)].rstrip(",") + ")"
 
 
 def scope(path: str, headers: list[tuple[bytes, bytes]]) -> Scope:
@@ -192,6 +220,7 @@ async def main(rounds: int, calls: int) -> None:
     per_call: dict[tuple[str, str], list[float]] = {}
     to_bare: dict[tuple[str, str], list[float]] = {}
     to_starlette: dict[tuple[str, str], list[float]] = {}
+    to_plain: dict[tuple[str, str], list[float]] = {}
     for scenario, make in SCENARIOS.items():  # warm up
         for name, app in measured(apps, scenario).items():
             await time_calls(app, make(cookies[name]), 200)
@@ -210,6 +239,9 @@ async def main(rounds: int, calls: int) -> None:
                 to_starlette.setdefault(key, []).append(
                     micros / this_round["starlette SessionMiddleware"]
                 )
+                plain = unencrypted(name)
+                if plain is not None:
+                    to_plain.setdefault(key, []).append(micros / this_round[plain])
 
     print(f"## Middleware cost per request, in-process ({machine_line()})\n")
     print(
@@ -224,6 +256,11 @@ async def main(rounds: int, calls: int) -> None:
             micros, _ = median_and_spread(per_call[key])
             bare, bare_spread = median_and_spread(to_bare[key])
             star, star_spread = median_and_spread(to_starlette[key])
+            if key in to_plain:
+                ratio, ratio_spread = median_and_spread(to_plain[key])
+                x_plain = f"{ratio:.3f} ± {ratio_spread * ratio:.3f}"
+            else:
+                x_plain = "-"
             rows.append(
                 [
                     scenario,
@@ -231,12 +268,22 @@ async def main(rounds: int, calls: int) -> None:
                     f"{micros:.1f}",
                     f"{bare:.3f} ± {bare_spread * bare:.3f}",
                     f"{star:.3f} ± {star_spread * star:.3f}",
+                    x_plain,
                     f"{cycles:.2f}",
                 ]
             )
     print(
         markdown_table(
-            ["scenario", "stack", "µs/call", "x bare", "x starlette", "gc objects/req"], rows
+            [
+                "scenario",
+                "stack",
+                "µs/call",
+                "x bare",
+                "x starlette",
+                "x unencrypted",
+                "gc objects/req",
+            ],
+            rows,
         )
     )
 

@@ -121,6 +121,20 @@ def test_an_exporter_names_its_extra(python: Path, function: str, extra: str) ->
     )
 
 
+def test_encryption_names_its_extra(python: Path) -> None:
+    result = run(
+        python,
+        """
+        from lazysession import ConfigurationError, SessionMiddleware
+        try:
+            SessionMiddleware(None, secret_key="k" * 40, encrypt=True)
+        except ConfigurationError as error:
+            print(error)
+        """,
+    )
+    assert "pip install 'lazysession[encryption]'" in result.stdout, result.stderr
+
+
 def test_settings_name_the_extra_for_a_database_url(python: Path) -> None:
     result = run(
         python,

@@ -22,6 +22,7 @@ from ._shell import (
     UNAVAILABLE,
     MiddlewareOptions,
     Refusal,
+    SharedCaches,
     carry_out_async,
     load_failed,
     loaded,
@@ -172,6 +173,10 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 self._insecure.check(_host(scope))
         if outcome.vary:
             add_vary_cookie(headers)
+            if self.caches.applies(True, cookie):
+                make_private(headers, self.caches)
+        elif cookie is not None:
+            make_private(headers, self.caches)
         return True
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -313,3 +318,26 @@ def add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
             headers[index] = (name, vary_with_cookie(value.decode("latin-1")).encode("latin-1"))
             return
     headers.append((b"vary", b"Cookie"))
+
+
+_PRIVATE = (b"cache-control", b"private")
+
+
+def make_private(headers: list[tuple[bytes, bytes]], caches: SharedCaches) -> None:
+    """Make a response's headers keep shared caches out (``SharedCaches``' rules)."""
+    found = [
+        value
+        for name, value in headers
+        if len(name) == 13 and (name == b"cache-control" or name.lower() == b"cache-control")
+    ]
+    if not found:  # the usual case: nothing of the app's to keep
+        headers.append(_PRIVATE)
+        return
+    value = caches.rewrite([item.decode("latin-1") for item in found])
+    if value is not None:
+        headers[:] = [
+            (name, item)
+            for name, item in headers
+            if len(name) != 13 or name.lower() != b"cache-control"
+        ]
+        headers.append((b"cache-control", value.encode("latin-1")))

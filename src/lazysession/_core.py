@@ -55,11 +55,12 @@ from ._expiry import (
     seconds_of,
 )
 from ._session import _UNSET, Changes, Session, UnavailableSession
-from ._signing import DataSigner, IdSigner, SecretKeys, new_session_id, store_key
+from ._signing import DataCipher, DataSigner, IdSigner, SecretKeys, new_session_id, store_key
 from .stores import CookieStore, Record, Store
 from .stores._base import Merge
 
 if TYPE_CHECKING:
+    from ._crypto import Opened, ValueSealer
     from .metrics import Metrics
 
 Request = TypeVar("Request")
@@ -218,6 +219,7 @@ class SessionRules:
         "lifetimes",
         "max_size",
         "now",
+        "sealer",
         "server_side",
         "session_class",
         "value_codec",
@@ -234,9 +236,11 @@ class SessionRules:
         max_size: int = DEFAULT_MAX_SIZE,
         session_class: type[Session] = Session,
         value_codec: ValueCodec | None = None,
+        encrypt: bool = False,
     ) -> None:
         """``value_codec``: applied to every top-level value loaded and written; None keeps
-        values as JSON has them."""
+        values as JSON has them. ``encrypt``: the cookie store's cookie is encrypted, or a
+        server store's values are, each after the codec (``lazysession._crypto``)."""
         keys = SecretKeys(secret_key)
         self.value_codec = value_codec
         self.cookie = cookie
@@ -249,7 +253,15 @@ class SessionRules:
         self.max_size = max_size
         self.session_class = session_class
         self._id_signer = IdSigner(keys)
-        self._data_signer = DataSigner(keys, clock)
+        self._data_signer: DataSigner | DataCipher = DataSigner(keys, clock)
+        self.sealer: ValueSealer | None = None
+        """Encrypts a server store's values (``encrypt=True``); None: stored as JSON."""
+        if encrypt and self.server_side:
+            from ._crypto import ValueSealer
+
+            self.sealer = ValueSealer(keys)
+        elif encrypt:
+            self._data_signer = DataCipher(keys, cookie.name, clock)
         self._codec = store if isinstance(store, CookieStore) else None
 
     @classmethod
@@ -263,6 +275,7 @@ class SessionRules:
         touch_after: float,
         max_size: int,
         clock: Clock,
+        encrypt: bool = False,
     ) -> SessionRules:
         """The rules for the middleware's keyword options, the same for ASGI and WSGI."""
         lifetimes = Lifetimes(
@@ -277,6 +290,7 @@ class SessionRules:
             clock=clock,
             lifetimes=lifetimes,
             max_size=max_size,
+            encrypt=encrypt,
         )
 
     def exchange_for(self, session: Session) -> Exchange:
@@ -330,6 +344,7 @@ class Exchange:
     __slots__ = (
         "_key",
         "_loaded_size",
+        "_opened",
         "_rules",
         "_version",
         "ephemeral",
@@ -365,6 +380,7 @@ class Exchange:
         self._key: str | None = key
         self._version: object = None
         self._loaded_size: int | None = None
+        self._opened: Opened | None = None
         self.retired = False
         """The store said the loaded id was retired moments ago (rule 10)."""
 
@@ -382,6 +398,10 @@ class Exchange:
                 self.retired = True
                 self.session = rules.session_class()
                 return self.session
+            if rules.sealer is not None:  # encrypted: what fails to decrypt is absent
+                assert self._key is not None
+                record, self._opened = rules.sealer.open(record, self._key)
+        if record is not None:
             self._version = record.version
             self._loaded_size = record.size
             data = record.data  # a fresh dict from the store's JSON: ours to change
@@ -506,11 +526,6 @@ class Exchange:
                 return Outcome(set_cookie=expired, vary=True)
         elif (session._cleared and not session) or expiry <= now:  # rule 6: ended
             return Outcome(delete=old_key, set_cookie=expired, vary=True)
-        data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
-        whole = _json.dumps(data)
-        size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
-        if size > rules.max_size and (self._loaded_size is None or size > self._loaded_size):
-            raise SessionTooLarge(size, rules.max_size, "max_size")
         rotating = old_id is not None and session._regenerate
         max_age = rules.cookie_max_age(expiry, now, persistent)
         if old_id is None or rotating:
@@ -523,6 +538,16 @@ class Exchange:
                 signed = rules._id_signer.sign(old_id)
             elif not self._cookie_moves(session, expiry, persistent):
                 signed = None  # rule 9: the browser's cookie stays right
+        key = self._stored_key(session_id)
+        sealer, opened = rules.sealer, self._opened if old_id is not None else None
+        if sealer is None:
+            data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
+        else:  # encrypted under the session's binding, which a rotation keeps
+            data = sealer.seal(_dumped(rules.value_codec, session), meta.to_json(), key, opened)
+        whole = _json.dumps(data)
+        size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
+        if size > rules.max_size and (self._loaded_size is None or size > self._loaded_size):
+            raise SessionTooLarge(size, rules.max_size, "max_size")
         changes = session.changes(
             also={META_KEY: data[META_KEY]},
             replace=old_id is None,
@@ -530,9 +555,10 @@ class Exchange:
             base=None if session_id != old_id else self._version,
             max_size=rules.max_size,
         )
-        if rules.value_codec is not None:
-            changes.set = {key: data[key] for key in changes.set}  # the encoded values
-        key = self._stored_key(session_id)
+        if sealer is not None:
+            sealer.changes(changes, data, opened)  # by stored field, the sealed values
+        elif rules.value_codec is not None:
+            changes.set = {name: data[name] for name in changes.set}  # the encoded values
         cookie = None if signed is None else rules.cookie.render(signed, max_age)
         if rotating:
             assert old_key is not None

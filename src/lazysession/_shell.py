@@ -9,10 +9,26 @@ Rules for the options (checked once, when the middleware is built):
   the option and what it takes, never a bare ``TypeError`` or ``ValueError``.
 - ``store`` may be a URL (``"redis://..."``, ``"sqlite+aiosqlite:///..."``): the store
   it names is built, as ``store_from_url`` does.
+
+Rules for shared caches (``SharedCaches``, the same on every shell):
+- A response that sends the session cookie (a new or rotated id, an expired cookie, the
+  cookie store's data) is never left storable by a shared cache, whatever the app said:
+  its ``Cache-Control`` loses ``public`` and ``s-maxage`` and gains ``private``. The
+  cookie is a credential, added by the middleware rather than by the handler that chose
+  ``public``; a proxy that kept it would log the next visitor in as this one.
+- A response that read the session is made private the same way, unless
+  ``private_reads=False``: then it keeps the app's ``Cache-Control`` and gets only
+  ``Vary: Cookie`` (Django's rule), for apps behind a cache that keys on the cookie.
+- ``no-store``, or ``private`` unqualified, already keeps every shared cache out: such a
+  header is left as the app wrote it. Every other directive (``max-age``, ``no-cache``,
+  ``must-revalidate``, extensions) is kept, in its order; several ``Cache-Control``
+  headers become one. A response that never touched the session is left alone.
+- Dropping an app's ``public`` or ``s-maxage`` logs one warning per middleware.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -24,6 +40,7 @@ from ._errors import (
     UNAVAILABLE_BODY,
     ConfigurationError,
     StoreError,
+    logger,
     report_store_error,
 )
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
@@ -70,6 +87,94 @@ INTERRUPTED = Refusal(409, "Conflict", INTERRUPTED_BODY)
 """The session ended or moved while the request ran: its changes were not saved."""
 
 STORE_ERROR_POLICIES = ("503", "empty")
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateCacheControl:
+    """The ``Cache-Control`` value a response must carry instead of the app's."""
+
+    value: str
+    dropped_public: bool
+    """The app's ``public`` or ``s-maxage`` was taken out."""
+
+
+_SHARED_ONLY = frozenset(("public", "s-maxage"))
+
+
+def _directives(values: Iterable[str]) -> list[str]:
+    """The directives of ``Cache-Control`` header values, in order, each as written
+    (stripped); commas inside a quoted argument (``no-cache="a, b"``) do not split."""
+    found: list[str] = []
+    for value in values:
+        start, quoted, escaped = 0, False, False
+        for index, char in enumerate(value):
+            if escaped:
+                escaped = False
+            elif quoted and char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = not quoted
+            elif char == "," and not quoted:
+                found.append(value[start:index].strip())
+                start = index + 1
+        found.append(value[start:].strip())
+    return [directive for directive in found if directive]
+
+
+def private_cache_control(values: Iterable[str]) -> PrivateCacheControl | None:
+    """What ``Cache-Control`` (the header's ``values``, none if absent) must become so
+    that no shared cache stores the response; None when it already keeps them out
+    (``no-store``, or an unqualified ``private``)."""
+    kept: list[str] = []
+    dropped = False
+    for directive in _directives(values):
+        name = directive.split("=", 1)[0].strip().lower()
+        if name == "no-store" or directive.lower() == "private":
+            return None
+        if name in _SHARED_ONLY:
+            dropped = True
+        elif name != "private":  # private="field": only those fields; we need it whole
+            kept.append(directive)
+    kept.append("private")
+    return PrivateCacheControl(", ".join(kept), dropped)
+
+
+class SharedCaches:
+    """The shared-cache rules above, for one middleware (``private_reads`` is its option;
+    it warns once)."""
+
+    __slots__ = ("private_reads", "warned")
+
+    def __init__(self, private_reads: object) -> None:
+        if not isinstance(private_reads, bool):
+            raise ConfigurationError(
+                f"private_reads={private_reads!r}: expected True (responses that read the "
+                "session are private) or False (they only get Vary: Cookie)"
+            )
+        self.private_reads = private_reads
+        self.warned = False
+
+    def applies(self, vary: bool, cookie: str | None) -> bool:
+        """Whether a response whose outcome varies (``vary``: the session was used) and
+        sends ``cookie`` must be made private."""
+        return cookie is not None or (vary and self.private_reads)
+
+    def rewrite(self, values: Iterable[str]) -> str | None:
+        """The ``Cache-Control`` value to send instead of ``values``; None: keep them."""
+        private = private_cache_control(values)
+        if private is None:
+            return None
+        if private.dropped_public and not self.warned:
+            self.warned = True
+            logger.warning(
+                "lazysession: a response marked Cache-Control: public (or s-maxage) sent or "
+                "read the session, so it was made private: a shared cache must not hand one "
+                "visitor's session cookie or page to the next. Keep such routes away from "
+                "the session, or mark them private; private_reads=False lets responses that "
+                "only read it stay public (varied by Cookie)"
+            )
+        return private.value
+
 
 _MISSING: Any = object()
 
@@ -138,6 +243,17 @@ def store_option(name: str, value: object) -> Store:
         f"{name}={value!r}: expected a store (MemoryStore(), SQLAlchemyStore(...), "
         f"RedisStore(...)) or a URL such as 'redis://localhost:6379/0'{hint}"
     )
+
+
+def encrypt_option(value: object) -> bool:
+    """The ``encrypt`` option: a bool; True needs the ``encryption`` extra."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"encrypt={value!r}: expected True or False")
+    if value:
+        from ._crypto import require_cryptography
+
+        require_cryptography()
+    return value
 
 
 def check_policy(on_store_error: str) -> str:
@@ -235,6 +351,8 @@ class MiddlewareOptions(Generic[App]):
         on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | timedelta | None = 300,
         metrics: Metrics | None = None,
+        encrypt: bool = False,
+        private_reads: bool = True,
         clock: Clock = utc_now,
     ) -> None:
         shell = type(self).__name__
@@ -257,6 +375,7 @@ class MiddlewareOptions(Generic[App]):
         self.store: Store = store_option("store", store)
         self._check_store(self.store)
         self.skip_persistence = skip_persistence
+        self.caches = SharedCaches(private_reads)
         self.rules = SessionRules.from_options(
             secret_key=secret_key,
             store=self.store,
@@ -272,6 +391,7 @@ class MiddlewareOptions(Generic[App]):
             idle_timeout=idle,
             touch_after=touch,
             max_size=size,
+            encrypt=encrypt_option(encrypt),
             clock=clock,
         )
         self._insecure = InsecureCookieWarning(https_only)

@@ -9,6 +9,12 @@ Rules:
 - Values that verified are remembered, so a returning browser skips the HMAC; only
   canonical values that verified can enter, and the memory is bounded in entries and in
   bytes. A forged or bent value is never remembered and always pays the full check.
+- With ``encrypt=True`` the cookie store's cookie is encrypted instead (``DataCipher``):
+  AES-256-GCM, whose tag is the signature. Its value is unpadded URL-safe base64 of 16
+  random bytes, the ciphertext of the signing time and the session's JSON, and the tag;
+  under a key derived from the secret key and those random bytes, with the cookie's name
+  as associated data. Only the exact base64 that ``sign`` returned is decoded (the same
+  canonical rule), and cookies signed before encryption was turned on are still read.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import itsdangerous
 from . import _json
 from ._cookies import BROWSER_COOKIE_LIMIT
 from ._errors import ConfigurationError, logger
-from ._expiry import Clock, utc_now
+from ._expiry import Clock, seconds_of, utc_now
 
 ID_BYTES = 32  # 256 bits from the operating system's CSPRNG
 _ID_SALT = b"lazysession.session-id"
@@ -95,6 +101,11 @@ class SecretKeys:
     @property
     def current(self) -> str:
         return self._keys[0]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every key, the current one first."""
+        return self._keys
 
     @property
     def retired(self) -> list[str]:
@@ -267,3 +278,75 @@ class DataSigner:
             self._verified.remember(value, verified)
         data = _json.loads(verified[0])  # a fresh dict each time: the handler may change it
         return None if data is None else (data, verified[1])
+
+
+_ZERO_NONCE = bytes(12)
+"""Each cookie has a key of its own (derived from its random bytes), used once: a fixed
+nonce can never repeat under a key."""
+_CIPHER_OVERHEAD = 16 + 8 + 16
+"""Bytes an encrypted cookie adds to the JSON: its random bytes, the signing time, the tag."""
+_ENCRYPTED_DATA = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class DataCipher:
+    """Encrypts a whole session into the cookie (``encrypt=True`` with the cookie store);
+    the same calls as ``DataSigner``. A cookie Starlette's format signed (before encryption
+    was turned on) is still read, and is encrypted at its session's next write."""
+
+    __slots__ = ("_aead", "_associated", "_keys", "_now", "_signed", "_verified")
+
+    def __init__(self, keys: SecretKeys, cookie_name: str, clock: Clock = utc_now) -> None:
+        from ._crypto import COOKIE, derive, require_cryptography
+
+        self._aead = require_cryptography()
+        self._keys = [derive(secret, COOKIE) for secret in keys.all]
+        self._associated = cookie_name.encode("ascii")
+        self._now = seconds_of(clock)
+        self._signed = DataSigner(keys, clock)
+        self._verified = _Verified()
+
+    def sign(self, encoded_json: str) -> str:
+        from ._crypto import RANDOM, b64url, subkey
+
+        salt = secrets.token_bytes(RANDOM)
+        plaintext = int(self._now()).to_bytes(8, "big") + encoded_json.encode("utf-8")
+        aead = self._aead(subkey(self._keys[0], salt))
+        return b64url(salt + aead.encrypt(_ZERO_NONCE, plaintext, self._associated))
+
+    def unsign(self, value: str) -> tuple[dict[str, Any], float] | None:
+        """The session in the cookie and when it was written; None unless ``value`` is,
+        byte for byte, what ``sign`` returned under one of the keys (or a value
+        ``DataSigner`` signed)."""
+        if len(value) > BROWSER_COOKIE_LIMIT:
+            return None
+        if "." in value:
+            return self._signed.unsign(value)
+        verified: tuple[bytes, float] | None = self._verified.get(value)
+        if verified is None:
+            verified = self._open(value)
+            if verified is None:
+                return None
+            self._verified.remember(value, verified)
+        data = _json.loads(verified[0])  # a fresh dict each time: the handler may change it
+        return None if data is None else (data, verified[1])
+
+    def _open(self, value: str) -> tuple[bytes, float] | None:
+        from cryptography.exceptions import InvalidTag
+
+        from ._crypto import RANDOM, from_b64url, subkey
+
+        if _ENCRYPTED_DATA.fullmatch(value) is None:
+            return None
+        raw = from_b64url(value)
+        if raw is None or len(raw) < _CIPHER_OVERHEAD:
+            return None
+        salt, sealed = raw[:RANDOM], raw[RANDOM:]
+        for key in self._keys:
+            try:
+                plaintext = self._aead(subkey(key, salt)).decrypt(
+                    _ZERO_NONCE, sealed, self._associated
+                )
+            except InvalidTag:
+                continue
+            return plaintext[8:], float(int.from_bytes(plaintext[:8], "big"))
+        return None

@@ -70,7 +70,9 @@ from ._shell import (
     INTERRUPTED,
     UNAVAILABLE,
     Refusal,
+    SharedCaches,
     check_policy,
+    encrypt_option,
     fraction_option,
     interval_option,
     load_failed,
@@ -266,9 +268,13 @@ class LazySessionInterface(SessionInterface):
         on_store_error: Literal["503", "empty"] = "503",
         sweep_interval: float | timedelta | None = 300,
         metrics: Metrics | None = None,
+        encrypt: bool = False,
+        private_reads: bool = True,
         clock: Clock = utc_now,
     ) -> None:
         self.on_store_error = check_policy(on_store_error)
+        self.encrypt = encrypt_option(encrypt)
+        self.caches = SharedCaches(private_reads)
         interval = interval_option("sweep_interval", sweep_interval)
         self.idle_timeout = seconds_option("idle_timeout", idle_timeout)
         self.max_age = seconds_option("max_age", max_age)
@@ -362,6 +368,7 @@ class LazySessionInterface(SessionInterface):
             lifetimes=lifetimes,
             session_class=FlaskSession,
             value_codec=TaggedValues(self.serializer),
+            encrypt=self.encrypt,
         )
 
     # -- Flask's SessionInterface ------------------------------------------------------------
@@ -422,6 +429,10 @@ class LazySessionInterface(SessionInterface):
             response.headers.add("Set-Cookie", cookie)
         if outcome.vary:
             response.vary.add("Cookie")
+        if self.caches.applies(outcome.vary, cookie):
+            private = self.caches.rewrite(response.headers.getlist("Cache-Control"))
+            if private is not None:
+                response.headers["Cache-Control"] = private
 
     def _skip(self, request: flask.Request) -> bool:
         return self.skip_persistence(flask_request_info(request))

@@ -32,6 +32,7 @@ from ._shell import (
     UNAVAILABLE,
     MiddlewareOptions,
     Refusal,
+    SharedCaches,
     carry_out,
     load_failed,
     loaded,
@@ -114,8 +115,11 @@ def request_info(environ: WSGIEnvironment) -> RequestInfo:
     )
 
 
-def add_session_headers(headers: Headers, cookie: str | None, vary: bool) -> Headers:
-    """``headers`` with a ``Set-Cookie`` of ``cookie`` and, if ``vary``, ``Vary: Cookie``."""
+def add_session_headers(
+    headers: Headers, cookie: str | None, vary: bool, caches: SharedCaches | None = None
+) -> Headers:
+    """``headers`` with a ``Set-Cookie`` of ``cookie`` and, if ``vary``, ``Vary: Cookie``;
+    with ``caches``, made private by its rules when they apply."""
     headers = list(headers)
     if cookie is not None:
         headers.append(("Set-Cookie", cookie))
@@ -126,6 +130,15 @@ def add_session_headers(headers: Headers, cookie: str | None, vary: bool) -> Hea
                 break
         else:
             headers.append(("Vary", "Cookie"))
+    if caches is not None and caches.applies(vary, cookie):
+        found = [value for name, value in headers if name.lower() == "cache-control"]
+        if not found:  # the usual case: nothing of the app's to keep
+            headers.append(("Cache-Control", "private"))
+            return headers
+        private = caches.rewrite(found)
+        if private is not None:
+            headers = [(name, value) for name, value in headers if name.lower() != "cache-control"]
+            headers.append(("Cache-Control", private))
     return headers
 
 
@@ -237,7 +250,7 @@ class _Response:
         self.committed = True
         status, headers, exc_info = pending
         if outcome is not NOTHING:
-            headers = add_session_headers(headers, cookie, outcome.vary)
+            headers = add_session_headers(headers, cookie, outcome.vary, self.middleware.caches)
             insecure = self.middleware._insecure
             if cookie is not None and not insecure.done:
                 insecure.check(self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME"))
