@@ -10,7 +10,17 @@ import time
 import pytest
 
 from lazysession import StoreError
-from lazysession.stores._limits import Bounded, PerLoop, Watchdog, looks_dead, remaining
+from lazysession.stores._limits import (
+    GRACE_SHARE,
+    Bounded,
+    BoundedSync,
+    PerLoop,
+    Watchdog,
+    looks_dead,
+    remaining,
+    tracked,
+    tracked_sync,
+)
 
 
 def test_a_block_past_its_deadline_is_a_store_error_naming_the_timeout() -> None:
@@ -150,3 +160,47 @@ def test_a_disarmed_watchdog_leaves_the_connection_alone() -> None:
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_write_in_flight_at_the_deadline_is_given_time_to_answer() -> None:
+    async def commit_answering_late() -> str:
+        with Bounded("saving a session", (), 0.1):
+            # answers past the deadline, within the grace
+            return await tracked(True, asyncio.sleep(0.12, "committed"))
+
+    assert asyncio.run(commit_answering_late()) == "committed"
+
+
+def test_a_write_that_never_answers_is_cut_after_the_grace() -> None:
+    async def commit_never_answering() -> None:
+        with Bounded("saving a session", (), 0.1):
+            await tracked(True, asyncio.sleep(10))
+
+    started = time.perf_counter()
+    with pytest.raises(StoreError, match="no answer"):
+        asyncio.run(commit_never_answering())
+    assert time.perf_counter() - started < 0.1 * (1 + GRACE_SHARE) + 0.2
+
+
+def test_a_read_in_flight_at_the_deadline_is_cut_at_once() -> None:
+    async def read_never_answering() -> None:
+        with Bounded("loading a session", (), 0.1):
+            await tracked(False, asyncio.sleep(10))
+
+    started = time.perf_counter()
+    with pytest.raises(StoreError, match="no answer"):
+        asyncio.run(read_never_answering())
+    assert time.perf_counter() - started < 0.1 + 0.1
+
+
+def test_past_the_deadline_the_next_step_is_not_sent() -> None:
+    sent: list[str] = []
+
+    def next_step_after_the_deadline() -> None:
+        with BoundedSync("rotating a session", (), 0.01):
+            time.sleep(0.02)
+            tracked_sync(True, sent.append, "retire the old id")
+
+    with pytest.raises(StoreError, match="no answer"):
+        next_step_after_the_deadline()
+    assert sent == []

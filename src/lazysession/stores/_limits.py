@@ -43,10 +43,6 @@ SERVER_SHARE = 0.9
 live database answers first, with its connection still usable, and the client's own
 bound (the whole ``timeout``) is left for a database that does not answer at all."""
 
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "lazysession_deadline", default=None
-)
-
 
 def check_timeout(timeout: object, owner: str) -> float:
     """``timeout`` as positive seconds, or a ConfigurationError naming ``owner``."""
@@ -57,49 +53,34 @@ def check_timeout(timeout: object, owner: str) -> float:
     return float(timeout)
 
 
-def remaining(default: float) -> float:
-    """Seconds left to the current call's deadline (``default`` outside any call),
-    never less than zero."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return default
-    return max(0.0, deadline - time.monotonic())
-
-
-def _timed_out(action: str, seconds: float) -> StoreError:
-    return StoreError(f"{action} failed: no answer within the store's timeout ({seconds:g} s)")
-
-
 RECANCEL = 0.05
-"""Seconds between the cancellations of a block past its deadline (see Bounded)."""
+"""Seconds between the checks (and cancellations) of a call past its deadline."""
+
+GRACE_SHARE = 0.5
+"""A write already sent when the deadline passes (a COMMIT, an autocommitted statement)
+may take this share of the timeout more to answer: cutting it would leave its outcome
+unknown (a 503 for a write that did happen, a login whose new id the browser never
+learns), so it is given the time of about one more round trip first."""
 
 
-class Bounded:
-    """``with Bounded("loading a session", errors, seconds):`` runs the block under a
-    deadline of ``seconds`` and raises the back end's own ``errors``, and the deadline,
-    as :class:`~lazysession.StoreError`.
+class DeadlinePassed(Exception):
+    """The call reached its deadline between statements: the next one is not sent."""
 
-    Past the deadline the task is cancelled, and cancelled again every ``RECANCEL``
-    seconds until it leaves the block: a driver's clean-up that waits on the server that
-    stopped answering (SQLAlchemy's graceful close of an asyncpg connection, a cancel
-    request) is cut short too, and the connection is closed at once instead of being
-    handed back. ``asyncio.timeout`` cancels once only, and anyio's cancel scope, which
-    keeps cancelling, costs several times more on every call (``benchmarks/stores.py``);
-    this is the one timer per call that both need. A cancellation from elsewhere met on
-    the way out propagates as one. Outside asyncio (trio), anyio's scope does the work.
-    """
+
+class _Call:
+    """One bounded store call: its deadline, and whether a write it sent is still in
+    flight. The executors report each step to it (:func:`tracked`); the deadline's
+    enforcers (:class:`Bounded`'s timer, the :class:`Watchdog`) ask it whether
+    they may cut the call now (:meth:`may_cut`)."""
 
     __slots__ = (
-        "_fired",
-        "_handle",
-        "_loop",
-        "_outer",
-        "_scope",
-        "_task",
+        "_call_token",
         "action",
+        "deadline",
         "errors",
         "seconds",
-        "token",
+        "settled",
+        "writing",
     )
 
     def __init__(self, action: str, errors: tuple[type[BaseException], ...], seconds: float):
@@ -107,8 +88,125 @@ class Bounded:
         self.errors = errors
         self.seconds = seconds
 
+    def _begin(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.writing = False
+        self.settled = False  # a write answered past the deadline: its outcome is known
+        self._call_token = _CALL.set(self)
+
+    def _end(self) -> None:
+        _CALL.reset(self._call_token)
+
+    def late(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def may_cut(self) -> bool:
+        """Past the deadline: whether the call may be cut now. Not while a write it sent
+        is in flight (for up to ``GRACE_SHARE`` of the timeout), nor once such a write
+        has answered (the call then ends at its next statement, which is not sent)."""
+        if self.settled:
+            return False
+        return not self.writing or time.monotonic() >= self.deadline + self.seconds * GRACE_SHARE
+
+    def write_ended(self) -> None:
+        if self.writing:
+            self.writing = False
+            if self.late():
+                self.settled = True
+
+    def timed_out(self) -> StoreError:
+        return StoreError(
+            f"{self.action} failed: no answer within the store's timeout ({self.seconds:g} s)"
+        )
+
+
+_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
+    "lazysession_call", default=None
+)
+
+
+def remaining(default: float) -> float:
+    """Seconds left to the current call's deadline (``default`` outside any call),
+    never less than zero."""
+    call = _CALL.get()
+    if call is None:
+        return default
+    return max(0.0, call.deadline - time.monotonic())
+
+
+def current_call() -> _Call | None:
+    return _CALL.get()
+
+
+# The executors report each step of a call (a SQL run, a Redis command) through these.
+
+
+async def tracked(writes: bool, step: Awaitable[T]) -> T:
+    """Await one step of the running call: past the deadline it is not sent; a step that
+    writes is a write in flight until it answers (see :meth:`_Call.may_cut`)."""
+    call = _CALL.get()
+    if call is None:
+        return await step
+    if call.late():
+        _close(step)
+        raise DeadlinePassed
+    if not writes:
+        return await step
+    call.writing = True
+    try:
+        answer = await step
+    except BaseException:
+        call.writing = False  # failed: it settled nothing
+        raise
+    call.write_ended()
+    return answer
+
+
+def _close(step: Awaitable[Any]) -> None:
+    close = getattr(step, "close", None)  # a coroutine never started: no warning
+    if close is not None:
+        close()
+
+
+def tracked_sync(writes: bool, step: Callable[[Any], T], arg: Any) -> T:
+    """The blocking twin of :func:`tracked`: ``step(arg)``."""
+    call = _CALL.get()
+    if call is None:
+        return step(arg)
+    if call.late():
+        raise DeadlinePassed
+    if not writes:
+        return step(arg)
+    call.writing = True
+    try:
+        answer = step(arg)
+    except BaseException:
+        call.writing = False
+        raise
+    call.write_ended()
+    return answer
+
+
+class Bounded(_Call):
+    """``with Bounded("loading a session", errors, seconds):`` runs the block under a
+    deadline of ``seconds`` and raises the back end's own ``errors``, and the deadline,
+    as :class:`~lazysession.StoreError`.
+
+    Past the deadline the task is cancelled (unless :meth:`may_cut` says a write is in
+    flight), and cancelled again every ``RECANCEL`` seconds until it leaves the block: a
+    driver's clean-up that waits on the server that stopped answering (SQLAlchemy's
+    graceful close of an asyncpg connection, a cancel request) is cut short too, and the
+    connection is closed at once instead of being handed back. ``asyncio.timeout``
+    cancels once only, and anyio's cancel scope, which keeps cancelling, costs several
+    times more on every call (``benchmarks/stores.py``); this is the one timer per call
+    that both need. A cancellation from elsewhere met on the way out propagates as one.
+    Outside asyncio (trio), anyio's scope does the work.
+    """
+
+    __slots__ = ("_fired", "_handle", "_loop", "_outer", "_scope", "_task")
+
     def __enter__(self) -> None:
-        self.token = _DEADLINE.set(time.monotonic() + self.seconds)
+        self._begin(time.monotonic() + self.seconds)
         self._fired = 0
         try:
             self._loop = asyncio.get_running_loop()
@@ -123,12 +221,15 @@ class Bounded:
 
     def _fire(self) -> None:
         assert self._task is not None
-        self._fired += 1
-        self._task.cancel()
+        if self.may_cut():
+            self._fired += 1
+            self._task.cancel()
+        elif self.settled:
+            return  # the outcome is known: the call ends at its next statement
         self._handle = self._loop.call_later(RECANCEL, self._fire)
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
-        _DEADLINE.reset(self.token)
+        self._end()
         task = self._task
         if task is None:
             self._scope.__exit__(kind, error, tb)
@@ -143,8 +244,8 @@ class Bounded:
                         uncancel()
                 cancelled_elsewhere = _cancelling(task) > self._outer
                 timed_out = isinstance(error, asyncio.CancelledError) and not cancelled_elsewhere
-        if timed_out:
-            raise _timed_out(self.action, self.seconds) from None
+        if timed_out or isinstance(error, DeadlinePassed):
+            raise self.timed_out() from None
         if error is not None and isinstance(error, self.errors):
             raise _converted(self.action, error) from None
 
@@ -159,49 +260,32 @@ def _converted(action: str, error: BaseException) -> StoreError:
     return StoreError(f"{action} failed: {describe_error(error)}")
 
 
-class BoundedSync:
-    """The blocking twin of :class:`Bounded`: sets the call's deadline (kept from an
-    enclosing call when that one ends sooner), for the waits inside to bound themselves
-    by, and raises back-end errors as :class:`~lazysession.StoreError`, naming the
-    timeout when the :class:`Watchdog` cut the call's connection."""
+class BoundedSync(_Call):
+    """The blocking twin of :class:`Bounded`: a blocking call cannot be interrupted from
+    inside, so it sets the call's deadline (kept from an enclosing call when that one
+    ends sooner) for the waits inside to bound themselves by, refuses statements past
+    it, and raises back-end errors as :class:`~lazysession.StoreError`, naming the
+    timeout when a wait gave up at the deadline or the :class:`Watchdog` cut it."""
 
-    __slots__ = ("action", "errors", "seconds", "token")
-
-    def __init__(self, action: str, errors: tuple[type[BaseException], ...], seconds: float):
-        self.action = action
-        self.errors = errors
-        self.seconds = seconds
+    __slots__ = ()
 
     def __enter__(self) -> None:
         deadline = time.monotonic() + self.seconds
-        outer = _DEADLINE.get()
-        self.token = _DEADLINE.set(deadline if outer is None else min(outer, deadline))
+        outer = _CALL.get()
+        self._begin(deadline if outer is None else min(outer.deadline, deadline))
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
-        deadline = _DEADLINE.get()
-        _DEADLINE.reset(self.token)
+        self._end()
         if error is None:
             return
         ours = isinstance(error, self.errors)
-        late = deadline is not None and time.monotonic() >= deadline
-        if late and (ours or isinstance(error, StoreError)):  # a wait gave up, or was cut
-            raise _timed_out(self.action, self.seconds) from None
+        late = isinstance(error, DeadlinePassed) or (
+            self.late() and (ours or isinstance(error, StoreError))  # gave up, or was cut
+        )
+        if late:
+            raise self.timed_out() from None
         if ours:
             raise _converted(self.action, error) from None
-
-
-def deadline_left(default: float) -> tuple[float, contextvars.Token[float | None] | None]:
-    """Seconds left to the current call's deadline, starting one of ``default`` seconds
-    when no call set one; hand the token to :func:`end_deadline` when done."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return default, _DEADLINE.set(time.monotonic() + default)
-    return max(0.0, deadline - time.monotonic()), None
-
-
-def end_deadline(token: contextvars.Token[float | None] | None) -> None:
-    if token is not None:
-        _DEADLINE.reset(token)
 
 
 # -- connections per event loop -------------------------------------------------------------
@@ -371,8 +455,8 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._wake = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, Any]] = []
-        self._armed: dict[int, Any] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._armed: dict[int, tuple[Any, _Call | None]] = {}
         self._ids = itertools.count()
         self._thread = threading.Thread(target=self._run, name="lazysession-watchdog", daemon=True)
         self._thread.start()
@@ -385,13 +469,14 @@ class Watchdog:
                     cls._instance = cls()
         return cls._instance
 
-    def arm(self, connection: Any, seconds: float) -> int:
-        """Cut ``connection`` in ``seconds`` unless disarmed; returns the ticket."""
+    def arm(self, connection: Any, seconds: float, call: _Call | None = None) -> int:
+        """Cut ``connection`` in ``seconds`` unless disarmed (or, past that, as soon as
+        ``call`` allows it); returns the ticket."""
         ticket = next(self._ids)
         due = time.monotonic() + seconds
         with self._wake:
-            self._armed[ticket] = connection
-            heapq.heappush(self._heap, (due, ticket, connection))
+            self._armed[ticket] = (connection, call)
+            heapq.heappush(self._heap, (due, ticket))
             if self._heap[0][1] == ticket:
                 self._wake.notify()
         return ticket
@@ -406,9 +491,16 @@ class Watchdog:
                 now = time.monotonic()
                 heap = self._heap
                 while heap and (heap[0][1] not in self._armed or heap[0][0] <= now):
-                    _, ticket, connection = heapq.heappop(heap)
-                    if self._armed.pop(ticket, None) is not None:
+                    _, ticket = heapq.heappop(heap)
+                    armed = self._armed.get(ticket)
+                    if armed is None:
+                        continue
+                    connection, call = armed
+                    if call is None or call.may_cut():
+                        del self._armed[ticket]
                         _cut(connection)
+                    else:  # a write in flight, or answered: look again shortly
+                        heapq.heappush(heap, (now + RECANCEL, ticket))
                 self._wake.wait(self._heap[0][0] - now if self._heap else None)
 
 

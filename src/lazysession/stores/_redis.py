@@ -36,7 +36,7 @@ from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, seconds_of, utc_now
 from .._session import Changes
 from ._base import Merge, Record, Store, StoreErrors, SyncStore
-from ._limits import Bounded, PerLoop, check_timeout
+from ._limits import Bounded, PerLoop, check_timeout, tracked
 from ._redis_ops import SHA, Command, Op, RedisOps
 
 
@@ -91,6 +91,12 @@ async def _command_async(client: Any, cluster: bool, key: str, command: Command)
             return await _cluster_call(client.hgetall, key)
         return await client.hgetall(key)
     return await _run_async(client, cluster, script, key, *args)
+
+
+async def _tracked_command(client: Any, cluster: bool, key: str, command: Command) -> Any:
+    """``_command_async``, reported to the running call (see ``_limits.tracked``): past
+    the deadline it is not sent, and a script in flight is given a little more time."""
+    return await tracked(command[0] != "hgetall", _command_async(client, cluster, key, command))
 
 
 _ERRORS = (RedisError,)
@@ -151,11 +157,11 @@ class RedisStore(Store):
     application's, sync or async, single node or cluster.
 
     With a URL the store makes its clients: every call ends within ``timeout`` seconds
-    (default 5), and at most ``max_connections`` connections are open per pool (per
-    event loop, and per node of a cluster); calls past that wait for one, within
-    ``timeout``.
-    ``socket_timeout`` and ``connect_timeout`` default to ``timeout``. A client or pool
-    you pass in keeps its own settings, and is yours to close.
+    (default 5; a write already sent gets half that more, see "Timeouts" in
+    ``docs/stores.md``), and at most ``max_connections`` connections are open per pool
+    (per event loop, and per node of a cluster); calls past that wait for one, within
+    ``timeout``. ``socket_timeout`` and ``connect_timeout`` default to ``timeout``. A
+    client or pool you pass in keeps its own settings, and is yours to close.
     """
 
     expires_by_itself: ClassVar[bool] = True
@@ -337,7 +343,7 @@ class RedisStore(Store):
             while True:
                 try:
                     with _store_errors(action):
-                        answer = await _command_async(client, cluster, key, command)
+                        answer = await _tracked_command(client, cluster, key, command)
                 except StoreError as error:
                     key, command = op.throw(error)  # the operation may know what it means
                 else:

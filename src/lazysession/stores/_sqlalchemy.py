@@ -14,11 +14,11 @@ Rules:
   every writer waits behind them; elsewhere the built-in sweep rests between batches.
 - A SQLite file named with ``sqlite+aiosqlite`` is served by the stdlib driver in worker
   threads, one thread call per store call.
-- Every call ends within ``timeout`` (the executors wrap each operation in ``_errors``;
-  see ``_limits``), bounded by the database where it can be, and by the client
-  otherwise. Engines are built, and the driver imported, in the constructor; the async
-  ones are kept per event loop. A pooled connection whose server closed it is replaced
-  at checkout.
+- Every call ends within ``timeout`` (a write already sent gets half that more): the
+  executors wrap each operation in ``_errors`` (see ``_limits``), and the database
+  bounds each statement where it can. Engines are built, and the driver imported, in
+  the constructor; the async ones are kept per event loop. A pooled connection whose
+  server closed it is replaced at checkout.
 """
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ from ._limits import (
     PerLoop,
     Watchdog,
     check_timeout,
-    deadline_left,
-    end_deadline,
+    current_call,
     looks_dead,
     remaining,
+    tracked,
+    tracked_sync,
 )
 from ._sql_ops import Op, Plan, Run, SessionOps
 
@@ -318,7 +319,9 @@ def _engine_defaults(url: URL, timeout: float) -> dict[str, Any]:
     Waiting for a pooled connection, and connecting, are bounded by ``timeout``; so is
     each statement, by the database (PostgreSQL's statement and lock timeouts, here;
     MariaDB's and MySQL's, set on each new connection by :func:`_limit_mysql`) and by the
-    driver where it can (asyncpg's command timeout, pymysql's socket timeouts).
+    blocking driver where it can (pymysql's socket timeouts). An async call as a whole is
+    bounded by its deadline (``_errors``), which makes asyncpg's command timeout (one
+    more timer per statement) redundant.
     Autocommit by default: most of the store's work is one statement, and switching a
     pooled connection's isolation level on every checkout cost more than the query (a
     SQLite read: 106 µs against 40 µs); the few transactions ask for theirs.
@@ -342,7 +345,6 @@ def _engine_defaults(url: URL, timeout: float) -> dict[str, Any]:
     by_driver: dict[str, dict[str, Any]] = {
         "asyncpg": {
             "timeout": timeout,
-            "command_timeout": timeout,
             "server_settings": {
                 "statement_timeout": str(server_ms),
                 "lock_timeout": str(server_ms),
@@ -487,8 +489,9 @@ class SQLAlchemyStore(Store):
     serve ``store.sync`` and the WSGI middleware. The table is created on first use
     unless ``create_table=False``.
 
-    Every call ends within ``timeout`` seconds (default 5): past it, or when the
-    database fails, a :class:`~lazysession.StoreError` (see ``docs/operations.md``).
+    Every call ends within ``timeout`` seconds (default 5; a write already sent gets
+    half that more): past it, or when the database fails, a
+    :class:`~lazysession.StoreError` (see "Timeouts" in ``docs/stores.md``).
     The driver is imported, and the engines built, here: a missing driver is an error
     at configuration, and no blocking set-up waits for the first request. Engines the
     store makes keep their connections per event loop, and ``aclose()`` (called at the
@@ -738,7 +741,8 @@ class SQLAlchemyStore(Store):
 
         @sa.event.listens_for(engine, "checkout")
         def _arm(dbapi_connection: Any, record: Any, _: Any) -> None:
-            record.info["lazysession.ticket"] = watchdog.arm(dbapi_connection, remaining(timeout))
+            ticket = watchdog.arm(dbapi_connection, remaining(timeout), current_call())
+            record.info["lazysession.ticket"] = ticket
 
         @sa.event.listens_for(engine, "checkin")
         def _disarm(dbapi_connection: Any, record: Any) -> None:
@@ -814,21 +818,16 @@ class SQLAlchemyStore(Store):
 
     @contextmanager
     def _sync_write_turn(self) -> Iterator[None]:
-        """The blocking twin; the turn also starts the call's deadline when nothing did,
-        so the busy timeout set at checkout is what the call has left."""
+        """The blocking twin, also waiting no longer than the call has left."""
         if not self._serialize_writes:
             yield
             return
-        left, started = deadline_left(self.timeout)
+        if not self._sync_write_lock.acquire(timeout=remaining(self.timeout)):
+            raise _no_turn(self.timeout)
         try:
-            if not self._sync_write_lock.acquire(timeout=left):
-                raise _no_turn(self.timeout)
-            try:
-                yield
-            finally:
-                self._sync_write_lock.release()
+            yield
         finally:
-            end_deadline(started)
+            self._sync_write_lock.release()
 
     async def _ready_async(self) -> AsyncEngine:
         engine = self._engine_here()
@@ -945,7 +944,7 @@ class SQLAlchemyStore(Store):
             while True:
                 try:
                     with self._catch(action):
-                        result = await self._run_async(run)
+                        result = await tracked(run.writes, self._run_async(run))
                 except StoreError as error:
                     run = op.throw(error)  # the operation may know what a failed run means
                 else:
@@ -1130,7 +1129,7 @@ class _SyncSQLAlchemyStore(SyncStore):
             while True:
                 try:
                     with self._store._catch(action):
-                        result = self._run(run)
+                        result = tracked_sync(run.writes, self._run, run)
                 except StoreError as error:
                     run = op.throw(error)
                 else:
