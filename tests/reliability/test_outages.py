@@ -30,7 +30,7 @@ from lazysession.stores import RedisStore, SQLAlchemyStore
 from lazysession.wsgi import SessionMiddleware as WSGISessionMiddleware
 from tests.conftest import require_server
 from tests.helpers import ROUTES, SECRET, Clock, client, lifespan
-from tests.reliability.faults import Opened, asgi_app, opened_sync, wsgi_client
+from tests.reliability.faults import Opened, asgi_app, wsgi_client
 from tests.reliability.proxy import Proxy, proxy_to
 from tests.stores.backends import POSTGRES, REDIS, server_reachable, with_driver
 from tests.wsgi.apps import app as wsgi_app
@@ -286,21 +286,6 @@ async def test_a_killed_redis_connection_never_loses_an_acknowledged_write() -> 
 # -- after an outage: dead pooled connections are replaced, the sweep logs StoreErrors ------
 
 SQL_THROUGH_PROXY = ["postgresql+asyncpg", "postgresql+psycopg", "mysql+asyncmy", "mysql+aiomysql"]
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[Opened]:
-    opened = Opened()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def opened_blocking() -> Iterator[Opened]:
-    with opened_sync() as opened:
-        yield opened
 
 
 @pytest.mark.parametrize("kind", [*SQL_THROUGH_PROXY, "redis"])

@@ -9,14 +9,13 @@ requests really are in flight at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import httpx
 import pytest
 
 from tests.helpers import client
-from tests.reliability.faults import Opened, asgi_app, opened_sync, wsgi_client
+from tests.reliability.faults import Opened, asgi_app, wsgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -24,21 +23,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[Opened]:
-    opened = Opened()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def opened_blocking() -> Iterator[Opened]:
-    with opened_sync() as opened:
-        yield opened
 
 
 async def burst(http: httpx.AsyncClient, requests: int) -> list[int]:

@@ -15,7 +15,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ from tests.reliability.faults import (
     NoAnswer,
     Opened,
     asgi_app,
-    opened_sync,
     sync_url,
     timed,
     timed_sync,
@@ -50,21 +49,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the async SQL and Redis drivers run on asyncio only
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[Opened]:
-    opened = Opened()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def opened_blocking() -> Iterator[Opened]:
-    with opened_sync() as opened:
-        yield opened
 
 
 async def logged_in(http: httpx.AsyncClient) -> None:
