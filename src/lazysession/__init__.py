@@ -17,10 +17,10 @@ from ._errors import (
     StoreError,
 )
 from ._request import RequestInfo, is_bearer_request, never
-from ._session import Changes, Session
+from ._session import Session
 from .config import Settings, store_from_url
 from .metrics import Metrics
-from .stores import CookieStore, MemoryStore, Merge, Record, Store, SyncStore
+from .stores import Changes, CookieStore, MemoryStore, Merge, Record, Store, SyncStore
 
 if TYPE_CHECKING:
     from .stores import RedisStore, SQLAlchemyStore

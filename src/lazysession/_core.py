@@ -54,9 +54,9 @@ from ._expiry import (
     needs_touch,
     seconds_of,
 )
-from ._session import _UNSET, Changes, Session, UnavailableSession
+from ._session import _UNSET, Session, UnavailableSession
 from ._signing import DataCipher, DataSigner, IdSigner, SecretKeys, new_session_id, store_key
-from .stores import CookieStore, Record, Store
+from .stores import Changes, CookieStore, Record, Store
 from .stores._base import Merge
 
 if TYPE_CHECKING:

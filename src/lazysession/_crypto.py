@@ -41,9 +41,8 @@ from ._expiry import META_KEY
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from ._session import Changes
     from ._signing import SecretKeys
-    from .stores import Record
+    from .stores import Changes, Record
 
 EXTRA = "pip install 'lazysession[encryption]'"
 

@@ -13,43 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ._expiry import Meta, from_timestamp
+from .stores._base import Changes
 
 _UNSET: Any = object()
 _NO_KEYS: frozenset[str] = frozenset()
-
-
-@dataclass(slots=True)  # built per request: frozen ones cost twice as much
-class Changes:
-    """What one request did to a session: keys set, keys removed, or a full replace.
-
-    ``whole`` is the session as the request left it, JSON-encoded, and ``base`` the
-    ``Record.version`` it was loaded from: a store whose copy is still that version can
-    store ``whole`` as is, since merging would give the same session. ``empty``: the
-    request left the session with no key (after a merge it may still hold others').
-    ``max_size``: the bytes of JSON the merged session may hold (a merge that would pass
-    it fails, unless it shrinks a session already over it)."""
-
-    set: dict[str, Any] = field(default_factory=dict)
-    removed: frozenset[str] = frozenset()
-    replace: bool = False
-    whole: str | None = None
-    base: object = None
-    empty: bool = False
-    max_size: int | None = None
-
-    def apply_to(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The session after merging these changes onto ``stored`` (the latest copy)."""
-        if self.replace or stored is None:
-            merged: dict[str, Any] = {}
-        else:
-            merged = {k: v for k, v in stored.items() if k not in self.removed}
-        merged.update(self.set)
-        return merged
 
 
 class Session(dict[str, Any]):

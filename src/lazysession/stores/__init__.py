@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import RETIRED_MEMORY, Merge, Record, Store, SyncStore
+from ._base import RETIRED_MEMORY, Changes, Merge, Record, Store, SyncStore
 from ._cookie import CookieStore
 from ._memory import MemoryStore
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RETIRED_MEMORY",
+    "Changes",
     "CookieStore",
     "MemoryStore",
     "Merge",

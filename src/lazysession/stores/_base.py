@@ -41,16 +41,44 @@ import abc
 import enum
 import errno
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .. import _json
 from .._errors import SessionTooLarge, StoreError
 from .._expiry import META_KEY, ORIGIN
 
-if TYPE_CHECKING:
-    from .._session import Changes
+
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
+class Changes:
+    """What one request did to a session: keys set, keys removed, or a full replace.
+
+    ``whole`` is the session as the request left it, JSON-encoded, and ``base`` the
+    ``Record.version`` it was loaded from: a store whose copy is still that version can
+    store ``whole`` as is, since merging would give the same session. ``empty``: the
+    request left the session with no key (after a merge it may still hold others').
+    ``max_size``: the bytes of JSON the merged session may hold (a merge that would pass
+    it fails, unless it shrinks a session already over it)."""
+
+    set: dict[str, Any] = field(default_factory=dict)
+    removed: frozenset[str] = frozenset()
+    replace: bool = False
+    whole: str | None = None
+    base: object = None
+    empty: bool = False
+    max_size: int | None = None
+
+    def apply_to(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The session after merging these changes onto ``stored`` (the latest copy)."""
+        if self.replace or stored is None:
+            merged: dict[str, Any] = {}
+        else:
+            merged = {k: v for k, v in stored.items() if k not in self.removed}
+        merged.update(self.set)
+        return merged
+
 
 RETIRED_MEMORY = 60
 """Seconds a retired id (rotated away at login, or ended) is remembered: a request that

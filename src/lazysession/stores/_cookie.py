@@ -7,8 +7,7 @@ from typing import Any, ClassVar
 
 from .._cookies import BROWSER_COOKIE_LIMIT
 from .._errors import ConfigurationError, SessionTooLarge
-from .._session import Changes
-from ._base import Merge, Record, Store, SyncStore
+from ._base import Changes, Merge, Record, Store, SyncStore
 
 __all__ = ["BROWSER_COOKIE_LIMIT", "CookieStore"]
 

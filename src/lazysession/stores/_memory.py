@@ -27,8 +27,7 @@ import anyio.lowlevel
 from .. import _json
 from .._errors import ConfigurationError
 from .._expiry import Clock, from_timestamp, seconds_of, to_timestamp, utc_now
-from .._session import Changes
-from ._base import RETIRED_MEMORY, Merge, Record, Store, SyncStore, byte_size, merge_onto
+from ._base import RETIRED_MEMORY, Changes, Merge, Record, Store, SyncStore, byte_size, merge_onto
 
 DEFAULT_MAX_ENTRIES = 100_000
 _PROTECTED_SHARE = 0.8  # of max_entries, at most, for sessions used more than once

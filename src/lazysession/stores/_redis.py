@@ -34,8 +34,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, seconds_of, utc_now
-from .._session import Changes
-from ._base import Merge, Record, Store, StoreErrors, SyncStore
+from ._base import Changes, Merge, Record, Store, StoreErrors, SyncStore
 from ._limits import Bounded, PerLoop, check_timeout, tracked
 from ._redis_ops import SHA, Command, Op, RedisOps
 

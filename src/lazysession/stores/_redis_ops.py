@@ -31,8 +31,7 @@ from typing import Any, TypeVar
 from .. import _json
 from .._errors import SessionTooLarge, StoreError
 from .._expiry import META_KEY, from_timestamp
-from .._session import Changes
-from ._base import RETIRED_MEMORY, Merge, Record, merge_onto, with_origin
+from ._base import RETIRED_MEMORY, Changes, Merge, Record, merge_onto, with_origin
 
 T = TypeVar("T")
 

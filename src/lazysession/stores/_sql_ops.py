@@ -38,8 +38,16 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from .. import _json
 from .._errors import ConfigurationError, StoreError
 from .._expiry import ORIGIN
-from .._session import Changes
-from ._base import RETIRED_MEMORY, Merge, Record, byte_size, merge_onto, origin_of, with_origin
+from ._base import (
+    RETIRED_MEMORY,
+    Changes,
+    Merge,
+    Record,
+    byte_size,
+    merge_onto,
+    origin_of,
+    with_origin,
+)
 
 T = TypeVar("T")
 

@@ -47,8 +47,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from .. import _json
 from .._errors import ConfigurationError, StoreError
 from .._expiry import Clock, utc_now
-from .._session import Changes
-from ._base import Merge, Record, Store, StoreErrors, SyncStore
+from ._base import Changes, Merge, Record, Store, StoreErrors, SyncStore
 from ._limits import (
     SERVER_SHARE,
     Bounded,
