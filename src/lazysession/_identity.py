@@ -23,7 +23,7 @@ HANDLE_LENGTH = 16
 """Characters in a handle (base32, 5 bits each)."""
 
 _HANDLE_SALT = b"lazysession handle\x00"
-_HANDLE = re.compile(r"[a-z2-7]{%d}" % HANDLE_LENGTH)
+_HANDLE = re.compile(f"[a-z2-7]{{{HANDLE_LENGTH}}}")
 
 
 def handle_of(store_key: str) -> str:
