@@ -1,0 +1,54 @@
+"""What the attack tests add to the race apps (``tests.reliability.race_apps``): handler
+actions the races there do not take, and the helpers to hold requests at their gates.
+
+Every action runs the same code on every shell (ASGI, WSGI, Flask), as there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tests.reliability import race_apps
+from tests.reliability.test_races import Held, real_time_clock, session_with, started
+
+if TYPE_CHECKING:
+    from lazysession import Session
+
+__all__ = ["Held", "real_time_clock", "register_actions", "session_with", "started"]
+
+
+def _pin(session: Session, args: dict[str, str]) -> None:
+    session.pin()
+
+
+def _logout_then_write(session: Session, args: dict[str, str]) -> None:
+    """A logout that leaves a message for the next page: the common flash pattern."""
+    session.invalidate()
+    for key, value in args.items():
+        session[key] = value
+
+
+def _nested(session: Session, args: dict[str, str]) -> None:
+    session["nested"] = NESTED
+
+
+NESTED = {
+    "floats": [1e20, 1.7e16, -0.0, 5e-324, 1.7976931348623157e308, 0.1],
+    "ints": [2**70, -(2**63), 2**64 - 1, 0],
+    "deep": {"a": {"b": [{"c": -0.0}]}},
+    "text": ["\x00", "\u2028\u2029", "\ufeffbom", "\U0001f600", "\uffff", "e\u0301", '"\\/'],
+}
+"""Values JSON holds exactly but some databases' JSON types would bend (numbers, NUL,
+line separators, astral characters), nested where a merge must keep them as they are."""
+
+EXTRA: dict[str, Callable[[Session, dict[str, str]], None]] = {
+    "pin": _pin,
+    "logout-write": _logout_then_write,
+    "nested": _nested,
+}
+
+
+def register_actions() -> None:
+    """Add the attacks' actions to the race apps (before any app is built)."""
+    for name, action in EXTRA.items():
+        race_apps.ACTIONS.setdefault(name, action)
