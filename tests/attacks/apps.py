@@ -21,6 +21,11 @@ def _pin(session: Session, args: dict[str, str]) -> None:
     session.pin()
 
 
+def _remember(session: Session, args: dict[str, str]) -> None:
+    """ "Remember me": the session's own, longer lifetime."""
+    session.set_lifetime(int(args["seconds"]))
+
+
 def _logout_then_write(session: Session, args: dict[str, str]) -> None:
     """A logout that leaves a message for the next page: the common flash pattern."""
     session.invalidate()
@@ -43,6 +48,7 @@ line separators, astral characters), nested where a merge must keep them as they
 
 EXTRA: dict[str, Callable[[Session, dict[str, str]], None]] = {
     "pin": _pin,
+    "remember": _remember,
     "logout-write": _logout_then_write,
     "nested": _nested,
 }

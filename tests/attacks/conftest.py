@@ -49,3 +49,14 @@ async def asgi_harness(store_kind: str, tmp_path: Path) -> AsyncIterator[Harness
         yield Harness(opened, "asgi")
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def memory_harness(shell_kind: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    """A memory store driven through ``shell_kind``'s app: for rules of the core, which
+    are the same on every store."""
+    opened = open_store("memory", tmp_path, sync=shell_kind != "asgi")
+    try:
+        yield Harness(opened, shell_kind)
+    finally:
+        await opened.close()
