@@ -5,16 +5,29 @@ Every action runs the same code on every shell (ASGI, WSGI, Flask), as there."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+import httpx
+from werkzeug.test import Client
 
 from tests.reliability import race_apps
+from tests.reliability.race_apps import COOKIE, ASGIShell, Reply, Shell, ThreadShell
 from tests.reliability.test_races import Held, real_time_clock, session_with, started
 
 if TYPE_CHECKING:
     from lazysession import Session
 
-__all__ = ["Held", "real_time_clock", "register_actions", "session_with", "started"]
+__all__ = [
+    "Held",
+    "real_time_clock",
+    "register_actions",
+    "send_with_headers",
+    "session_with",
+    "started",
+]
 
 
 def _pin(session: Session, args: dict[str, str]) -> None:
@@ -58,3 +71,42 @@ def register_actions() -> None:
     """Add the attacks' actions to the race apps (before any app is built)."""
     for name, action in EXTRA.items():
         race_apps.ACTIONS.setdefault(name, action)
+
+
+async def send_with_headers(
+    shell: Shell,
+    path: str,
+    cookie: str | None,
+    headers: Mapping[str, str],
+    **params: str,
+) -> Reply:
+    """A request to ``shell``'s app with ``headers`` besides the cookie (the race apps'
+    driver sends the cookie alone)."""
+    sent = dict(headers)
+    if cookie is not None:
+        sent["cookie"] = f"{COOKIE}={cookie}"
+    if isinstance(shell, ASGIShell):
+        transport = httpx.ASGITransport(app=shell.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.get(path, params=params, headers=sent)
+        return _reply(
+            response.status_code, response.content, response.headers.get_list("set-cookie")
+        )
+    assert isinstance(shell, ThreadShell)
+
+    def serve() -> Reply:
+        client = Client(shell.app, use_cookies=False)
+        got = client.get(path, query_string=params, headers=sent, buffered=True)
+        return _reply(got.status_code, got.data, got.headers.getlist("Set-Cookie"))
+
+    return await anyio.to_thread.run_sync(serve)
+
+
+def _reply(status: int, body: bytes, cookies: list[str]) -> Reply:
+    parsed: Any = None
+    if body:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+    return Reply(status, parsed, list(cookies))
