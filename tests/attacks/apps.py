@@ -46,6 +46,16 @@ def _logout_then_write(session: Session, args: dict[str, str]) -> None:
         session[key] = value
 
 
+def _cart_new(session: Session, args: dict[str, str]) -> None:
+    session["cart"] = [args["item"]]
+
+
+def _cart_append_flask_style(session: Session, args: dict[str, str]) -> None:
+    """An in-place change, announced the way Flask's documentation says to."""
+    session["cart"].append(args["item"])
+    session.modified = True
+
+
 def _nested(session: Session, args: dict[str, str]) -> None:
     session["nested"] = NESTED
 
@@ -64,6 +74,8 @@ EXTRA: dict[str, Callable[[Session, dict[str, str]], None]] = {
     "remember": _remember,
     "logout-write": _logout_then_write,
     "nested": _nested,
+    "cart-new": _cart_new,
+    "cart-append": _cart_append_flask_style,
 }
 
 
