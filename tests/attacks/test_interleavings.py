@@ -183,3 +183,44 @@ async def test_a_write_whose_session_was_swept_while_it_ran_is_refused_not_dropp
     assert answer.status == 409, f"answered {answer.status}: the write was dropped or revived"
     assert not answer.sets_cookie
     assert await harness.count() == 0
+
+
+# -- a logout with an id several logins old ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "logins",
+    [
+        4,
+        pytest.param(
+            5,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "a logout follows at most 4 rotations (_FOLLOW in every store): with a "
+                    "fifth login in the minute, the newest id outlives a logout sent with "
+                    "the first, and keeps reading the user's data"
+                ),
+            ),
+        ),
+    ],
+)
+async def test_a_logout_with_an_id_several_logins_old_leaves_no_id_reading_the_data(
+    asgi_harness: Harness, logins: int
+) -> None:
+    """A browser logs in again and again within the minute ids are remembered (a "sudo
+    mode" that regenerates on every privilege step, say); a tab still holding the first
+    id logs out. The README: a logout sent with a just-rotated id ends the session it was
+    rotated to, "so a logout racing a login, in any order, leaves no id readable"."""
+    shell = asgi_harness.shell()
+    first = await session_with(shell, cart="3")
+    cookies = [first]
+    for _ in range(logins):
+        reply = await started(shell, "/login", cookies[-1])
+        assert reply.cookie is not None
+        cookies.append(reply.cookie)
+    await started(shell, "/logout", first)
+    for n, cookie in enumerate(cookies):
+        assert (await started(shell, "/read", cookie)).data() == {}, (
+            f"after the logout, the id of login {n} still reads the user's data"
+        )
