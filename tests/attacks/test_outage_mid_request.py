@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
+import httpx
 import pytest
 
 from lazysession import Store
 from tests.attacks.apps import Held, session_with
 from tests.attacks.test_lost_replies import DRIVERS
-from tests.reliability.faults import Opened
+from tests.reliability.faults import Opened, asgi_app, wsgi_client
 from tests.reliability.proxy import Proxy
 from tests.reliability.race_apps import Reply, Shell, make_shell
 
@@ -63,3 +64,45 @@ async def test_a_store_lost_between_load_and_save_gives_a_503_and_saves_nothing(
     after = await read_back(shell, cookie)
     assert after.status == 200
     assert after.data() == {"cart": "3"}
+
+
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "asgi",
+        "wsgi",
+        pytest.param(
+            "flask",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "Flask answers a session it could not load with werkzeug's "
+                    "ServiceUnavailable page (SessionUnavailableError), which carries no "
+                    "Retry-After, unlike the 503 of the other shells and of a failed save"
+                ),
+            ),
+        ),
+    ],
+)
+async def test_a_session_that_cannot_be_loaded_gets_a_503_with_retry_after(shell: str) -> None:
+    opened = Opened()
+    try:
+        proxy = opened.proxy("redis")
+        if shell == "asgi":
+            store = opened.store("redis", proxy.port)
+            transport = httpx.ASGITransport(app=asgi_app(store))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                await http.get("/write", params={"cart": "3"})
+                proxy.down()
+                response = await http.get("/read")
+            status, headers = response.status_code, dict(response.headers)
+        else:
+            browser = wsgi_client(opened.store("redis", proxy.port), shell)
+            browser.get("/write?cart=3")
+            proxy.down()
+            reply = browser.get("/read")
+            status, headers = reply.status_code, {k.lower(): v for k, v in reply.headers.items()}
+        assert status == 503
+        assert "retry-after" in headers, f"a 503 without Retry-After: {headers}"
+    finally:
+        await opened.close()
