@@ -13,13 +13,15 @@ from tests.reliability.proxy import Proxy
 
 class ReplyLosingProxy(Proxy):
     """:class:`~tests.reliability.proxy.Proxy`, forwarding at full speed, plus
-    :meth:`lose_reply_to`."""
+    :meth:`lose_reply_to`, and a count of the bytes sent through it."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         super().__init__(target_port, target_host)
         self._marker: bytes | None = None
         self.lost = 0
         """Replies lost so far."""
+        self.sent = 0
+        """Bytes clients sent to the server so far (requests, statements, scripts)."""
 
     def lose_reply_to(self, marker: bytes) -> None:
         """The next request whose bytes hold ``marker`` is forwarded; the reply to it is
@@ -46,6 +48,7 @@ class ReplyLosingProxy(Proxy):
                     if marker is not None and marker in data:
                         self._marker = None
                         doomed = True
+                    self.sent += len(data)
                     upstream_writer.write(data)
                     await upstream_writer.drain()
             upstream_writer.transport.abort()
