@@ -115,3 +115,26 @@ def test_a_sync_client_cannot_serve_the_asgi_middleware() -> None:
 def test_a_url_that_is_not_redis_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="redis://"):
         RedisStore("postgresql://localhost/x")
+
+
+async def test_new_connections_read_nothing_from_the_file_system_inside_the_event_loop(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py 7.1+ reads its version from the package metadata (an ``os.stat``) for each
+    connection it makes unless told it: the store tells it, once, when it is made."""
+    import redis.utils
+
+    read_in_loop: list[str] = []
+
+    def version() -> str:
+        read_in_loop.append("get_lib_version")
+        return "0"
+
+    monkeypatch.setattr(redis.utils, "get_lib_version", version)
+    fresh = RedisStore(REDIS, prefix=store.prefix, max_connections=4)
+    read_in_loop.clear()  # what the store's construction read is fine: it is not in the loop
+    async with anyio.create_task_group() as group:  # several connections at once
+        for n in range(4):
+            group.start_soon(fresh.load, f"{n}" * 64)
+    await fresh.aclose()
+    assert read_in_loop == []
