@@ -16,9 +16,9 @@ Rules:
   ``timeout``: past it, the next command is not sent (and on the async side the command
   in flight is cancelled, a write given half the timeout more to answer).
 - Async clients the store makes are kept per event loop (their connections belong to
-  the loop that opened them) and closed when the loop ends or on ``aclose()``. Whatever
-  a client reads from the file system (redis-py's own version, for each new connection)
-  is read when the store is made, never inside the event loop.
+  the loop that opened them) and closed when the loop ends or on ``aclose()``. Neither
+  making the store (which a framework may do inside the event loop) nor a new
+  connection reads the file system.
 """
 
 from __future__ import annotations
@@ -63,17 +63,16 @@ def _retry(kind: Any) -> Any:
     return kind(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
 
 
-@functools.cache
 def _driver_options() -> dict[str, Any]:
-    """What redis-py 7.1+ tells the server about itself (CLIENT SETINFO), read once: left
-    to itself it reads its version from the installed package's metadata (a file-system
-    stat) each time it makes a connection, inside the event loop. Older versions read it
-    once, at import."""
+    """What redis-py 7.1+ tells the server about itself (CLIENT SETINFO), given: left to
+    itself it reads its version from the installed package's metadata (a file-system
+    stat) each time it makes a connection, inside the event loop. ``redis.__version__``
+    is read once, at import."""
     try:
         from redis.driver_info import DriverInfo
-    except ImportError:  # pragma: no cover - redis-py before 7.1
+    except ImportError:  # pragma: no cover - redis-py before 7.1 reads it at import
         return {}
-    return {"driver_info": DriverInfo()}
+    return {"driver_info": DriverInfo(lib_version=redis.__version__)}
 
 
 class _LoopClient:
