@@ -201,10 +201,6 @@ class IdSigner:
     def sign(self, session_id: str) -> str:
         return self._signer.sign(session_id).decode("ascii")
 
-    def unsign(self, value: str) -> str | None:
-        found = self.verify(value)
-        return None if found is None else found[0]
-
     def verify(self, value: str) -> tuple[str, bool, str] | None:
         """The id, whether it was signed with the current key (else re-sign it), and its
         store key (hashed once per browser, not once per request). None unless ``value``
