@@ -1,8 +1,8 @@
 """The store contract: what every back end promises, async for ASGI and sync for WSGI.
 
 Rules every store keeps:
-- ``session_id`` is the key the core derived from the cookie (a SHA-256 of the random id);
-  stores never see the cookie itself.
+- ``session_id`` is the key the core derived from the cookie (the session's creation time
+  and a SHA-256 of its id: ``_signing.store_key``); stores never see the cookie itself.
 - ``read`` never returns an expired session, whether or not it has been swept. An id that
   was *retired* (rotated away, or its session ended) reads, for ``RETIRED_MEMORY``
   seconds, as a record with ``retired`` set and no data: the id grants nothing, and a
