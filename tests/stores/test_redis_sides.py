@@ -90,7 +90,7 @@ def on_side(store: RedisStore, side: str, work: Callable[[Any], Any]) -> Any:
 def operations(side: Any, sid: str, new: str) -> Any:
     """Every session operation once, in an order that exercises each of them."""
     expires_at = utc_now() + timedelta(hours=1)
-    calls = [
+    calls: list[Callable[[], Any]] = [
         lambda: side.save(sid, {"a": 1}, expires_at=expires_at),
         lambda: side.read(sid),
         lambda: side.update(sid, Changes(set={"b": 2}), expires_at=expires_at),
