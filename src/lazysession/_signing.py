@@ -49,6 +49,7 @@ _LAST = "[AEIMQUYcgkosw048]"
 ID_LENGTH = 48
 _TIMED_ID = re.compile(f"{_B64}{{{ID_LENGTH}}}")
 _TIME_CHARS = TIME_BYTES * 4 // 3
+_LATEST_MS = 2 ** (TIME_BYTES * 8) - 1
 _SIGNATURE = f"{_B64}{{26}}{_LAST}"
 _SIGNED_ID = re.compile(f"(?:{_B64}{{{ID_LENGTH}}}|{_B64}{{42}}{_LAST})\\.{_SIGNATURE}")
 SIGNED_ID_LENGTHS = frozenset((ID_LENGTH + 1 + 27, 43 + 1 + 27))
@@ -128,6 +129,7 @@ def new_session_id(created: float | None = None) -> str:
     if None) in milliseconds, as 6 bytes, then 30 random bytes; unpadded URL-safe
     base64, 48 characters."""
     ms = time.time_ns() // 1_000_000 if created is None else int(created * 1000)
+    ms = min(max(ms, 0), _LATEST_MS)  # a clock before 1970 or past 10889: the nearest end
     raw = ms.to_bytes(TIME_BYTES, "big") + secrets.token_bytes(RANDOM_BYTES)
     return base64.urlsafe_b64encode(raw).decode("ascii")
 

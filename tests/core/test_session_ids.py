@@ -58,6 +58,12 @@ def test_the_creation_time_is_read_back_from_the_id_alone(created: float) -> Non
     assert id_created(session_id) == int(created * 1000) / 1000
 
 
+@given(st.floats(-1e12, 1e15, allow_nan=False))
+def test_a_clock_outside_what_the_key_holds_still_mints_an_id(created: float) -> None:
+    created_at = id_created(new_session_id(created))
+    assert created_at is not None and 0 <= created_at <= (2**48 - 1) / 1000
+
+
 @given(moments)
 def test_a_new_ids_key_is_its_creation_time_then_52_hex_of_its_sha256(created: float) -> None:
     session_id = new_session_id(created)
