@@ -122,14 +122,6 @@ KNOWN: tuple[Known, ...] = (
         "waits for issue 16 item 3: the SQL store builds its engine inside the event loop "
         "(another engineer's fix)",
     ),
-    Known(
-        "starlette",
-        ("redis",),
-        r"\[asyncio",
-        r"BlockingError: Blocking call to os\.stat|event loop",
-        "waits for issue 16 items 2-3: RedisStore under several event loops, its client set "
-        "up inside the loop (another engineer's fix)",
-    ),
 )
 
 DESELECTED = {"redis": "trio"}

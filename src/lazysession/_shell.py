@@ -396,6 +396,7 @@ class MiddlewareOptions(Generic[App]):
         )
         self._insecure = InsecureCookieWarning(https_only)
         self.metrics = metrics if metrics is not None else Metrics()
+        self.store.report_to(self.metrics)
         if interval and not self.store.client_side:
             self._start_sweeper(interval)
 

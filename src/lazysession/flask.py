@@ -284,6 +284,7 @@ class LazySessionInterface(SessionInterface):
         self.skip_persistence = skip_persistence
         self.clock = clock
         self.metrics = metrics if metrics is not None else Metrics()
+        self.store.report_to(self.metrics)
         self.sweeper: ThreadSweeper | None = None
         if interval and not self.store.client_side:
             schedule = SweepSchedule(interval)
