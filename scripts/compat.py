@@ -116,14 +116,6 @@ KNOWN: tuple[Known, ...] = (
     ),
     Known(
         "starlette",
-        ("sqlite",),
-        r"\[asyncio",
-        r"BlockingError: Blocking call to os\.path\.abspath",
-        "waits for issue 16 item 3: the SQL store builds its engine inside the event loop "
-        "(another engineer's fix)",
-    ),
-    Known(
-        "starlette",
         ("redis",),
         r"\[asyncio",
         r"BlockingError: Blocking call to os\.stat|event loop",

@@ -130,22 +130,31 @@ class SQLDialect:
         watch_server_connections(engine, self, timeout)
 
 
-class PostgreSQL(SQLDialect):
+class _OnConflict(SQLDialect):
+    """Dialects with ``INSERT ... ON CONFLICT`` (and ``RETURNING``)."""
+
+    def _insert(self, table: sa.Table) -> Any:
+        raise NotImplementedError
+
+    def upsert(self, table: sa.Table) -> sa.Executable:
+        insert = self._insert(table).values(_VALUES)
+        changed = _replaced(insert.excluded)
+        return insert.on_conflict_do_update(index_elements=["session_id"], set_=changed)  # type: ignore[no-any-return]
+
+    def insert_new(self, table: sa.Table) -> sa.Executable:
+        insert = self._insert(table).values(_VALUES).on_conflict_do_nothing()
+        return insert.returning(table.c.session_id)  # type: ignore[no-any-return]
+
+
+class PostgreSQL(_OnConflict):
     names = ("postgresql",)
     async_driver = "postgresql+asyncpg (or postgresql+psycopg)"
     sync_driver = "postgresql+psycopg"
     extra = "postgresql"
     keeps_time_zones = True
 
-    def upsert(self, table: sa.Table) -> sa.Executable:
-        insert = postgresql.insert(table).values(_VALUES)
-        return insert.on_conflict_do_update(
-            index_elements=["session_id"], set_=_replaced(insert.excluded)
-        )
-
-    def insert_new(self, table: sa.Table) -> sa.Executable:
-        insert = postgresql.insert(table).values(_VALUES).on_conflict_do_nothing()
-        return insert.returning(table.c.session_id)
+    def _insert(self, table: sa.Table) -> Any:
+        return postgresql.insert(table)
 
     def sweep_batch(self, table: str) -> sa.Executable:
         # Rows are claimed by physical address under FOR UPDATE SKIP LOCKED (stable until
@@ -247,7 +256,7 @@ class MySQL(SQLDialect):
             cursor.close()
 
 
-class SQLite(SQLDialect):
+class SQLite(_OnConflict):
     """One writer at a time: merges take the write lock up front (``BEGIN IMMEDIATE``),
     this process's writers take turns, and sweep batches are paced to a time budget."""
 
@@ -264,15 +273,8 @@ class SQLite(SQLDialect):
     before_batch = ("PRAGMA wal_autocheckpoint = 0",)
     after_batch = ("PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_autocheckpoint = 1000")
 
-    def upsert(self, table: sa.Table) -> sa.Executable:
-        insert = sqlite.insert(table).values(_VALUES)
-        return insert.on_conflict_do_update(
-            index_elements=["session_id"], set_=_replaced(insert.excluded)
-        )
-
-    def insert_new(self, table: sa.Table) -> sa.Executable:
-        insert = sqlite.insert(table).values(_VALUES).on_conflict_do_nothing()
-        return insert.returning(table.c.session_id)
+    def _insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
 
     def sweep_batch(self, table: str) -> sa.TextClause:
         # No claiming is needed with one writer, and SQLite removes index entries as it

@@ -16,8 +16,10 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from typing import Any, overload
+from urllib.parse import quote
 
 import anyio
 import sqlalchemy as sa
@@ -105,6 +107,16 @@ def dbapi_errors(dialect: Dialect) -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def _resolved(url: URL) -> URL:
+    """A SQLite file's URL with its path made absolute here, once, and handed to SQLite
+    as a URI, so that SQLAlchemy resolves no path when it builds an engine (a store made
+    inside an event loop blocks nothing: an absolute path needs no look-up at all)."""
+    if url.query or not url.database or url.database.startswith("file:"):
+        return url  # options of the caller's: SQLAlchemy reads them as it does
+    path = url.database if os.path.isabs(url.database) else os.path.abspath(url.database)
+    return url.set(database="file:" + quote(path), query={"uri": "true"})
+
+
 class Engines:
     """The engines one store uses: async (per event loop) and blocking."""
 
@@ -145,9 +157,9 @@ class Engines:
     def _build(self, url: URL) -> None:
         """Every engine ``url`` can serve, now, or the reason it cannot serve a side, for
         ``check_async``/``check_sync`` to raise."""
-        sync_url = url
+        sync_url = _resolved(url) if self.own_file else url
         if self.threaded:
-            sync_url = url.set(drivername="sqlite")  # the stdlib driver reaches the same file
+            sync_url = sync_url.set(drivername="sqlite")  # the stdlib driver: the same file
         else:
             try:
                 self.async_engine = self._new_async_engine()
