@@ -62,7 +62,9 @@ class SQLDialect:
     before_batch: ClassVar[Sequence[str]] = ()
     """Statements on the sweep's connection before a batch, each committed."""
     after_batch: ClassVar[Sequence[str]] = ()
-    """Statements on the sweep's connection after a batch, outside the writers' turn."""
+    """Statements on the sweep's connection after a batch, each committed."""
+    after_sweep: ClassVar[Sequence[str]] = ()
+    """Statements after a batch, on any connection, outside the writers' turn."""
     sweep_options: ClassVar[dict[str, Any]] = {}
     """Execution options of the sweep's connection."""
 
@@ -271,7 +273,8 @@ class SQLite(_OnConflict):
     # after each batch, outside the writers' turn, keeps the WAL small so that no save's
     # commit has to checkpoint the sweep's pages.
     before_batch = ("PRAGMA wal_autocheckpoint = 0",)
-    after_batch = ("PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_autocheckpoint = 1000")
+    after_batch = ("PRAGMA wal_autocheckpoint = 1000",)
+    after_sweep = ("PRAGMA wal_checkpoint(PASSIVE)",)
 
     def _insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)

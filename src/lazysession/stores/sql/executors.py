@@ -31,7 +31,7 @@ from ..._errors import StoreError
 from .._base import StoreErrors
 from .._limits import Bounded, BoundedSync, remaining, tracked, tracked_sync
 from .engines import Engines
-from .ops import Plan, Program, Rest, Run, SessionOps
+from .ops import Call, Plan, Program, Rest, Run, SessionOps
 
 T = TypeVar("T")
 
@@ -118,17 +118,16 @@ class AsyncExecutor:
             async with self._turn(run.writes), single.connect() as conn:
                 return await _send_async(conn, run.plan)
         if engines.dialect.begins_immediate:
-            async with single.connect() as conn:
+            async with self._turn(True), single.connect() as conn:
                 for statement in run.before:
                     await conn.exec_driver_sql(statement)
-                async with self._turn(True):
-                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    try:
-                        result = await _send_async(conn, run.plan)
-                    except BaseException:
-                        await conn.exec_driver_sql("ROLLBACK")
-                        raise
-                    await conn.exec_driver_sql("COMMIT")
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    result = await _send_async(conn, run.plan)
+                except BaseException:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                await conn.exec_driver_sql("COMMIT")
                 for statement in run.after:
                     await conn.exec_driver_sql(statement)
                 return result
@@ -192,9 +191,13 @@ class SyncExecutor:
         with self.context.engines.check_sync().connect() as conn:
             return look(conn)
 
-    def drive(self, action: str, program: Program[Any]) -> Any:
+    def drive(
+        self, action: str, program: Program[Any], first: Call | Run | Rest | None = None
+    ) -> Any:
+        """Drive ``program`` from its start, or from ``first``, the step it is waiting
+        on (the rest of a call that began on the event loop)."""
         try:
-            step = next(program)
+            step = next(program) if first is None else first
             while True:
                 try:
                     if isinstance(step, Run):
@@ -225,19 +228,18 @@ class SyncExecutor:
         single = engines.isolated(engine, autocommit=True)
         if not run.locked:
             with self._turn(run.writes), single.connect() as conn:
-                return _send(conn, run.plan)
+                return self._send(conn, run)
         if engines.dialect.begins_immediate:
-            with single.connect() as conn:
+            with self._turn(True), single.connect() as conn:
                 for statement in run.before:
                     conn.exec_driver_sql(statement)
-                with self._turn(True):
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    try:
-                        result = _send(conn, run.plan)
-                    except BaseException:
-                        conn.exec_driver_sql("ROLLBACK")
-                        raise
-                    conn.exec_driver_sql("COMMIT")
+                self._begin_immediate(conn)
+                try:
+                    result = self._send(conn, run)
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
                 for statement in run.after:
                     conn.exec_driver_sql(statement)
                 return result
@@ -248,7 +250,7 @@ class SyncExecutor:
                 conn.exec_driver_sql(statement)
                 conn.commit()
             with conn.begin():
-                result = _send(conn, run.plan)
+                result = self._send(conn, run)
             for statement in run.after:
                 conn.exec_driver_sql(statement)
                 conn.commit()
@@ -260,21 +262,36 @@ class SyncExecutor:
         if not writes or not context.engines.dialect.serializes_writes:
             yield
             return
-        if not context.sync_turn.acquire(timeout=remaining(context.timeout)):
+        if not self._take_turn(context.sync_turn):
             raise context.no_turn()
         try:
             yield
         finally:
             context.sync_turn.release()
 
+    # Where a call served on the event loop (``inline.InlineSync``) would have to wait.
 
-def _send(conn: sa.Connection, plan: Plan[Any]) -> Any:
-    try:
-        statement, params = next(plan)
-        while True:
-            statement, params = plan.send(conn.execute(statement, params))
-    except StopIteration as done:
-        return done.value
+    def _take_turn(self, turn: threading.Lock) -> bool:
+        return turn.acquire(timeout=remaining(self.context.timeout))
+
+    def _begin_immediate(self, conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _execute(self, conn: sa.Connection, run: Run, statement: Any, params: Any) -> Any:
+        return conn.execute(statement, params)
+
+    def _send(self, conn: sa.Connection, run: Run) -> Any:
+        """Send the run's statements on ``conn`` (first the one it still had to send,
+        if any), each result back into its plan."""
+        plan = run.plan
+        assert plan is not None
+        try:
+            statement, params = run.pending or next(plan)
+            run.pending = None
+            while True:
+                statement, params = plan.send(self._execute(conn, run, statement, params))
+        except StopIteration as done:
+            return done.value
 
 
 class Threaded(AsyncExecutor):

@@ -84,6 +84,8 @@ class Run:
     options: dict[str, Any] = field(default_factory=dict)
     call: Callable[[sa.Connection], Any] | None = None
     bulk: bool = False
+    pending: tuple[sa.Executable, dict[str, Any]] | None = None
+    """A statement of the plan's still to send (a run that moved off the event loop)."""
 
 
 Op = Generator[Run, Any, T]
@@ -296,6 +298,8 @@ class SessionOps:
             options=self.dialect.sweep_options,
             bulk=True,
         )
+        if self.dialect.after_sweep:
+            yield Run(self._statements(self.dialect.after_sweep), writes=False, bulk=True)
         return self.dialect.read_batch(result, after)
 
     def create(self, tune_file: bool) -> Program[None]:
@@ -326,6 +330,11 @@ class SessionOps:
                 raise
 
     # -- plans -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _statements(statements: Sequence[str]) -> Plan[None]:
+        for statement in statements:
+            yield sa.text(statement), {}
 
     @staticmethod
     def _one(statement: sa.Executable, params: dict[str, Any]) -> Plan[Any]:

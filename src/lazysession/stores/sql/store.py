@@ -6,7 +6,7 @@ Rules:
 - Every call ends within ``timeout`` (a write already sent gets half that more).
 - What differs between databases is in ``dialects``, one object per dialect.
 - A SQLite file named with ``sqlite+aiosqlite`` is served by the stdlib driver, each
-  call in one worker-thread call (``executors.Threaded``).
+  call on the event loop unless it would wait there (``inline``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from .._limits import check_timeout
 from . import pacing
 from .dialects import supported
 from .engines import DRIVER_ERRORS, Engines, check_driver, dbapi_errors
-from .executors import AsyncExecutor, Context, SyncExecutor, Threaded
+from .executors import AsyncExecutor, Context, SyncExecutor
+from .inline import Inline
 from .ops import SessionOps
 from .schema import DEFAULT_TABLE, check_table_name, ddl, session_table
 
@@ -98,9 +99,7 @@ class SQLAlchemyStore(Store):
         self._context = Context(self._engines, self._ops, errors, self.timeout, create_table)
         sync = SyncExecutor(self._context)
         self._async: AsyncExecutor = (
-            Threaded(self._context, sync)
-            if self._engines.threaded
-            else AsyncExecutor(self._context)
+            Inline(self._context, sync) if self._engines.threaded else AsyncExecutor(self._context)
         )
         self._sync = _SyncSQLAlchemyStore(self, sync)
 
