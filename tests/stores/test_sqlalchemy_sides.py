@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from lazysession.stores import SQLAlchemyStore
 from tests.helpers import client
@@ -58,7 +59,8 @@ async def test_a_sqlite_file_named_for_aiosqlite_builds_no_aiosqlite_engine(tmp_
     await store.save("a" * 64, {"n": 1}, expires_at=NOW + timedelta(hours=1))
     assert await store.has_table()
     assert await store.oldest_created() == NOW
-    assert store.check_sync().pool.checkedin() >= 1  # the stdlib driver served it
+    pool = store.check_sync().pool
+    assert isinstance(pool, sa.pool.QueuePool) and pool.checkedin() >= 1  # stdlib driver
     await store.aclose()
 
 

@@ -201,7 +201,7 @@ class SQLAlchemyStore(Store):
             self._context.ready = not self._context.create_table  # the database went
 
     @property
-    def sync(self) -> SyncStore:
+    def sync(self) -> _SyncSQLAlchemyStore:
         return self._sync
 
 
