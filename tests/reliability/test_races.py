@@ -279,7 +279,7 @@ def rotation(
         return op, lambda step: redis_command(client, *step)
     assert isinstance(store, SQLAlchemyStore)
     op = store._ops.rotate(old, new, login, now, now + timedelta(hours=1))
-    return op, store.sync._run  # type: ignore[attr-defined]
+    return op, store.sync._run
 
 
 def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | None]:
