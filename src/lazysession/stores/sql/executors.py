@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -78,6 +78,9 @@ class AsyncExecutor:
                 await self.drive(action, context.ops.create(context.engines.own_file))
                 context.ready = True
             return await self.drive(action, program)
+
+    async def aclose(self) -> None:
+        """Close what the executor holds for the running event loop."""
 
     async def inspect(self, look: Callable[[sa.Connection], T]) -> T:
         """``look`` at the database on a (blocking) connection of its own, unbounded."""
@@ -227,10 +230,13 @@ class SyncExecutor:
         assert run.plan is not None
         single = engines.isolated(engine, autocommit=True)
         if not run.locked:
-            with self._turn(run.writes), single.connect() as conn:
+            if not run.writes:
+                with self._connect(single) as conn:
+                    return self._send(conn, run)
+            with self._turn(True), self._connect(single) as conn:
                 return self._send(conn, run)
         if engines.dialect.begins_immediate:
-            with self._turn(True), single.connect() as conn:
+            with self._turn(True), self._connect(single) as conn:
                 for statement in run.before:
                     conn.exec_driver_sql(statement)
                 self._begin_immediate(conn)
@@ -270,6 +276,9 @@ class SyncExecutor:
             context.sync_turn.release()
 
     # Where a call served on the event loop (``inline.InlineSync``) would have to wait.
+
+    def _connect(self, engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
+        return engine.connect()
 
     def _take_turn(self, turn: threading.Lock) -> bool:
         return turn.acquire(timeout=remaining(self.context.timeout))

@@ -19,14 +19,16 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from .._limits import BoundedSync
+from .._limits import BoundedSync, PerLoop
 from .connections import on_the_loop
 from .executors import Context, SyncExecutor, Threaded
 from .ops import Program, Run
@@ -50,7 +52,27 @@ def is_busy(error: BaseException) -> bool:
 
 class InlineSync(SyncExecutor):
     """The blocking executor, run on the event loop: each wait it would have is a
-    :class:`Deferred` instead."""
+    :class:`Deferred` instead. Each asyncio loop keeps one connection for its calls
+    (they never overlap: none awaits), closed when the loop ends or at ``aclose``."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.pinned = PerLoop(self._open, self._close)
+
+    def _open(self) -> sa.Connection:
+        engines = self.context.engines
+        return engines.isolated(engines.check_sync(), autocommit=True).connect()
+
+    @staticmethod
+    async def _close(conn: sa.Connection) -> None:
+        conn.close()
+
+    def _connect(self, engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # trio: loops may run in several threads at once
+            return engine.connect()
+        return nullcontext(self.pinned.get())
 
     def run(self, run: Run) -> Any:
         if run.bulk or run.call is not None:
@@ -91,6 +113,9 @@ class Inline(Threaded):
     def __init__(self, context: Context, sync: SyncExecutor) -> None:
         super().__init__(context, sync)
         self.here = InlineSync(context)
+
+    async def aclose(self) -> None:
+        await self.here.pinned.aclose()
 
     async def call(self, action: str, program: Program[Any], prepare: bool = True) -> Any:
         context = self.context

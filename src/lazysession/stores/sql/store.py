@@ -197,6 +197,7 @@ class SQLAlchemyStore(Store):
     async def aclose(self) -> None:
         """Close the connections the store opened: the running event loop's, and the
         blocking side's. The store stays usable; its next call connects again."""
+        await self._async.aclose()
         if await self._engines.aclose():
             self._context.ready = not self._context.create_table  # the database went
 
