@@ -116,6 +116,14 @@ KNOWN: tuple[Known, ...] = (
     ),
     Known(
         "starlette",
+        ("sqlite",),
+        r"\[asyncio",
+        r"BlockingError: Blocking call to sqlite3\.",
+        "a SQLite file is served on the event loop by design: each call waits there for a "
+        "lock at most a few milliseconds, then moves to a worker thread (docs/migration.md)",
+    ),
+    Known(
+        "starlette",
         ("redis",),
         r"\[asyncio",
         r"BlockingError: Blocking call to os\.stat|event loop",

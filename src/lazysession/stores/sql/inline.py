@@ -14,12 +14,14 @@ Rules:
   the lock, at most one write at a time waits on the loop, and only ``INLINE_BUSY``.
 - Bulk work (scans, sweep batches, the table's creation) always runs in a thread.
 - The call's deadline and error rules are the blocking side's (``BoundedSync``), set
-  once for both parts of the call.
+  once for both parts of the call. On the loop, statements go straight to the driver
+  (``raw``), compiled once each by SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -32,6 +34,7 @@ from .._limits import BoundedSync, PerLoop
 from .connections import on_the_loop
 from .executors import Context, SyncExecutor, Threaded
 from .ops import Program, Run
+from .raw import RawStatements
 
 
 class Deferred(Exception):
@@ -44,6 +47,8 @@ class Deferred(Exception):
 def is_busy(error: BaseException) -> bool:
     """SQLite refused for a lock another connection holds (``SQLITE_BUSY``)."""
     driver = getattr(error, "orig", error)
+    if not isinstance(driver, sqlite3.OperationalError):
+        return False
     name = getattr(driver, "sqlite_errorname", None)  # Python 3.11+
     if isinstance(name, str):
         return name.startswith("SQLITE_BUSY")
@@ -58,6 +63,7 @@ class InlineSync(SyncExecutor):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.pinned = PerLoop(self._open, self._close)
+        self.raw = RawStatements(context.engines.check_sync().dialect)
 
     def _open(self) -> sa.Connection:
         engines = self.context.engines
@@ -98,8 +104,8 @@ class InlineSync(SyncExecutor):
 
     def _execute(self, conn: sa.Connection, run: Run, statement: Any, params: Any) -> Any:
         try:
-            return conn.execute(statement, params)
-        except OperationalError as error:
+            return self.raw.execute(conn.connection.dbapi_connection, statement, params)
+        except Exception as error:
             if run.locked or not is_busy(error):
                 raise
             run.pending = (statement, params)  # refused whole: sent again from the thread
