@@ -245,8 +245,12 @@ async def run_backend(name: str, url: str, backlog: str, args: argparse.Namespac
     left = await writer.count()
 
     engine = sweeper.check_async()
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"DROP TABLE {table}"))
+    if engine is None:  # a SQLite file, served by the stdlib driver
+        with sweeper.check_sync().begin() as sync_conn:
+            sync_conn.execute(sa.text(f"DROP TABLE {table}"))
+    else:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"DROP TABLE {table}"))
     await sweeper.aclose()
 
     p50_base, p99_base = percentile(baseline, 50), percentile(baseline, 99)

@@ -277,7 +277,7 @@ def rotation(
         return op, store.sync.run_command  # type: ignore[attr-defined]
     assert isinstance(store, SQLAlchemyStore)
     op = store._ops.rotate(old, new, login, now, now + timedelta(hours=1))
-    return op, store.sync._run  # type: ignore[attr-defined]
+    return op, store.sync._run
 
 
 def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | None]:
