@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from lazysession import Store
-from lazysession.stores._redis_ops import RETIRE, SHA, UPDATE
+from lazysession.stores._redis_lua import RETIRE, SHA, UPDATE
 from tests.attacks.apps import session_with, started
 from tests.attacks.lossy_proxy import ReplyLosingProxy
 from tests.conftest import require_server
