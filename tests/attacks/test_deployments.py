@@ -35,14 +35,6 @@ def prefix() -> Iterator[str]:
     admin.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "RedisStore reads HGETALL's answer by bytes field names (b'e', b'd:'); a client "
-        "made with decode_responses=True answers str, so every session reads as absent: "
-        "each write answers 200 with a new cookie and the next request has lost it"
-    ),
-)
 @pytest.mark.parametrize("shell_kind", ["asgi", "wsgi"])
 async def test_a_shared_redis_client_that_decodes_responses_works_or_is_refused(
     prefix: str, shell_kind: str
@@ -69,15 +61,6 @@ async def test_a_shared_redis_client_that_decodes_responses_works_or_is_refused(
             client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "session JSON is stored unescaped (ensure_ascii=False); over a MariaDB connection "
-        "whose charset is utf8 (3-byte, common in older configurations) a character "
-        "outside the BMP fails the insert (error 1366): a 503 for every write of such a "
-        "session, and nothing says so when the store is built"
-    ),
-)
 def test_a_mariadb_connection_in_utf8_stores_an_emoji_or_is_refused() -> None:
     if not server_reachable(MYSQL):
         require_server(f"no mysql server at {MYSQL}")
@@ -98,3 +81,15 @@ def test_a_mariadb_connection_in_utf8_stores_an_emoji_or_is_refused() -> None:
     finally:
         store.sync.close()
         drop_table(url, table)
+
+
+def test_a_redis_url_asking_for_decoded_responses_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisStore(REDIS + "?decode_responses=true")
+
+
+@pytest.mark.parametrize("charset", ["utf8", "utf8mb3", "latin1"])
+def test_a_mysql_url_with_a_charset_short_of_utf8mb4_is_refused(charset: str) -> None:
+    url = with_driver(MYSQL, "mysql+pymysql")
+    with pytest.raises(ConfigurationError, match="utf8mb4"):
+        SQLAlchemyStore(f"{url}?charset={charset}")

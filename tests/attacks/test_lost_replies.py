@@ -33,16 +33,6 @@ DRIVERS = {
     ("mysql", "async"): "mysql+asyncmy",
     ("mysql", "sync"): "mysql+pymysql",
 }
-RETRIES_SCRIPTS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "RedisStore's clients resend a command once after a connection error, scripts "
-        "included; a script that ran but whose reply was lost runs again and reports what "
-        "its first run did as a conflict"
-    ),
-)
-
-
 class Lossy:
     """A shell whose store is reached through a proxy that can lose one reply."""
 
@@ -84,7 +74,7 @@ def cases(redis_mark: pytest.MarkDecorator | None) -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize("lossy", cases(RETRIES_SCRIPTS), indirect=True)
+@pytest.mark.parametrize("lossy", cases(None), indirect=True)
 async def test_a_login_whose_last_answer_is_lost_keeps_the_users_session(lossy: Lossy) -> None:
     """Either the login succeeded (its cookie reads the data), or the old id lives on with
     what it held: never both ids dead and the data gone."""
@@ -104,7 +94,7 @@ async def test_a_login_whose_last_answer_is_lost_keeps_the_users_session(lossy: 
         )
 
 
-@pytest.mark.parametrize("lossy", cases(RETRIES_SCRIPTS), indirect=True)
+@pytest.mark.parametrize("lossy", cases(None), indirect=True)
 async def test_a_409_after_a_lost_answer_means_nothing_was_saved(lossy: Lossy) -> None:
     """A pop of the last key (which ends the session) whose answer was lost: answered 409,
     the session must be as it was; otherwise it must not be answered 409."""

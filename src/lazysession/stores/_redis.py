@@ -58,9 +58,26 @@ _ERRORS = (RedisError,)
 
 
 def _retry(kind: Any) -> Any:
-    """One more try after a connection error (a pooled connection the server closed),
-    at once; none after a timeout, which would double the wait."""
-    return kind(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+    """No resend by the client: a script that ran but whose answer was lost would run
+    again and report what the first run did as a conflict (a login as a lost session).
+    The operations send a read once more themselves (``_redis_ops``)."""
+    return kind(NoBackoff(), 0)
+
+
+def _decodes(client: Any) -> bool:
+    """Whether a client hands back ``str`` instead of ``bytes`` (``decode_responses``)."""
+    get_encoder = getattr(client, "get_encoder", None)
+    encoder = get_encoder() if get_encoder is not None else None
+    return bool(getattr(encoder, "decode_responses", False))
+
+
+def _url_decodes(url: str | None) -> bool:
+    if url is None:
+        return False
+    from urllib.parse import parse_qs, urlsplit
+
+    values = parse_qs(urlsplit(url).query).get("decode_responses", [])
+    return any(value.lower() in ("1", "true", "yes", "y", "on") for value in values)
 
 
 def _driver_options() -> dict[str, Any]:
@@ -239,6 +256,13 @@ class RedisStore(Store):
         else:
             raise ConfigurationError(
                 f"RedisStore takes a URL or a redis-py client, not {type(url_or_client).__name__}"
+            )
+        given = self._async if self._async is not None else self._sync_client
+        decoding = _decodes(given) if given is not None else _url_decodes(self._url)
+        if decoding:
+            raise ConfigurationError(
+                "RedisStore needs a client that returns bytes: this one was made with "
+                "decode_responses=True (give the store its own client, or its URL)"
             )
         self._sync = _SyncRedisStore(self)
 

@@ -23,8 +23,9 @@ Rules:
   it goes as plain EVAL (no NOSCRIPT round trip on every node), and a call that fails
   with an ``AttributeError`` is sent once more: redis-py's asyncio cluster client can hand
   a command a connection another task is tearing down, and fails so before anything is
-  sent. Every command is safe to send again (reads, HSET/HDEL of given values, PEXPIRE,
-  DEL; a CREATE that did happen reads as a taken id, which fails the login cleanly).
+  sent. A read is sent once more after a connection error (a pooled connection the
+  server closed); a script never is, by us or by redis-py: one that ran but whose answer
+  was lost would run again and report its own first run as a conflict.
 - A Redis error reaches the operation as a :class:`~lazysession.StoreError` naming the
   action (its text never: it may quote a key), which may know what it means.
 - A session's size is measured as the JSON it encodes to, each key counted unescaped.
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from .. import _json
@@ -156,6 +158,11 @@ def _send(command: Command, cluster: bool) -> Generator[Call, Any, Any]:
         call = Call("eval", (script, 1, key, *command.args), writes=True)
     else:
         call = Call("evalsha", (SHA[script], 1, key, *command.args), writes=True)
+    if script is None:  # a read: safe to send again on a new connection
+        try:
+            return (yield call)
+        except (AttributeError, RedisConnectionError):
+            return (yield call)
     if cluster:
         try:
             return (yield call)
