@@ -33,6 +33,8 @@ DRIVERS = {
     ("mysql", "async"): "mysql+asyncmy",
     ("mysql", "sync"): "mysql+pymysql",
 }
+
+
 class Lossy:
     """A shell whose store is reached through a proxy that can lose one reply."""
 
