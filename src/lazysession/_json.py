@@ -130,14 +130,17 @@ def _walk(value: Any) -> bool:
 
 def loads_value(raw: str | bytes) -> Any:
     """Decode one stored value; ValueError (UnicodeDecodeError included) when it is not
-    a JSON value."""
+    a JSON value, or nests deeper than the decoder can follow (written elsewhere)."""
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     try:
-        value, end = _scan(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):  # whitespace around it, or something else: the full parser
-        value = _decoder.decode(text)
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # whitespace around it, or something else: the full parser
+            value = _decoder.decode(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to decode") from None
     return value
 
 

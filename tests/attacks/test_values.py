@@ -135,14 +135,6 @@ async def plant(kind: str, store: object, cookie: str, tmp_path: Path) -> None:
         client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_json.loads catches ValueError only: valid JSON nested past the decoder's recursion "
-        "limit raises RecursionError out of the store's read, a 500 on every request with "
-        "that cookie, where data the store holds but cannot use is documented as no session"
-    ),
-)
 @pytest.mark.parametrize("store_kind", ["sqlite", "redis"])
 async def test_stored_json_too_deep_to_decode_reads_as_no_session(
     asgi_harness: Harness, store_kind: str, tmp_path: Path
@@ -159,12 +151,6 @@ QUOTED = '"' * 450
 """A key of characters JSON escapes (a quote takes two bytes in JSON): keys made from
 user input can hold them."""
 
-UNESCAPED_KEYS = (
-    "RedisStore measures a merge's size with each key counted unescaped (the field name "
-    "holds the raw key) while max_size, the core's check and every other store count the "
-    "JSON, where a quote or backslash takes two bytes and a control character six"
-)
-
 
 @pytest.mark.parametrize(
     "store_kind",
@@ -173,7 +159,7 @@ UNESCAPED_KEYS = (
         "sqlite",
         "postgresql",
         "mysql",
-        pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=UNESCAPED_KEYS)),
+        "redis",
     ],
 )
 async def test_concurrent_writers_with_quoted_keys_stay_within_max_size(
@@ -200,7 +186,7 @@ async def test_concurrent_writers_with_quoted_keys_stay_within_max_size(
         "sqlite",
         "postgresql",
         "mysql",
-        pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=UNESCAPED_KEYS)),
+        "redis",
     ],
 )
 async def test_a_session_with_quoted_keys_over_a_lowered_max_size_still_shrinks(

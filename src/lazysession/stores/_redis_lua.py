@@ -56,17 +56,26 @@ _FITS = """
 local removed = tonumber(ARGV[7])
 local first = 8 + removed
 local limit = tonumber(ARGV[4])
+-- bytes of '"key":value,' in the session's JSON: a field is 'd:' and the raw key, and
+-- JSON writes a quote or backslash in two bytes, backspace, tab, newline, form feed
+-- and carriage return in two, other control characters in six
+local function entry(field, value)
+  local _, quoted = string.gsub(field, '["\\\\]', '')
+  local _, short = string.gsub(field, '[\\b\\t\\n\\f\\r]', '')
+  local _, control = string.gsub(field, '[%z\\1-\\31]', '')
+  return #field + 2 + quoted + short + 5 * (control - short) + #value
+end
 if limit > 0 then
   local size, fields = 1, {}
   local all = redis.call('HGETALL', KEYS[1])
   for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 2) == 'd:' then fields[all[i]] = #all[i] + 2 + #all[i + 1] end
+    if string.sub(all[i], 1, 2) == 'd:' then fields[all[i]] = entry(all[i], all[i + 1]) end
   end
   local old = 1
   for _, n in pairs(fields) do old = old + n end
   if replace then fields = {} end
   for i = 8, first - 1 do fields[ARGV[i]] = nil end
-  for i = first, #ARGV, 2 do fields[ARGV[i]] = #ARGV[i] + 2 + #ARGV[i + 1] end
+  for i = first, #ARGV, 2 do fields[ARGV[i]] = entry(ARGV[i], ARGV[i + 1]) end
   for _, n in pairs(fields) do size = size + n end
   if size > limit and size > old then return -size end
 end

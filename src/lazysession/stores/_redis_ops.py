@@ -28,7 +28,8 @@ Rules:
   was lost would run again and report its own first run as a conflict.
 - A Redis error reaches the operation as a :class:`~lazysession.StoreError` naming the
   action (its text never: it may quote a key), which may know what it means.
-- A session's size is measured as the JSON it encodes to, each key counted unescaped.
+- A session's size is measured as the JSON it encodes to, each key as JSON writes it
+  (a quote or backslash in two bytes, a control character in two or six).
 - The key carries its TTL, so Redis deletes expired sessions itself. Reads also check
   ``e`` against the store's clock, so a session is never handed out after its expiry.
 """
@@ -36,6 +37,7 @@ Rules:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -193,6 +195,10 @@ def fields(data: Mapping[str, Any]) -> list[str]:
     return pairs
 
 
+_ESCAPED = re.compile(rb'["\\\x00-\x1f]')
+"""Bytes JSON writes escaped in a key: quote, backslash, control characters."""
+
+
 def decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
     """The record for a hash as ``HGETALL`` hands it back (None: absent or expired)."""
     expiry = raw.get(EXPIRY)
@@ -206,8 +212,11 @@ def decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
     try:
         for field, value in raw.items():
             if field.startswith(_DATA_BYTES):
-                data[field[len(_DATA_BYTES) :].decode("utf-8")] = _json.loads_value(value)
+                name = field[len(_DATA_BYTES) :].decode("utf-8")
+                data[name] = _json.loads_value(value)
                 size += len(field) + 2 + len(value)
+                if _ESCAPED.search(field) is not None:  # JSON writes these longer
+                    size += len(_json.dumps_value(name, name).encode()) - len(field)
     except ValueError:
         return None  # a value we did not write: treat the session as absent
     return Record(data, expires_at, size=size)
