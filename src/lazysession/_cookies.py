@@ -100,7 +100,7 @@ def _value_end(header: str, start: int) -> int:
 
 
 def _unquoted(value: str) -> str:
-    value = value.strip()
+    value = value.strip(" \t")  # only these: str.strip() would take \xa0, \x85, \x0b ...
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     return value

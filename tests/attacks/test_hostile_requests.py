@@ -52,14 +52,6 @@ SPACES = {
 cookie's value may be wrapped only in spaces and tabs (RFC 6265, docs/security.md)."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cookie_values() strips a value with str.strip(), which also removes \\xa0, \\x85, "
-        "\\x0b, \\x0c and \\x1c-\\x1f: a valid cookie wrapped in them verifies, though only "
-        "spaces and tabs may surround a value and 'latin-1 padding' is listed as refused"
-    ),
-)
 @pytest.mark.parametrize("pad", SPACES.values(), ids=SPACES.keys())
 @pytest.mark.parametrize("kind", ["memory", "cookie"])
 async def test_a_valid_cookie_wrapped_in_other_whitespace_loads_nothing(
