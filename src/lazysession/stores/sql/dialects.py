@@ -68,6 +68,9 @@ class SQLDialect:
     sweep_options: ClassVar[dict[str, Any]] = {}
     """Execution options of the sweep's connection."""
 
+    def check_url(self, url: URL) -> None:
+        """Refuse, at configuration, a URL whose options the store cannot work with."""
+
     def datetime_type(self) -> sa.types.TypeEngine[Any]:
         return sa.DateTime(timezone=self.keeps_time_zones)
 
@@ -207,6 +210,16 @@ class MySQL(SQLDialect):
     sync_driver = "mysql+pymysql"
     extra = "mysql"
     sweep_options: ClassVar[dict[str, Any]] = {"isolation_level": "READ COMMITTED"}
+
+    def check_url(self, url: URL) -> None:
+        """A connection in ``utf8`` (three bytes a character) cannot send a character
+        outside the BMP: every write of a session holding an emoji would fail."""
+        charset = str(url.query.get("charset", "utf8mb4")).lower()
+        if charset != "utf8mb4":
+            raise ConfigurationError(
+                f"SQLAlchemyStore: charset={charset} cannot hold every character a session may "
+                "(emoji and others outside the BMP); use charset=utf8mb4, or leave it out"
+            )
 
     def datetime_type(self) -> sa.types.TypeEngine[Any]:
         return mysql.DATETIME(fsp=6)

@@ -80,20 +80,6 @@ def check_driver(url: URL) -> None:
         ) from None
 
 
-def check_charset(url: URL) -> None:
-    """A MySQL/MariaDB connection in ``utf8`` (three bytes a character) cannot send a
-    character outside the BMP: every write of a session holding an emoji would fail.
-    Said at configuration instead."""
-    if url.get_backend_name() != "mysql":
-        return
-    charset = str(url.query.get("charset", "utf8mb4")).lower()
-    if charset != "utf8mb4":
-        raise ConfigurationError(
-            f"SQLAlchemyStore: charset={charset} cannot hold every character a session may "
-            "(emoji and others outside the BMP); use charset=utf8mb4, or leave it out"
-        )
-
-
 def merged(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` over ``defaults``; ``connect_args`` (and asyncpg's ``server_settings``
     in it) are merged key by key, so naming an ``application_name`` keeps the timeouts."""

@@ -27,7 +27,7 @@ from .._base import Changes, Merge, Record, Store, SyncStore
 from .._limits import check_timeout
 from . import pacing
 from .dialects import supported
-from .engines import DRIVER_ERRORS, Engines, check_charset, check_driver, dbapi_errors
+from .engines import DRIVER_ERRORS, Engines, check_driver, dbapi_errors
 from .executors import AsyncExecutor, Context, SyncExecutor
 from .inline import Inline
 from .ops import SessionOps
@@ -86,9 +86,10 @@ class SQLAlchemyStore(Store):
             except (ArgumentError, sa.exc.NoSuchModuleError) as error:
                 raise ConfigurationError(f"SQLAlchemyStore: bad database URL: {error}") from None
             check_driver(source)
-            check_charset(source)
         self.dialect_name: str = name
         dialect = supported(name)
+        if isinstance(source, URL):
+            dialect.check_url(source)
         self._engines = Engines(source, dialect, self.timeout, engine_options or {})
         self._ops = SessionOps(self.table, dialect)
         errors = DRIVER_ERRORS + tuple(
