@@ -1,4 +1,6 @@
-"""What a ``skip_persistence`` predicate sees of a request, the same in ASGI and WSGI."""
+"""What the middleware reads of a request, the same in every shell: the
+:class:`RequestView` a shell builds once per request (its headers walked once), and the
+:class:`RequestInfo` a ``skip_persistence`` predicate sees."""
 
 from __future__ import annotations
 
@@ -20,6 +22,40 @@ class RequestInfo:
 
 
 SkipPredicate = Callable[[RequestInfo], bool]
+
+
+class RequestView:
+    """The request as the middleware reads it, read once: the session cookie header, the
+    ``Authorization`` header (for the default, Bearer, predicate) and the host the
+    response goes to; a shell subclass builds the :class:`RequestInfo` a predicate sees,
+    on its first use."""
+
+    __slots__ = ("_info", "authorization", "cookie", "host")
+
+    def __init__(self, cookie: str | None, authorization: str | None, host: str | None) -> None:
+        self.cookie = cookie
+        """Every ``Cookie`` header of the request, joined; None without one."""
+        self.authorization = authorization
+        """The first ``Authorization`` header; None without one."""
+        self.host = host
+        """The ``Host`` header, or the server's name."""
+        self._info: RequestInfo | None = None
+
+    def info(self) -> RequestInfo:
+        """What a ``skip_persistence`` predicate sees, built once."""
+        if self._info is None:
+            self._info = self._build_info()
+        return self._info
+
+    def _build_info(self) -> RequestInfo:
+        raise NotImplementedError
+
+    def skipped_by(self, predicate: SkipPredicate) -> bool:
+        """Whether ``predicate`` matches this request; the default one is answered from
+        the header already read."""
+        if predicate is is_bearer_request:
+            return self.authorization is not None and is_bearer_authorization(self.authorization)
+        return predicate(self.info())
 
 
 def is_bearer_request(request: RequestInfo) -> bool:
