@@ -103,43 +103,6 @@ def make_app(store: Store | None, **config: Any) -> flask.Flask:
     return app
 
 
-def test_a_visitor_who_only_reads_creates_nothing(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    response = http.get("/read")
-    assert response.json == {}
-    assert "Set-Cookie" not in response.headers
-    assert response.headers["Vary"] == "Cookie"
-    assert sync_store.sync.count() == 0
-
-
-def test_an_untouched_route_has_no_vary(sync_store: Store) -> None:
-    response = make_app(sync_store).test_client().get("/untouched")
-    assert "Vary" not in response.headers
-    assert "Set-Cookie" not in response.headers
-
-
-def test_a_write_creates_the_session_and_it_reads_back(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    http.get("/write?user=ada")
-    assert http.get("/read").json == {"user": "ada"}
-    assert sync_store.sync.count() == 1
-
-
-def test_a_bearer_request_stores_nothing(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    response = http.get("/write?user=ada", headers={"Authorization": "Bearer t"})
-    assert response.json == {"user": "ada"}
-    assert "Set-Cookie" not in response.headers
-    assert sync_store.sync.count() == 0
-
-
-def test_clear_deletes_the_session(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    http.get("/write?user=ada")
-    assert "Max-Age=0" in http.get("/clear").headers["Set-Cookie"]
-    assert sync_store.sync.count() == 0
-
-
 def test_a_non_permanent_session_gets_a_browser_session_cookie() -> None:
     http = make_app(MemoryStore()).test_client()
     assert "Max-Age" not in http.get("/write?user=ada").headers["Set-Cookie"]
