@@ -68,7 +68,7 @@ from ._headers import add_session_headers
 from ._options import encrypt_option, fraction_option, seconds_option
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
-from ._shell import BlockingShell, Refusal, placeholder_class, run
+from ._shell import UNAVAILABLE, BlockingShell, Refusal, placeholder_class, run
 from ._signing import store_key
 from .metrics import Metrics
 from .stores import Store
@@ -129,6 +129,10 @@ class SessionUnavailableError(SessionUnavailable, ServiceUnavailable):
     """Raised on use of a session the store could not load; Flask answers 503."""
 
     description = UNAVAILABLE_BODY.decode().strip()
+
+    def __init__(self) -> None:
+        retry_after = UNAVAILABLE.retry_after
+        super().__init__(retry_after=None if retry_after is None else int(retry_after))
 
 
 _UnavailableFlaskSession = placeholder_class(FlaskSession, SessionUnavailableError)

@@ -20,6 +20,11 @@ SHELL_CASES = ["asgi", "asgi/trio", "wsgi", "flask"]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     shells = getattr(metafunc.module, "SHELL_CASES", SHELL_CASES)
+    if any(
+        "shell_case" in str(mark.args[0])
+        for mark in metafunc.definition.iter_markers("parametrize")
+    ):
+        return  # the test names its own cases
     if "store_kind" in metafunc.fixturenames:
         kinds = getattr(metafunc.module, "STORE_KINDS", STORE_KINDS)
         pairs = [(s, k) for s in shells for k in kinds if not s.endswith("trio") or k == "memory"]
