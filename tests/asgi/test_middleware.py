@@ -11,9 +11,11 @@ from typing import Any
 
 import itsdangerous
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.middleware import sessions as starlette_sessions
 
-from lazysession import MemoryStore, SessionMiddleware
+from lazysession import ConfigurationError, MemoryStore, SessionMiddleware
 from tests.helpers import SECRET, client, make_app
 
 pytestmark = pytest.mark.anyio
@@ -123,3 +125,33 @@ async def test_requests_leave_no_reference_cycles_behind() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# -- start-up ------------------------------------------------------------------------------
+
+
+async def test_a_bad_option_fails_the_lifespan_startup_with_its_message() -> None:
+    bad = Middleware(SessionMiddleware, secret_key=SECRET, same_site="bogus")  # type: ignore[arg-type]
+    app = Starlette(middleware=[bad])  # Starlette builds it at the first call: this one
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    with pytest.raises(ConfigurationError, match="same_site='bogus'"):
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert sent == [
+        {
+            "type": "lifespan.startup.failed",
+            "message": "lazysession._errors.ConfigurationError: same_site='bogus': "
+            "expected 'lax', 'strict' or 'none'",
+        }
+    ]
+
+
+async def test_a_bad_option_built_outside_a_lifespan_raises_at_once() -> None:
+    with pytest.raises(ConfigurationError, match="same_site='bogus'"):
+        SessionMiddleware(make_app(), secret_key=SECRET, same_site="bogus")  # type: ignore[arg-type]
