@@ -99,7 +99,12 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         self, scope: Scope, receive: Receive, send: Send, view: ScopeView
     ) -> None:
         exchange = self.rules.begin(view.cookie)
-        session = await self._load(exchange)
+        key = exchange.load_key
+        if key is None:
+            session = exchange.session
+            assert session is not None
+        else:
+            session = await run_async(self.load_steps(exchange, key), self.store)
         scope["session"] = session
         started = replaced = False
 
