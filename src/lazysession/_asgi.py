@@ -9,16 +9,12 @@ import anyio
 
 from ._cookies import vary_with_cookie
 from ._core import NOTHING, Exchange
-from ._errors import ConfigurationError, SessionUnavailable
-from ._headers import add_session_headers
+from ._errors import ConfigurationError, SessionUnavailable, StoreError
+from ._headers import Reply, add_session_headers
+from ._middleware import MiddlewareOptions
 from ._request import RequestInfo, RequestView
 from ._session import Session
-from ._shell import (
-    UNAVAILABLE,
-    MiddlewareOptions,
-    Refusal,
-    run_async,
-)
+from ._shell import UNAVAILABLE, Refusal, run_async
 from ._shell import check_async_store as check_async_store
 from ._startup import RefusedStartup, in_lifespan
 from ._sweep import AsyncSweeper, SweepSchedule
@@ -63,8 +59,9 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         if scope["type"] != "http":
             await self._other(scope, receive, send)
             return
-        view = ScopeView(scope)
-        if view.cookie is not None:
+        cookie, authorization, host = read_headers(scope["headers"])
+        if cookie is not None:
+            view = ScopeView(scope, cookie, authorization, host)
             await self._with_cookie(scope, receive, send, view)
         else:
             # Most requests: no cookie, so nothing to read, verify or load, and the session
@@ -75,7 +72,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 # Untouched, the session can have nothing to add: hand back the server's
                 # own awaitable, with no coroutine of ours in between.
                 if session.accessed:
-                    return self._send_touched(message, session, send, scope, view)
+                    return self._send_touched(message, session, send, scope, authorization, host)
                 return send(message)
 
             await self.app(scope, receive, send_with_session)
@@ -84,10 +81,17 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             await sweeper.sweep_once()
 
     async def _send_touched(
-        self, message: Message, session: Session, send: Send, scope: Scope, view: ScopeView
+        self,
+        message: Message,
+        session: Session,
+        send: Send,
+        scope: Scope,
+        authorization: bytes | None,
+        host: bytes | None,
     ) -> None:
         """A message of a request that came without a cookie and touched its session."""
         if message["type"] == "http.response.start":
+            view = ScopeView(scope, None, authorization, host)
             if not await self._finish(self.rules.exchange_for(session), message, send, view):
                 scope[_REPLACED] = True
                 return
@@ -99,13 +103,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         self, scope: Scope, receive: Receive, send: Send, view: ScopeView
     ) -> None:
         exchange = self.rules.begin(view.cookie)
-        key = exchange.load_key
-        if key is None:
-            session = exchange.session
-            assert session is not None
-        else:
-            session = await run_async(self.load_steps(exchange, key), self.store)
-        scope["session"] = session
+        scope["session"] = await self._load(exchange)
         started = replaced = False
 
         async def send_with_session(message: Message) -> None:
@@ -132,14 +130,20 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             session = exchange.session
             assert session is not None
             return session
-        return await run_async(self.load_steps(exchange, key), self.store)
+        try:
+            record = await self.store.read(key)
+        except StoreError as error:
+            return self.load_failed(exchange, error)
+        return self.loaded(exchange, record)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "websocket":
             # A websocket reads the session of its handshake; it has no response headers
             # to carry a cookie, so nothing it changes is persisted.
-            scope["session"] = await self._load(self.rules.begin(ScopeView(scope).cookie))
+            cookie = read_headers(scope["headers"])[0]
+            exchange = self.rules.begin(None if cookie is None else cookie.decode("latin-1"))
+            scope["session"] = await self._load(exchange)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
             return
@@ -153,14 +157,17 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         outcome = exchange.finish(message["status"], self._skip, view)
         if outcome is NOTHING:
             return True
-        reply = await run_async(self.reply_steps(outcome, view), self.store)
-        if isinstance(reply, Refusal):
-            await _send_refusal(send, reply)
-            return False
+        reply = self.reply_for(outcome, view)
+        if not isinstance(reply, Reply):
+            answer = await run_async(reply, self.store)
+            if isinstance(answer, Refusal):
+                await _send_refusal(send, answer)
+                return False
+            reply = answer
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)
-        add_session_headers(RawHeaders(headers), reply, self.caches)
+        add_session_headers(RAW_HEADERS, headers, reply, self.caches)
         return True
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -265,36 +272,51 @@ def request_info(scope: Scope) -> RequestInfo:
     )
 
 
+Read = tuple[bytes | None, bytes | None, bytes | None]
+
+
+def read_headers(raw: list[tuple[bytes, bytes]]) -> Read:
+    """The request's ``Cookie`` headers (joined), its first ``Authorization`` and ``Host``
+    headers, in one walk over the scope's headers."""
+    cookie = authorization = host = None
+    for name, value in raw:
+        if name == b"cookie":
+            cookie = value if cookie is None else cookie + b"; " + value
+        elif name == b"host":
+            if host is None:
+                host = value
+        elif (
+            len(name) == 13
+            and authorization is None
+            and (name == b"authorization" or name.lower() == b"authorization")
+        ):
+            authorization = value
+    return cookie, authorization, host
+
+
 class ScopeView(RequestView):
-    """The request's headers read in one walk over the ASGI scope."""
+    """The request as :func:`read_headers` read it from the ASGI scope."""
 
-    __slots__ = ("scope",)
+    __slots__ = ("_host", "scope")
 
-    def __init__(self, scope: Scope) -> None:
-        cookie = authorization = host = None
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookie = value if cookie is None else cookie + b"; " + value
-            elif name == b"host":
-                if host is None:
-                    host = value
-            elif (
-                len(name) == 13
-                and authorization is None
-                and (name == b"authorization" or name.lower() == b"authorization")
-            ):
-                authorization = value
-        if host is not None:
-            server = host.decode("latin-1")
-        else:
-            found = scope.get("server")
-            server = str(found[0]) if found else None
-        super().__init__(
-            None if cookie is None else cookie.decode("latin-1"),
-            None if authorization is None else authorization.decode("latin-1"),
-            server,
-        )
+    def __init__(
+        self,
+        scope: Scope,
+        cookie: bytes | None,
+        authorization: bytes | None,
+        host: bytes | None,
+    ) -> None:
+        self.cookie = None if cookie is None else cookie.decode("latin-1")
+        self.authorization = None if authorization is None else authorization.decode("latin-1")
+        self._host = host
+        self._info = None
         self.scope = scope
+
+    def host(self) -> str | None:
+        if self._host is not None:
+            return str(self._host.decode("latin-1"))
+        server = self.scope.get("server")
+        return str(server[0]) if server else None
 
     def _build_info(self) -> RequestInfo:
         return request_info(self.scope)
@@ -304,42 +326,42 @@ _VARY = b"vary"
 _CACHE_CONTROL = b"cache-control"
 
 
+RawHeaderList = list[tuple[bytes, bytes]]
+
+
 class RawHeaders:
-    """An ASGI response's header list, as the session-header rules edit it."""
+    """Edits an ASGI response's header list as the session-header rules ask."""
 
-    __slots__ = ("raw",)
+    __slots__ = ()
 
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self.raw = raw
+    def add_cookie(self, raw: RawHeaderList, value: str) -> None:
+        raw.append((b"set-cookie", value.encode("latin-1")))
 
-    def add_cookie(self, value: str) -> None:
-        self.raw.append((b"set-cookie", value.encode("latin-1")))
-
-    def vary_on_cookie(self) -> None:
-        raw = self.raw
+    def vary_on_cookie(self, raw: RawHeaderList) -> None:
         for index, (name, value) in enumerate(raw):
             if name.lower() == _VARY:
                 raw[index] = (name, vary_with_cookie(value.decode("latin-1")).encode("latin-1"))
                 return
         raw.append((_VARY, b"Cookie"))
 
-    def cache_control(self) -> list[str]:
+    def cache_control(self, raw: RawHeaderList) -> list[str]:
         return [
             value.decode("latin-1")
-            for name, value in self.raw
+            for name, value in raw
             if len(name) == 13 and (name == _CACHE_CONTROL or name.lower() == _CACHE_CONTROL)
         ]
 
-    def add_cache_control(self, value: str) -> None:
-        self.raw.append((_CACHE_CONTROL, value.encode("latin-1")))
+    def add_cache_control(self, raw: RawHeaderList, value: str) -> None:
+        raw.append((_CACHE_CONTROL, value.encode("latin-1")))
 
-    def replace_cache_control(self, value: str) -> None:
-        self.raw[:] = [
-            (name, item)
-            for name, item in self.raw
-            if len(name) != 13 or name.lower() != _CACHE_CONTROL
+    def replace_cache_control(self, raw: RawHeaderList, value: str) -> None:
+        raw[:] = [
+            (name, item) for name, item in raw if len(name) != 13 or name.lower() != _CACHE_CONTROL
         ]
-        self.add_cache_control(value)
+        raw.append((_CACHE_CONTROL, value.encode("latin-1")))
+
+
+RAW_HEADERS = RawHeaders()
 
 
 class RefusingSessionMiddleware(SessionMiddleware):

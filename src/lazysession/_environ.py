@@ -63,12 +63,15 @@ class EnvironView(RequestView):
     __slots__ = ("environ",)
 
     def __init__(self, environ: WSGIEnvironment) -> None:
-        super().__init__(
-            environ.get("HTTP_COOKIE"),
-            environ.get("HTTP_AUTHORIZATION"),
-            environ.get("HTTP_HOST") or environ.get("SERVER_NAME"),
-        )
+        self.cookie = environ.get("HTTP_COOKIE")
+        self.authorization = environ.get("HTTP_AUTHORIZATION")
+        self._info = None
         self.environ = environ
+
+    def host(self) -> str | None:
+        environ = self.environ
+        host: str | None = environ.get("HTTP_HOST") or environ.get("SERVER_NAME")
+        return host
 
     def _build_info(self) -> RequestInfo:
         return request_info(self.environ)

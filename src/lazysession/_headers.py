@@ -26,9 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ._errors import ConfigurationError, logger
+
+Target = TypeVar("Target")
+Target_contra = TypeVar("Target_contra", contravariant=True)
 
 
 @dataclass(slots=True)  # built per response: frozen ones cost twice as much
@@ -43,38 +46,41 @@ class Reply:
     """The response must keep shared caches out (``SharedCaches.applies``)."""
 
 
-class ResponseHeaders(Protocol):
-    """A shell's response headers, as the rules above edit them."""
+class ResponseHeaders(Protocol[Target_contra]):
+    """How a shell edits its kind of response headers (``target``: a header list, a
+    framework's response), as the rules above need."""
 
-    def add_cookie(self, value: str) -> None: ...
+    def add_cookie(self, target: Target_contra, value: str) -> None: ...
 
-    def vary_on_cookie(self) -> None:
+    def vary_on_cookie(self, target: Target_contra) -> None:
         """Add ``Cookie`` to the first ``Vary`` header, or add ``Vary: Cookie``."""
 
-    def cache_control(self) -> list[str]:
+    def cache_control(self, target: Target_contra) -> list[str]:
         """The values of every ``Cache-Control`` header, in order."""
 
-    def add_cache_control(self, value: str) -> None:
+    def add_cache_control(self, target: Target_contra, value: str) -> None:
         """Add a ``Cache-Control`` header (there is none yet)."""
 
-    def replace_cache_control(self, value: str) -> None:
+    def replace_cache_control(self, target: Target_contra, value: str) -> None:
         """Make ``value`` the only ``Cache-Control`` header."""
 
 
-def add_session_headers(headers: ResponseHeaders, reply: Reply, caches: SharedCaches) -> None:
-    """Give a response the headers of its session's ``reply``."""
+def add_session_headers(
+    edit: ResponseHeaders[Target], target: Target, reply: Reply, caches: SharedCaches
+) -> None:
+    """Give a response (``target``, edited by ``edit``) the headers of its ``reply``."""
     if reply.cookie is not None:
-        headers.add_cookie(reply.cookie)
+        edit.add_cookie(target, reply.cookie)
     if reply.vary:
-        headers.vary_on_cookie()
+        edit.vary_on_cookie(target)
     if reply.private:
-        found = headers.cache_control()
+        found = edit.cache_control(target)
         if not found:  # the usual case: nothing of the app's to keep
-            headers.add_cache_control("private")
+            edit.add_cache_control(target, "private")
             return
         value = caches.rewrite(found)
         if value is not None:
-            headers.replace_cache_control(value)
+            edit.replace_cache_control(target, value)
 
 
 @dataclass(frozen=True, slots=True)

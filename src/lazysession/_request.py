@@ -25,21 +25,22 @@ SkipPredicate = Callable[[RequestInfo], bool]
 
 
 class RequestView:
-    """The request as the middleware reads it, read once: the session cookie header, the
-    ``Authorization`` header (for the default, Bearer, predicate) and the host the
-    response goes to; a shell subclass builds the :class:`RequestInfo` a predicate sees,
-    on its first use."""
+    """The request as the middleware reads it, read once: the session cookie header and
+    the ``Authorization`` header (for the default, Bearer, predicate). A shell's subclass
+    reads them (setting every slot) and says where the response goes and what a
+    ``skip_persistence`` predicate sees, built on first use."""
 
-    __slots__ = ("_info", "authorization", "cookie", "host")
+    __slots__ = ("_info", "authorization", "cookie")
 
-    def __init__(self, cookie: str | None, authorization: str | None, host: str | None) -> None:
-        self.cookie = cookie
-        """Every ``Cookie`` header of the request, joined; None without one."""
-        self.authorization = authorization
-        """The first ``Authorization`` header; None without one."""
-        self.host = host
+    cookie: str | None
+    """Every ``Cookie`` header of the request, joined; None without one."""
+    authorization: str | None
+    """The first ``Authorization`` header; None without one."""
+    _info: RequestInfo | None
+
+    def host(self) -> str | None:
         """The ``Host`` header, or the server's name."""
-        self._info: RequestInfo | None = None
+        raise NotImplementedError
 
     def info(self) -> RequestInfo:
         """What a ``skip_persistence`` predicate sees, built once."""
@@ -49,13 +50,6 @@ class RequestView:
 
     def _build_info(self) -> RequestInfo:
         raise NotImplementedError
-
-    def skipped_by(self, predicate: SkipPredicate) -> bool:
-        """Whether ``predicate`` matches this request; the default one is answered from
-        the header already read."""
-        if predicate is is_bearer_request:
-            return self.authorization is not None and is_bearer_authorization(self.authorization)
-        return predicate(self.info())
 
 
 def is_bearer_request(request: RequestInfo) -> bool:

@@ -4,10 +4,11 @@ only its header plumbing and its way to wait for the store.
 Rules:
 - A request's store work is a sequence of *steps*: a generator that yields store calls
   (a method's name and arguments) and gets each answer sent back in, or the call's
-  :class:`StoreError` thrown in. ``load_steps`` loads a session; ``reply_steps`` carries
-  out an ``Outcome`` (the core's ``store_calls``) and says which headers the response
-  gets. Each side runs them with its own executor, ``run`` (blocking) or ``run_async``;
-  nothing else about a request is written twice.
+  :class:`StoreError` thrown in. ``reply_for`` carries out an ``Outcome`` (the core's
+  ``store_calls``) and says which headers the response gets (at once, without steps,
+  when the outcome needs no store call). Each side runs steps with its own executor,
+  ``run`` (blocking) or ``run_async``. A load is one call: each side makes it (awaited
+  or not) and hands the answer, or the error, to ``loaded`` or ``load_failed``.
 - A session the store could not load stands in as the shell's *placeholder* (raises on
   use, the shell answers 503), or as an empty session that is never saved
   (``on_store_error="empty"``); one log line and ``store_errors`` either way.
@@ -23,11 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._cookies import CookieSettings
-from ._core import DEFAULT_MAX_SIZE, Call, Outcome, SessionRules, store_calls
+from ._core import (
+    SKIPPED,
+    VARY_ONLY,
+    Call,
+    Outcome,
+    store_calls,
+)
 from ._errors import (
     INTERRUPTED_BODY,
     UNAVAILABLE_BODY,
@@ -36,27 +41,28 @@ from ._errors import (
     StoreError,
     report_store_error,
 )
-from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
 from ._headers import Reply, SharedCaches
 from ._headers import private_cache_control as private_cache_control
 from ._options import (
     check_policy,
-    encrypt_option,
-    fraction_option,
     interval_option,
     predicate_option,
-    seconds_option,
-    size_option,
     store_option,
 )
-from ._request import InsecureCookieWarning, RequestView, SkipPredicate, is_bearer_request
+from ._request import (
+    InsecureCookieWarning,
+    RequestView,
+    SkipPredicate,
+    is_bearer_authorization,
+    is_bearer_request,
+)
 from ._session import Session, UnavailableSession
 from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
 
 if TYPE_CHECKING:
     from ._core import Exchange
-    from .stores import Store, SyncStore
+    from .stores import Record, Store, SyncStore
 
 App = TypeVar("App")
 R = TypeVar("R")
@@ -210,6 +216,8 @@ class Shell:
         self._check_store(self.store)
         self.skip_persistence = skip_persistence
         self.caches = SharedCaches(private_reads)
+        self._read_reply = Reply(None, True, self.caches.applies(True, None))
+        """The reply to a request that only read its session (``VARY_ONLY``)."""
         self._insecure = InsecureCookieWarning(secure_cookie)
         self.metrics = metrics if metrics is not None else Metrics()
         self._sweep_interval = interval if interval and not self.store.client_side else None
@@ -229,37 +237,59 @@ class Shell:
         """Set up this shell's sweep."""
 
     def _skip(self, view: RequestView) -> bool:
-        return view.skipped_by(self.skip_persistence)
+        """Whether ``skip_persistence`` matches the request; the default predicate is
+        answered from the ``Authorization`` header the view already read."""
+        predicate = self.skip_persistence
+        if predicate is is_bearer_request:
+            authorization = view.authorization
+            return authorization is not None and is_bearer_authorization(authorization)
+        return predicate(view.info())
 
-    def load_steps(self, exchange: Exchange, key: str) -> Steps[Session]:
-        """Load the session under ``key``; the one the handler gets."""
-        try:
-            record = yield "read", (key,), {}
-        except StoreError as error:
-            self.metrics.store_errors += 1
-            proceed = self.on_store_error == "empty"
-            report_store_error(
-                error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
-            )
-            return exchange.unavailable(proceed=proceed, placeholder=self.placeholder)
+    def loaded(self, exchange: Exchange, record: Record | None) -> Session:
+        """The session the handler gets from the store's answer to ``load_key``."""
         session = exchange.loaded(record)
         if exchange.session_id is not None and not exchange.retired:
             self.metrics.loaded += 1
         return session
 
-    def reply_steps(self, outcome: Outcome, view: RequestView) -> Steps[Reply | Refusal]:
-        """Carry out ``outcome`` (not ``NOTHING``); the headers the response gets, or the
-        response to send instead."""
+    def load_failed(self, exchange: Exchange, error: StoreError) -> Session:
+        """The session the handler gets when the store could not load it: log once,
+        count, and stand in for it."""
+        self.metrics.store_errors += 1
+        proceed = self.on_store_error == "empty"
+        report_store_error(
+            error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
+        )
+        return exchange.unavailable(proceed=proceed, placeholder=self.placeholder)
+
+    def reply_for(self, outcome: Outcome, view: RequestView) -> Reply | Steps[Reply | Refusal]:
+        """The headers a response gets for ``outcome`` (not ``NOTHING``): at once when it
+        needs no store call (most requests: a read), or the steps that make the calls and
+        say so, or what to answer instead."""
+        if outcome is VARY_ONLY:
+            return self._read_reply
+        if outcome is SKIPPED:
+            self.metrics.skipped += 1
+            return self._read_reply  # the same headers: nothing was written
+        if not _no_store_work(outcome):
+            return self._reply_steps(outcome, view)
+        self.metrics.skipped += outcome.skipped
+        return self._reply(outcome, outcome.set_cookie, view)
+
+    def _reply_steps(self, outcome: Outcome, view: RequestView) -> Steps[Reply | Refusal]:
         try:
-            cookie = yield from outcome_steps(outcome, self.metrics)
+            cookie = yield from store_calls(outcome, self.metrics)
         except StoreError as error:
             self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
             return UNAVAILABLE
         except SessionInterrupted:
             return INTERRUPTED
+        return self._reply(outcome, cookie, view)
+
+    def _reply(self, outcome: Outcome, cookie: str | None, view: RequestView) -> Reply:
         if cookie is not None and not self._insecure.done:
-            self._insecure.check(view.host)
+            self._insecure.check(view.host())
         return Reply(cookie, outcome.vary, self.caches.applies(outcome.vary, cookie))
 
 
@@ -291,6 +321,19 @@ class BlockingShell(Shell):
     def _start_sweeper(self, interval: float) -> None:
         self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(interval), self.metrics)
 
+    def _load(self, exchange: Exchange) -> Session:
+        """The request's session, loaded if its cookie names one."""
+        key = exchange.load_key
+        if key is None:
+            session = exchange.session
+            assert session is not None
+            return session
+        try:
+            record = self.sync_store.read(key)
+        except StoreError as error:
+            return self.load_failed(exchange, error)
+        return self.loaded(exchange, record)
+
     def _sweeping(self) -> None:
         """Start the sweep thread, if there is one and it is not running."""
         if self.sweeper is not None and not self.sweeper.running:
@@ -300,80 +343,3 @@ class BlockingShell(Shell):
         """Stop the sweep thread."""
         if self.sweeper is not None:
             self.sweeper.stop()
-
-
-_MISSING: Any = object()
-
-
-class MiddlewareOptions(Shell, Generic[App]):
-    """The options the ASGI and WSGI middlewares take, with Starlette's names and defaults
-    first, and what they build from them."""
-
-    def __init__(
-        self,
-        app: App,
-        secret_key: object = _MISSING,
-        session_cookie: str = "session",
-        max_age: int | timedelta | None = 14 * 24 * 60 * 60,
-        path: str = "/",
-        same_site: Literal["lax", "strict", "none"] = "lax",
-        https_only: bool = False,
-        domain: str | None = None,
-        partitioned: bool = False,
-        *,
-        store: Store | str | None = None,
-        skip_persistence: SkipPredicate = is_bearer_request,
-        idle_timeout: int | timedelta | None = None,
-        touch_after: float = DEFAULT_TOUCH_AFTER,
-        max_size: int = DEFAULT_MAX_SIZE,
-        on_store_error: Literal["503", "empty"] = "503",
-        sweep_interval: float | timedelta | None = 300,
-        metrics: Metrics | None = None,
-        encrypt: bool = False,
-        private_reads: bool = True,
-        clock: Clock = utc_now,
-    ) -> None:
-        try:
-            shell = type(self).__name__
-            if secret_key is _MISSING or secret_key is None:
-                raise ConfigurationError(
-                    f"{shell} needs secret_key=...: a long random string, e.g. from "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-                )
-            lifetime = seconds_option("max_age", max_age, positive=False)
-            idle = seconds_option("idle_timeout", idle_timeout)
-            touch = fraction_option("touch_after", touch_after)
-            size = size_option("max_size", max_size)
-            self.app = app
-            self._set_up(
-                store=store,
-                on_store_error=on_store_error,
-                skip_persistence=skip_persistence,
-                private_reads=private_reads,
-                sweep_interval=sweep_interval,
-                metrics=metrics,
-                secure_cookie=https_only,
-            )
-            self.rules = SessionRules.from_options(
-                secret_key=secret_key,
-                store=self.store,
-                cookie=CookieSettings(
-                    name=session_cookie,
-                    path=path,
-                    domain=domain,
-                    max_age=lifetime,
-                    same_site=same_site,
-                    secure=https_only,
-                    partitioned=partitioned,
-                ),
-                idle_timeout=idle,
-                touch_after=touch,
-                max_size=size,
-                encrypt=encrypt_option(encrypt),
-                clock=clock,
-            )
-        except ConfigurationError as error:
-            if not self._refused(app, error):
-                raise
-            return
-        self._start_sweeping()

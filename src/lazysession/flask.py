@@ -35,6 +35,9 @@ Rules:
 - Flask-Session's settings are honoured (``SESSION_PERMANENT``, ``SESSION_USE_SIGNER=True``:
   the id is always signed) or refused with a ConfigurationError saying what replaces
   them; ``session.sid`` and ``app.session_interface.regenerate(session)`` work as there.
+- A session the store could not load raises ``SessionUnavailableError`` on use, which
+  Flask answers with the 503 every shell sends (``Retry-After`` included); a failed save
+  replaces the response with that 503 (or the 409 of a session that ended meanwhile).
 - Existing Flask or Flask-Session session cookies are not read: users sign in once more.
 """
 
@@ -64,7 +67,7 @@ from ._flask_config import (
     refuse_flask_session_settings,
     samesite_setting,
 )
-from ._headers import add_session_headers
+from ._headers import Reply, add_session_headers
 from ._options import encrypt_option, fraction_option, seconds_option
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
@@ -162,26 +165,26 @@ def _refuse(response: flask.Response, refusal: Refusal) -> None:
 
 
 class ResponseHeaders:
-    """A Flask response's headers, as the session-header rules edit them."""
+    """Edits a Flask response's headers as the session-header rules ask."""
 
-    __slots__ = ("response",)
+    __slots__ = ()
 
-    def __init__(self, response: flask.Response) -> None:
-        self.response = response
+    def add_cookie(self, response: flask.Response, value: str) -> None:
+        response.headers.add("Set-Cookie", value)
 
-    def add_cookie(self, value: str) -> None:
-        self.response.headers.add("Set-Cookie", value)
+    def vary_on_cookie(self, response: flask.Response) -> None:
+        response.vary.add("Cookie")
 
-    def vary_on_cookie(self) -> None:
-        self.response.vary.add("Cookie")
+    def cache_control(self, response: flask.Response) -> list[str]:
+        return response.headers.getlist("Cache-Control")
 
-    def cache_control(self) -> list[str]:
-        return self.response.headers.getlist("Cache-Control")
-
-    def add_cache_control(self, value: str) -> None:
-        self.response.headers["Cache-Control"] = value
+    def add_cache_control(self, response: flask.Response, value: str) -> None:
+        response.headers["Cache-Control"] = value
 
     replace_cache_control = add_cache_control
+
+
+RESPONSE_HEADERS = ResponseHeaders()
 
 
 class LazySessionInterface(BlockingShell, SessionInterface):
@@ -315,12 +318,7 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         self._sweeping()
         view = FlaskView(request)
         exchange = rules.begin(view.cookie)
-        key = exchange.load_key
-        session = (
-            exchange.session
-            if key is None
-            else run(self.load_steps(exchange, key), self.sync_store)
-        )
+        session = self._load(exchange)
         assert isinstance(session, FlaskSession)
         session.exchange = exchange
         session.view = view
@@ -348,11 +346,14 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         )
         if outcome is NOTHING:
             return
-        reply = run(self.reply_steps(outcome, view), self.sync_store)
-        if isinstance(reply, Refusal):
-            _refuse(response, reply)
-            return
-        add_session_headers(ResponseHeaders(response), reply, self.caches)
+        reply = self.reply_for(outcome, view)
+        if not isinstance(reply, Reply):
+            answer = run(reply, self.sync_store)
+            if isinstance(answer, Refusal):
+                _refuse(response, answer)
+                return
+            reply = answer
+        add_session_headers(RESPONSE_HEADERS, response, reply, self.caches)
 
     # -- Flask-Session's API -----------------------------------------------------------------
 

@@ -25,8 +25,9 @@ from ._environ import EnvironView
 from ._environ import request_info as request_info
 from ._errors import SessionUnavailable
 from ._headers import Reply, add_session_headers
+from ._middleware import MiddlewareOptions
 from ._session import Session
-from ._shell import UNAVAILABLE, BlockingShell, MiddlewareOptions, Refusal, run
+from ._shell import UNAVAILABLE, BlockingShell, Refusal, run
 from ._shell import check_sync_store as check_sync_store
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware", "get_session"]
@@ -52,33 +53,32 @@ def get_session(environ: WSGIEnvironment) -> Session:
 
 
 class HeaderList:
-    """A WSGI response's header list, as the session-header rules edit it."""
+    """Edits a WSGI response's header list as the session-header rules ask."""
 
-    __slots__ = ("headers",)
+    __slots__ = ()
 
-    def __init__(self, headers: Headers) -> None:
-        self.headers = headers
+    def add_cookie(self, headers: Headers, value: str) -> None:
+        headers.append(("Set-Cookie", value))
 
-    def add_cookie(self, value: str) -> None:
-        self.headers.append(("Set-Cookie", value))
-
-    def vary_on_cookie(self) -> None:
-        headers = self.headers
+    def vary_on_cookie(self, headers: Headers) -> None:
         for index, (name, value) in enumerate(headers):
             if name.lower() == "vary":
                 headers[index] = (name, vary_with_cookie(value))
                 return
         headers.append(("Vary", "Cookie"))
 
-    def cache_control(self) -> list[str]:
-        return [value for name, value in self.headers if name.lower() == "cache-control"]
+    def cache_control(self, headers: Headers) -> list[str]:
+        return [value for name, value in headers if name.lower() == "cache-control"]
 
-    def add_cache_control(self, value: str) -> None:
-        self.headers.append(("Cache-Control", value))
+    def add_cache_control(self, headers: Headers, value: str) -> None:
+        headers.append(("Cache-Control", value))
 
-    def replace_cache_control(self, value: str) -> None:
-        self.headers[:] = [(n, v) for n, v in self.headers if n.lower() != "cache-control"]
-        self.add_cache_control(value)
+    def replace_cache_control(self, headers: Headers, value: str) -> None:
+        headers[:] = [(name, item) for name, item in headers if name.lower() != "cache-control"]
+        headers.append(("Cache-Control", value))
+
+
+HEADER_LIST = HeaderList()
 
 
 class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
@@ -94,12 +94,7 @@ class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
         self._sweeping()
         view = EnvironView(environ)
         exchange = self.rules.begin(view.cookie)
-        key = exchange.load_key
-        environ[ENVIRON_KEY] = (
-            exchange.session
-            if key is None
-            else run(self.load_steps(exchange, key), self.sync_store)
-        )
+        environ[ENVIRON_KEY] = self._load(exchange)
         response = _Response(self, view, start_response)
 
         def start_with_session(
@@ -155,15 +150,19 @@ class _Response:
         reply: Reply | None = None
         if outcome is not NOTHING:
             middleware = self.middleware
-            answer = run(middleware.reply_steps(outcome, self.view), middleware.sync_store)
-            if isinstance(answer, Refusal):
-                return answer
-            reply = answer
+            reply_or_steps = middleware.reply_for(outcome, self.view)
+            if isinstance(reply_or_steps, Reply):
+                reply = reply_or_steps
+            else:
+                answer = run(reply_or_steps, middleware.sync_store)
+                if isinstance(answer, Refusal):
+                    return answer
+                reply = answer
         self.committed = True
         status, headers, exc_info = pending
         if reply is not None:
             headers = list(headers)
-            add_session_headers(HeaderList(headers), reply, self.middleware.caches)
+            add_session_headers(HEADER_LIST, headers, reply, self.middleware.caches)
         self._server_write = self.start_response(status, headers, exc_info)
         return None
 
