@@ -238,6 +238,8 @@ async def attack(base: str, proxy: Proxy, browsers: int, seconds: float) -> dict
             holding += 1
             if not session:
                 dead += 1
+                if len(tally.samples) < 10:
+                    tally.samples.append(f"dead cookie: {', '.join(browser.trace[-8:])}")
         for key, value in browser.expected.items():
             if key not in browser.uncertain and session.get(key) != value:
                 lost += 1

@@ -206,8 +206,8 @@ async def lazysession_row(
     swept = await store.sweep()
     after = await store.count()
     curve.append((after_expiry(plan), after))
-    async with store.check_async().begin() as conn:
-        await conn.execute(sa.text(f"DROP TABLE {table}"))
+    with store.check_sync().begin() as conn:  # a SQLite file: the stdlib driver serves it
+        conn.execute(sa.text(f"DROP TABLE {table}"))
     await store.aclose()
     per_thousand = rows / len(plan) * 1000
     return [name, f"{rows:,}", f"{size:,}", f"{per_thousand:.2f}", f"{swept:,} -> {after}"], curve

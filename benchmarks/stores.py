@@ -92,7 +92,9 @@ async def main(args: argparse.Namespace) -> None:
         store = SQLAlchemyStore(url, table_name=table)
         rows.append(await measure(name, store, args))
         cleanup = SQLAlchemyStore(url, table_name=table)
-        async with cleanup.check_async().begin() as conn:
+        engine = cleanup.check_async()
+        assert engine is not None
+        async with engine.begin() as conn:
             await conn.exec_driver_sql(f"DROP TABLE {table}")
         await cleanup.aclose()
     if reachable(REDIS, 6379):

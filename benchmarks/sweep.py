@@ -4,9 +4,23 @@
 For SQLite (a file) and PostgreSQL (when reachable) it prints how long the sweep took, the
 rows it deleted per second, and the latency of session saves made by concurrent clients
 while it ran, against the same clients with no sweep running, as a ratio from the same
-run; and the rows left afterwards, which must equal the live ones.
+run; and the rows left afterwards, which must equal the live ones. Each store runs three
+backlogs that differ only in their keys and expiry times:
+
+- ``random``: keys as ids minted before ids carried a time have them (a SHA-256 of a
+  random id), a fixed lifetime: the rows a sweep deletes together are scattered over the
+  primary key's index (the backlog before time-prefixed keys);
+- ``time``: keys as ``_signing.store_key`` makes them now (the creation time, then a
+  SHA-256), a fixed lifetime (14 days from creation): expiry order is creation order, so
+  rows that expire together are neighbours;
+- ``sliding``: time-prefixed keys, sliding idle expiry (one hour after a session's last
+  use, its use lasting an exponentially distributed time, mean one day, at most 14
+  days): expiry order differs from creation order, the limit of what the key order buys.
+
+Rows go in in creation order, as a live system inserts them.
 
     python benchmarks/sweep.py [--expired 1000000] [--live 10000] [--clients 8]
+                               [--backlogs random,time,sliding]
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import math
 import os
 import random
 import sqlite3
@@ -22,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,72 +48,138 @@ from _server import reachable
 from _table import machine_line, markdown_table
 
 from lazysession import SQLAlchemyStore
+from lazysession._signing import new_session_id, store_key
 
 POSTGRES = os.environ.get("LAZYSESSION_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 NOW = datetime.now(timezone.utc)
 BASELINE_SECONDS = 5.0
 PACE = 0.02  # each client saves 50 times a second
+LIFETIME = timedelta(days=14)
+IDLE = timedelta(hours=1)
+MEAN_USE = timedelta(days=1)
+SLIDING_CREATED = (timedelta(days=30), timedelta(days=15))  # created this long ago: all expired
+
+BACKLOGS = {
+    "random": "random (before)",
+    "time": "time-prefixed",
+    "sliding": "time-prefixed, sliding expiry",
+}
 
 
-def key(i: int) -> str:
-    return hashlib.sha256(str(i).encode()).hexdigest()
+def key(backlog: str, i: int, created: datetime) -> str:
+    """Row ``i``'s key: the same hash part in every backlog, so only the order differs."""
+    digest = hashlib.sha256(str(i).encode()).hexdigest()
+    if backlog == "random":
+        return digest
+    return f"{math.floor(created.timestamp() * 1000):012x}" + digest[:52]
 
 
-def fill_sqlite(path: Path, table: str, expired: int, live: int) -> None:
-    """Bulk-load with the sqlite3 module: the backlog an older system left behind."""
+def check_key_format() -> None:
+    """The keys made here have the shape ``store_key`` gives the store's ids."""
+    created = NOW - timedelta(days=3)
+    made = store_key(new_session_id(created.timestamp()))
+    assert made[:12] == key("time", 0, created)[:12] and len(made) == 64, made
+
+
+def expired_rows(backlog: str, expired: int, seed: int = 42) -> Iterator[tuple[datetime, datetime]]:
+    """(created, expires) of each expired session, in creation order."""
+    if backlog != "sliding":
+        for i in reversed(range(expired)):  # the oldest expiry first
+            expires = NOW - timedelta(seconds=1 + i * 2)
+            yield expires - LIFETIME, expires
+        return
+    draw = random.Random(seed)
+    oldest, newest = SLIDING_CREATED
+    span = (oldest - newest).total_seconds()
+    rows = []
+    for _ in range(expired):
+        created = NOW - newest - timedelta(seconds=draw.random() * span)
+        used = min(timedelta(seconds=draw.expovariate(1 / MEAN_USE.total_seconds())), LIFETIME)
+        rows.append((created, min(created + used + IDLE, created + LIFETIME)))
+    rows.sort()
+    yield from rows
+
+
+def fill_sqlite(path: Path, table: str, backlog: str, expired: int, live: int) -> list[str]:
+    """Bulk-load with the sqlite3 module (the backlog an older system left behind); the
+    live sessions' keys."""
     connection = sqlite3.connect(path)
     stamp = "%Y-%m-%d %H:%M:%S.%f"
     rows = (
-        (
-            key(i),
-            '{"user_id":%d}' % i,
-            (NOW - timedelta(days=40)).strftime(stamp),
-            (NOW - timedelta(days=40)).strftime(stamp),
-            (NOW - timedelta(seconds=1 + i * 2)).strftime(stamp),
-        )
-        for i in range(expired)
-    )
+        (key(backlog, i, created), '{"user_id":%d}' % i, created.strftime(stamp),
+         created.strftime(stamp), expires.strftime(stamp))
+        for i, (created, expires) in enumerate(expired_rows(backlog, expired))
+    )  # fmt: skip
+    live_keys = [key(backlog, expired + i, NOW) for i in range(live)]
     with connection:
         connection.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", rows)
-        live_expiry = (NOW + timedelta(days=14)).strftime(stamp)
+        now, live_expiry = NOW.strftime(stamp), (NOW + LIFETIME).strftime(stamp)
         connection.executemany(
             f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",
-            (
-                (key(expired + i), '{"user_id":1}', live_expiry, live_expiry, live_expiry)
-                for i in range(live)
-            ),
+            ((k, '{"user_id":1}', now, now, live_expiry) for k in live_keys),
         )
     connection.close()
+    return live_keys
 
 
-def fill_postgres(url: str, table: str, expired: int, live: int) -> None:
+def _pg_key(backlog: str) -> str:
+    """``key`` in SQL, over ``i`` and ``c`` (the creation time)."""
+    digest = "encode(sha256(i::text::bytea), 'hex')"
+    if backlog == "random":
+        return digest
+    prefix = "lpad(to_hex(floor(extract(epoch from c) * 1000)::bigint), 12, '0')"
+    return f"{prefix} || left({digest}, 52)"
+
+
+def fill_postgres(url: str, table: str, backlog: str, expired: int, live: int) -> list[str]:
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    if backlog == "sliding":
+        oldest, newest = SLIDING_CREATED
+        rows = """
+            SELECT i, c, least(c + least(-ln(1 - random()) * :mean_use, :lifetime) + :idle,
+                               c + :lifetime) AS e
+            FROM (SELECT i, :now - :newest - random() * (:oldest - :newest) AS c
+                  FROM generate_series(0, :expired - 1) AS i) AS drawn"""
+        params = {"mean_use": MEAN_USE, "idle": IDLE, "oldest": oldest, "newest": newest}
+    else:
+        rows = """
+            SELECT i, e - :lifetime AS c, e
+            FROM (SELECT i, :now - (1 + i * 2) * interval '1 second' AS e
+                  FROM generate_series(0, :expired - 1) AS i) AS drawn"""
+        params = {}
     with engine.begin() as conn:
+        conn.execute(sa.text("SELECT setseed(0.42)"))
         conn.execute(
             sa.text(f"""
             INSERT INTO {table} (session_id, data, created_at, updated_at, expires_at)
-            SELECT encode(sha256(i::text::bytea), 'hex'), '{{"user_id":' || i || '}}',
-                   :now - interval '40 days', :now - interval '40 days',
-                   :now - (1 + i * 2) * interval '1 second'
-            FROM generate_series(0, :expired - 1) AS i
+            SELECT {_pg_key(backlog)}, '{{"user_id":' || i || '}}', c, c, e
+            FROM ({rows}) AS backlog ORDER BY c
         """),
-            {"now": NOW, "expired": expired},
+            {"now": NOW, "expired": expired, "lifetime": LIFETIME, **params},
         )
         conn.execute(
             sa.text(f"""
             INSERT INTO {table} (session_id, data, created_at, updated_at, expires_at)
-            SELECT encode(sha256(i::text::bytea), 'hex'), '{{"user_id"\\:1}}',
-                   :now, :now, :now + interval '14 days'
-            FROM generate_series(:expired, :expired + :live - 1) AS i
+            SELECT {_pg_key(backlog)}, '{{"user_id"\\:1}}', c, c, c + :lifetime
+            FROM (SELECT i, CAST(:now AS timestamptz) AS c
+                  FROM generate_series(:expired, :expired + :live - 1) AS i) AS fresh
         """),
-            {"now": NOW, "expired": expired, "live": live},
+            {"now": NOW, "expired": expired, "live": live, "lifetime": LIFETIME},
         )
         conn.execute(sa.text(f"ANALYZE {table}"))
+        live_keys = [
+            row[0]
+            for row in conn.execute(
+                sa.text(f"SELECT session_id FROM {table} WHERE expires_at > :now"),
+                {"now": NOW},
+            )
+        ]
     engine.dispose()
+    return live_keys
 
 
 async def clients_saving(
-    store: SQLAlchemyStore, clients: int, live: int, expired: int, stop: asyncio.Event
+    store: SQLAlchemyStore, clients: int, live_keys: list[str], stop: asyncio.Event
 ) -> list[float]:
     """Concurrent clients, each saving a random live session every ``PACE`` seconds (live
     traffic, not a flood that would saturate the event loop); latencies in ms."""
@@ -106,12 +188,12 @@ async def clients_saving(
     async def client() -> None:
         await asyncio.sleep(random.random() * PACE)
         while not stop.is_set():
-            session_id = key(expired + random.randrange(live))
+            session_id = random.choice(live_keys)
             started = time.perf_counter()
             await store.save(
                 session_id,
                 {"user_id": 1, "n": random.random()},
-                expires_at=datetime.now(timezone.utc) + timedelta(days=14),
+                expires_at=datetime.now(timezone.utc) + LIFETIME,
             )
             took = time.perf_counter() - started
             latencies.append(took * 1000)
@@ -125,7 +207,7 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else float("nan")
 
 
-async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[object]:
+async def run_backend(name: str, url: str, backlog: str, args: argparse.Namespace) -> list[object]:
     table = f"lazysession_bench_{uuid.uuid4().hex[:8]}"
     sweeper = SQLAlchemyStore(url, table_name=table, batch_size=args.batch_size)
     # As in an app: the middleware sweeps and saves through one store (one pool; for
@@ -133,28 +215,27 @@ async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[obj
     writer = sweeper
     await sweeper.count()  # creates the table
     print(
-        f"{name}: loading {args.expired:,} expired and {args.live:,} live rows ...",
+        f"{name}, {BACKLOGS[backlog]} keys: loading {args.expired:,} expired and "
+        f"{args.live:,} live rows ...",
         file=sys.stderr,
         flush=True,
     )
     if name == "SQLite":
-        fill_sqlite(Path(url.split(":///", 1)[1]), table, args.expired, args.live)
+        path = Path(url.split(":///", 1)[1])
+        live_keys = fill_sqlite(path, table, backlog, args.expired, args.live)
     else:
-        fill_postgres(POSTGRES, table, args.expired, args.live)
+        live_keys = fill_postgres(POSTGRES, table, backlog, args.expired, args.live)
+    assert len(live_keys) == args.live
     assert await writer.count() == args.expired + args.live
 
     stop = asyncio.Event()
-    baseline_task = asyncio.create_task(
-        clients_saving(writer, args.clients, args.live, args.expired, stop)
-    )
+    baseline_task = asyncio.create_task(clients_saving(writer, args.clients, live_keys, stop))
     await asyncio.sleep(BASELINE_SECONDS)
     stop.set()
     baseline = await baseline_task
 
     stop = asyncio.Event()
-    during_task = asyncio.create_task(
-        clients_saving(writer, args.clients, args.live, args.expired, stop)
-    )
+    during_task = asyncio.create_task(clients_saving(writer, args.clients, live_keys, stop))
     await asyncio.sleep(0.2)
     started = time.perf_counter()
     deleted = await sweeper.sweep()
@@ -164,14 +245,19 @@ async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[obj
     left = await writer.count()
 
     engine = sweeper.check_async()
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"DROP TABLE {table}"))
+    if engine is None:  # a SQLite file, served by the stdlib driver
+        with sweeper.check_sync().begin() as sync_conn:
+            sync_conn.execute(sa.text(f"DROP TABLE {table}"))
+    else:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"DROP TABLE {table}"))
     await sweeper.aclose()
 
     p50_base, p99_base = percentile(baseline, 50), percentile(baseline, 99)
     p50_during, p99_during = percentile(during, 50), percentile(during, 99)
     return [
         name,
+        BACKLOGS[backlog],
         f"{deleted:,}",
         f"{elapsed:.1f}",
         f"{deleted / elapsed:,.0f}",
@@ -184,19 +270,22 @@ async def run_backend(name: str, url: str, args: argparse.Namespace) -> list[obj
 
 
 async def main(args: argparse.Namespace) -> None:
+    check_key_format()
+    backlogs = args.backlogs.split(",")
+    unknown = set(backlogs) - set(BACKLOGS)
+    if unknown:
+        sys.exit(f"--backlogs: {', '.join(sorted(unknown))} is not one of {', '.join(BACKLOGS)}")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows.append(
-            await run_backend("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args)
-        )
+    for backlog in backlogs:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            rows.append(await run_backend("SQLite", url, backlog, args))
     if reachable(POSTGRES, 5432):
-        rows.append(
-            await run_backend(
-                "PostgreSQL", POSTGRES.replace("postgresql://", "postgresql+asyncpg://", 1), args
-            )
-        )
+        url = POSTGRES.replace("postgresql://", "postgresql+asyncpg://", 1)
+        for backlog in backlogs:
+            rows.append(await run_backend("PostgreSQL", url, backlog, args))
     else:
-        print(f"PostgreSQL at {POSTGRES} is not reachable: its row is left out", file=sys.stderr)
+        print(f"PostgreSQL at {POSTGRES} is not reachable: its rows are left out", file=sys.stderr)
     print(f"## Sweeping a backlog ({machine_line()})\n")
     print(
         f"{args.expired:,} expired + {args.live:,} live rows, batches of at most "
@@ -204,12 +293,17 @@ async def main(args: argparse.Namespace) -> None:
         "batch after each); "
         f"{args.clients} concurrent clients each saving a session every {PACE * 1000:.0f} ms, "
         f"{BASELINE_SECONDS:.0f} s "
-        "without a sweep, then during the sweep. Latencies in ms.\n"
+        "without a sweep, then during the sweep. Latencies in ms. Keys: random (a SHA-256 "
+        "of the id, as before ids carried a time), time-prefixed (a 14-day lifetime: "
+        "expiry order is creation order), time-prefixed with sliding expiry (an hour "
+        "after last use; use lasting a mean of one day: expiry order differs from "
+        "creation order).\n"
     )
     print(
         markdown_table(
             [
                 "store",
+                "keys",
                 "deleted",
                 "sweep s",
                 "rows/s",
@@ -230,4 +324,5 @@ if __name__ == "__main__":
     parser.add_argument("--live", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--backlogs", default=",".join(BACKLOGS), help="default: all three")
     asyncio.run(main(parser.parse_args()))

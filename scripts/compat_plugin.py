@@ -119,6 +119,8 @@ def _inject_store() -> None:
 
     middleware = lazysession.SessionMiddleware
     original = middleware.__init__
+    if STORE == "sqlite":  # imported before any event loop runs, as an app's module would
+        from lazysession import SQLAlchemyStore  # noqa: F401
 
     def with_store(self: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("store") is None and _current is not None:

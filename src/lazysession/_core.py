@@ -529,7 +529,7 @@ class Exchange:
         rotating = old_id is not None and session._regenerate
         max_age = rules.cookie_max_age(expiry, now, persistent)
         if old_id is None or rotating:
-            session_id = new_session_id()
+            session_id = new_session_id(now)  # the id carries its creation time
             signed: str | None = rules._id_signer.sign(session_id)
         else:
             session_id = old_id

@@ -220,6 +220,7 @@ class Shell:
         """The reply to a request that only read its session (``VARY_ONLY``)."""
         self._insecure = InsecureCookieWarning(secure_cookie)
         self.metrics = metrics if metrics is not None else Metrics()
+        self.store.report_to(self.metrics)
         self._sweep_interval = interval if interval and not self.store.client_side else None
 
     def _start_sweeping(self) -> None:

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from typing import Any
 
 import itsdangerous
@@ -34,16 +35,24 @@ from ._cookies import BROWSER_COOKIE_LIMIT
 from ._errors import ConfigurationError, logger
 from ._expiry import Clock, seconds_of, utc_now
 
-ID_BYTES = 32  # 256 bits from the operating system's CSPRNG
+TIME_BYTES = 6  # the creation time, in milliseconds since the epoch (to the year 10889)
+RANDOM_BYTES = 30
+ID_RANDOM_BITS = RANDOM_BYTES * 8  # 240, from the operating system's CSPRNG
 _ID_SALT = b"lazysession.session-id"
 
-# Canonical unpadded URL-safe base64: 32 bytes are 43 characters and 20 (an HMAC-SHA1)
-# are 27; in both the last character carries 4 bits and 2 unused ones, which must be 0.
+# Canonical unpadded URL-safe base64: an id's 36 bytes are 48 characters, every bit used;
+# an id minted before ids carried a time (32 random bytes) is 43, and an HMAC-SHA1 (20
+# bytes) 27: in these two the last character carries 4 bits and 2 unused ones, which
+# must be 0.
 _B64 = "[A-Za-z0-9_-]"
 _LAST = "[AEIMQUYcgkosw048]"
+ID_LENGTH = 48
+_TIMED_ID = re.compile(f"{_B64}{{{ID_LENGTH}}}")
+_TIME_CHARS = TIME_BYTES * 4 // 3
+_LATEST_MS = 2 ** (TIME_BYTES * 8) - 1
 _SIGNATURE = f"{_B64}{{26}}{_LAST}"
-_SIGNED_ID = re.compile(f"{_B64}{{42}}{_LAST}\\.{_SIGNATURE}")
-SIGNED_ID_LENGTH = 43 + 1 + 27
+_SIGNED_ID = re.compile(f"(?:{_B64}{{{ID_LENGTH}}}|{_B64}{{42}}{_LAST})\\.{_SIGNATURE}")
+SIGNED_ID_LENGTHS = frozenset((ID_LENGTH + 1 + 27, 43 + 1 + 27))
 # Starlette's format: standard base64 of the JSON (padded), "." the timestamp, "." the
 # signature. The first two are signed byte for byte, so only the signature's shape matters
 # for canonicity; the whole is checked so nothing else reaches a decoder.
@@ -115,14 +124,36 @@ class SecretKeys:
         return f"SecretKeys(<{len(self._keys)} hidden>)"
 
 
-def new_session_id() -> str:
-    return secrets.token_urlsafe(ID_BYTES)
+def new_session_id(created: float | None = None) -> str:
+    """A new session's id: its creation time (``created``, seconds since the epoch; now
+    if None) in milliseconds, as 6 bytes, then 30 random bytes; unpadded URL-safe
+    base64, 48 characters."""
+    ms = time.time_ns() // 1_000_000 if created is None else int(created * 1000)
+    ms = min(max(ms, 0), _LATEST_MS)  # a clock before 1970 or past 10889: the nearest end
+    raw = ms.to_bytes(TIME_BYTES, "big") + secrets.token_bytes(RANDOM_BYTES)
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def id_created(session_id: str) -> float | None:
+    """When the session of ``session_id`` was created (seconds since the epoch, to the
+    millisecond), read from the id alone; None for an id minted before ids carried a
+    time, or any text that is not an id."""
+    if _TIMED_ID.fullmatch(session_id) is None:
+        return None
+    raw = base64.urlsafe_b64decode(session_id[:_TIME_CHARS])
+    return int.from_bytes(raw, "big") / 1000
 
 
 def store_key(session_id: str) -> str:
-    """The key a session is stored under: a SHA-256 of its id, so a dump of the store
-    holds no cookie that would log anyone in."""
-    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+    """The key a session is stored under, 64 hex digits: its creation time in
+    milliseconds (12 digits) then the first 52 of a SHA-256 of its id, so sessions that
+    expire together are neighbours in a store's index; for an id minted before ids
+    carried a time, the whole SHA-256, as then. Either way a dump of the store holds no
+    cookie that would log anyone in."""
+    digest = hashlib.sha256(session_id.encode("ascii")).hexdigest()
+    if _TIMED_ID.fullmatch(session_id) is None:
+        return digest
+    return base64.urlsafe_b64decode(session_id[:_TIME_CHARS]).hex() + digest[:52]
 
 
 class _OneShotHMAC(itsdangerous.signer.HMACAlgorithm):
@@ -201,15 +232,11 @@ class IdSigner:
     def sign(self, session_id: str) -> str:
         return self._signer.sign(session_id).decode("ascii")
 
-    def unsign(self, value: str) -> str | None:
-        found = self.verify(value)
-        return None if found is None else found[0]
-
     def verify(self, value: str) -> tuple[str, bool, str] | None:
         """The id, whether it was signed with the current key (else re-sign it), and its
         store key (hashed once per browser, not once per request). None unless ``value``
         is, byte for byte, what ``sign`` returned (with this key or a retired one)."""
-        if len(value) != SIGNED_ID_LENGTH:
+        if len(value) not in SIGNED_ID_LENGTHS:
             return None
         found: tuple[str, bool, str] | None = self._verified.get(value)
         if found is None:

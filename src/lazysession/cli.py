@@ -76,8 +76,8 @@ class HasTable(Protocol):
         """The ``CREATE`` statements of the table and its indexes."""
         ...
 
-    def check_async(self) -> Any:
-        """The async engine."""
+    async def has_table(self) -> bool:
+        """Whether the table is there."""
         ...
 
 
@@ -195,12 +195,8 @@ def open_store(url: str, *, table: str | None, prefix: str | None, **options: An
 
 async def _require_table(store: HasTable, url: str) -> None:
     """A Failure naming the table when the database does not have it."""
-    import sqlalchemy as sa
-
     name = store.table.name
-    async with store.check_async().connect() as connection:
-        found = await connection.run_sync(lambda sync: sa.inspect(sync).has_table(name))
-    if not found:
+    if not await store.has_table():
         raise Failure(
             f"{_redacted(url)} has no table {name} (the app creates it on first use; "
             "--table names another)"

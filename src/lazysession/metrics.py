@@ -32,6 +32,7 @@ class Metrics:
     sweep_seconds: float = 0.0
     store_errors: int = 0
     interrupted: int = 0
+    evicted: int = 0
 
     def record_sweep(self, deleted: int, seconds: float) -> None:
         """Count one sweep: the sessions it deleted and how long it took."""
@@ -63,6 +64,7 @@ COUNTERS = (
         "Writes refused: the session ended meanwhile",
         "{request}",
     ),
+    ("evicted", "sessions_evicted", "Sessions the store dropped to stay in its bound", "{session}"),
 )
 
 

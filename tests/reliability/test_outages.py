@@ -69,7 +69,9 @@ def store_through(kind: str, port: int, clock: Clock | None = None) -> Store:
 async def dispose(store: Store) -> None:
     if isinstance(store, SQLAlchemyStore):
         direct = SQLAlchemyStore(with_driver(POSTGRES, "postgresql+asyncpg"))
-        async with direct.check_async().begin() as conn:
+        engine = direct.check_async()
+        assert engine is not None
+        async with engine.begin() as conn:
             await conn.execute(sa.text(f"DROP TABLE IF EXISTS {store.table.name}"))
         await direct.aclose()
     await store.aclose()

@@ -38,8 +38,8 @@ from lazysession._expiry import META_KEY, Meta
 from lazysession._shell import carry_out
 from lazysession._signing import new_session_id, store_key
 from lazysession._types import Receive, Scope, Send
+from lazysession.metrics import Metrics
 from lazysession.stores import Merge, RedisStore, SQLAlchemyStore
-from lazysession.stores._redis import _command as redis_command
 from tests.helpers import SECRET, Clock
 from tests.reliability.race_apps import (
     NUMBERS,
@@ -272,14 +272,12 @@ def rotation(
 ) -> tuple[Any, Callable[[Any], Any]]:
     """The store's own rotation operation, unstarted, and the blocking call that carries
     out one of its steps: a test drives it step by step."""
-    if isinstance(store, RedisStore):
-        client = store.check_sync()
-        now_ms = int(now.timestamp() * 1000)
-        op: Any = store._ops.rotate(old, new, login, now_ms, now_ms + 3_600_000)
-        return op, lambda step: redis_command(client, *step)
+    if isinstance(store, RedisStore):  # timed by the store's clock, which is ``now``'s
+        op: Any = store._ops.rotate(old, new, login, now + timedelta(hours=1)).steps
+        return op, store.sync.run_command  # type: ignore[attr-defined]
     assert isinstance(store, SQLAlchemyStore)
     op = store._ops.rotate(old, new, login, now, now + timedelta(hours=1))
-    return op, store.sync._run  # type: ignore[attr-defined]
+    return op, store.sync._run
 
 
 def drive(store: Store, old: str, new: str, now: datetime) -> Iterator[Merge | None]:
@@ -644,6 +642,8 @@ def test_the_default_bound_caps_the_memory_a_flood_takes() -> None:
     store = MemoryStore()
     bound = store.max_entries
     assert bound is not None
+    metrics = Metrics()
+    store.report_to(metrics)
     sync, expires = store.sync, datetime.now(timezone.utc) + timedelta(days=14)
     created = {META_KEY: Meta(created=math.floor(time.time())).to_json()}
 
@@ -658,7 +658,7 @@ def test_the_default_bound_caps_the_memory_a_flood_takes() -> None:
     flood(2 * bound)
     gc.collect()
     after = rss_bytes()
-    assert sync.count() == bound and store.evicted == 2 * bound
+    assert sync.count() == bound and metrics.evicted == 2 * bound
     growth, beyond = filled - before, after - filled
     print(
         f"\nMemoryStore default bound {bound:,}: RSS +{growth / 2**20:.1f} MiB filling it "

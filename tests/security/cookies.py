@@ -33,7 +33,12 @@ MUTATIONS: dict[str, Callable[[str], str]] = {
 """Each turns a valid cookie value into bytes that are not the value the server sent, and
 that a lenient base64 decoder reads as the same signature (lengths keep its padding right)."""
 
-SIGNED_ID = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]\.[A-Za-z0-9_-]{26}[AEIMQUYcgkosw048]")
+# A signed id: the id (48 characters; 43 for one minted before ids carried a time), then
+# the signature.
+SIGNED_ID = re.compile(
+    r"(?:[A-Za-z0-9_-]{48}|[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])"
+    r"\.[A-Za-z0-9_-]{26}[AEIMQUYcgkosw048]"
+)
 
 
 def cookie(value: str, name: str = "session") -> dict[bytes, bytes]:

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from lazysession import Changes, Store, SyncStore
+from lazysession import Changes, Metrics, Store, SyncStore
 from lazysession.stores import Merge, Record
 
 STORE_KINDS = ["memory", "sqlite", "postgresql", "redis"]
@@ -106,6 +106,9 @@ class Recorded(Store):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    def report_to(self, metrics: Metrics) -> None:
+        self.inner.report_to(metrics)
 
     @property
     def sync(self) -> SyncStore:

@@ -115,3 +115,26 @@ def test_a_sync_client_cannot_serve_the_asgi_middleware() -> None:
 def test_a_url_that_is_not_redis_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="redis://"):
         RedisStore("postgresql://localhost/x")
+
+
+async def test_the_store_and_its_connections_read_nothing_from_the_file_system(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py 7.1+ reads its version from the package metadata (an ``os.stat``) for each
+    connection it makes unless told it; a framework may build the store inside the event
+    loop too (Starlette builds its middleware on the first request)."""
+    import redis.utils
+
+    read_in_loop: list[str] = []
+
+    def version() -> str:
+        read_in_loop.append("get_lib_version")
+        return "0"
+
+    monkeypatch.setattr(redis.utils, "get_lib_version", version)
+    fresh = RedisStore(REDIS, prefix=store.prefix, max_connections=4)
+    async with anyio.create_task_group() as group:  # several connections at once
+        for n in range(4):
+            group.start_soon(fresh.load, f"{n}" * 64)
+    await fresh.aclose()
+    assert read_in_loop == []

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -53,6 +54,16 @@ async def drop(url: str, table: str) -> None:
     await engine.dispose()
 
 
+async def stored_row(store: SQLAlchemyStore) -> Any:
+    """The table's one row, read through the store's own engine."""
+    engine = store.check_async()
+    if engine is None:  # a SQLite file: the stdlib driver serves both sides
+        with store.check_sync().connect() as conn:
+            return conn.execute(sa.select(store.table)).one()
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.select(store.table))).one()
+
+
 async def test_replicas_starting_at_once_create_the_table_once(url: str) -> None:
     table = fresh_table()
     stores = [SQLAlchemyStore(url, table_name=table) for _ in range(5)]
@@ -74,8 +85,7 @@ async def test_timestamps_keep_their_instant_on_every_dialect(url: str) -> None:
     expires = datetime(2026, 12, 1, 3, 0, 0, 654321, tzinfo=timezone(timedelta(hours=2)))
     try:
         await store.save("a" * 64, {"a": 1}, expires_at=expires)
-        async with store.check_async().connect() as conn:
-            row = (await conn.execute(sa.select(store.table))).one()
+        row = await stored_row(store)
         assert row.expires_at == expires
         assert row.expires_at.tzinfo is not None
         assert row.created_at == row.updated_at == now
@@ -92,8 +102,7 @@ async def test_save_keeps_created_at_and_moves_updated_at(url: str) -> None:
         await store.save("a" * 64, {"n": 1}, expires_at=moments[-1] + timedelta(days=1))
         moments.append(moments[-1] + timedelta(minutes=5))
         await store.save("a" * 64, {"n": 2}, expires_at=moments[-1] + timedelta(days=1))
-        async with store.check_async().connect() as conn:
-            row = (await conn.execute(sa.select(store.table))).one()
+        row = await stored_row(store)
         assert (row.created_at, row.updated_at) == (moments[0], moments[1])
     finally:
         await store.aclose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lazysession.stores._sqlalchemy import SweepPacer
+from lazysession.stores.sql.pacing import SweepPacer
 
 
 def test_without_a_budget_every_batch_is_the_largest() -> None:

@@ -1,8 +1,8 @@
 """The store contract: what every back end promises, async for ASGI and sync for WSGI.
 
 Rules every store keeps:
-- ``session_id`` is the key the core derived from the cookie (a SHA-256 of the random id);
-  stores never see the cookie itself.
+- ``session_id`` is the key the core derived from the cookie (the session's creation time
+  and a SHA-256 of its id: ``_signing.store_key``); stores never see the cookie itself.
 - ``read`` never returns an expired session, whether or not it has been swept. An id that
   was *retired* (rotated away, or its session ended) reads, for ``RETIRED_MEMORY``
   seconds, as a record with ``retired`` set and no data: the id grants nothing, and a
@@ -44,11 +44,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _json
 from .._errors import SessionTooLarge, StoreError
 from .._expiry import META_KEY, ORIGIN
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much
@@ -369,6 +372,10 @@ class Store(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections the store opened itself."""
+
+    def report_to(self, metrics: Metrics) -> None:  # noqa: B027 - most stores see nothing more
+        """Count what only the store sees (a ``MemoryStore``'s evictions) into ``metrics``,
+        the middleware's counters, from now on."""
 
     @property
     @abc.abstractmethod

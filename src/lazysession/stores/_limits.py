@@ -74,12 +74,14 @@ class _Call:
     they may cut the call now (:meth:`may_cut`)."""
 
     __slots__ = (
+        "_budget",
         "_call_token",
         "action",
         "deadline",
         "errors",
         "seconds",
         "settled",
+        "started",
         "writing",
     )
 
@@ -88,14 +90,24 @@ class _Call:
         self.errors = errors
         self.seconds = seconds
 
-    def _begin(self, deadline: float) -> None:
-        self.deadline = deadline
+    def _begin(self) -> float:
+        """Start the call; the seconds it may take (its store's timeout, or less when
+        the request's :class:`StoreBudget` has less left)."""
+        now = time.monotonic()
+        # A call inside another (a blocking call run for an async one) spends nothing more.
+        budget = self._budget = _BUDGET.get() if _CALL.get() is None else None
+        seconds = self.seconds if budget is None else budget.allow(self.seconds)
+        self.started = now
+        self.deadline = now + seconds
         self.writing = False
         self.settled = False  # a write answered past the deadline: its outcome is known
         self._call_token = _CALL.set(self)
+        return seconds
 
     def _end(self) -> None:
         _CALL.reset(self._call_token)
+        if self._budget is not None:
+            self._budget.spent(time.monotonic() - self.started)
 
     def late(self) -> bool:
         return time.monotonic() >= self.deadline
@@ -122,6 +134,54 @@ class _Call:
 
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
     "lazysession_call", default=None
+)
+
+
+class StoreBudget:
+    """The store time one request has: the middleware's calls for a request (the load,
+    then the save) share one store ``timeout`` between them instead of having one each,
+    so a request waits on a slow store at most ``timeout`` in all (a write already sent
+    still gets its grace, :data:`GRACE_SHARE`). The first call sets the budget to its
+    store's timeout; each call takes what the calls before it left. Calls an application
+    makes itself, and the sweeper's, are outside any budget: one ``timeout`` each.
+
+    ``with budget.spending():`` around the middleware's own store calls."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left: float | None = None
+
+    def spending(self) -> _Spending:
+        return _Spending(self)
+
+    def allow(self, seconds: float) -> float:
+        """Seconds a call whose store allows ``seconds`` may take now."""
+        if self.left is None:
+            self.left = seconds
+            return seconds
+        return min(seconds, self.left)
+
+    def spent(self, seconds: float) -> None:
+        if self.left is not None:
+            self.left = max(0.0, self.left - seconds)
+
+
+class _Spending:
+    __slots__ = ("_budget", "_token")
+
+    def __init__(self, budget: StoreBudget) -> None:
+        self._budget = budget
+
+    def __enter__(self) -> None:
+        self._token = _BUDGET.set(self._budget)
+
+    def __exit__(self, *_: object) -> None:
+        _BUDGET.reset(self._token)
+
+
+_BUDGET: contextvars.ContextVar[StoreBudget | None] = contextvars.ContextVar(
+    "lazysession_budget", default=None
 )
 
 
@@ -206,18 +266,18 @@ class Bounded(_Call):
     __slots__ = ("_fired", "_handle", "_loop", "_outer", "_scope", "_task")
 
     def __enter__(self) -> None:
-        self._begin(time.monotonic() + self.seconds)
+        seconds = self._begin()
         self._fired = 0
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:  # not asyncio
             self._task = None
-            self._scope = anyio.CancelScope(deadline=anyio.current_time() + self.seconds)
+            self._scope = anyio.CancelScope(deadline=anyio.current_time() + seconds)
             self._scope.__enter__()
             return
         task = self._task = asyncio.current_task()
         self._outer = _cancelling(task)
-        self._handle = self._loop.call_later(self.seconds, self._fire)
+        self._handle = self._loop.call_later(seconds, self._fire)
 
     def _fire(self) -> None:
         assert self._task is not None
@@ -270,9 +330,10 @@ class BoundedSync(_Call):
     __slots__ = ()
 
     def __enter__(self) -> None:
-        deadline = time.monotonic() + self.seconds
         outer = _CALL.get()
-        self._begin(deadline if outer is None else min(outer.deadline, deadline))
+        self._begin()
+        if outer is not None:  # kept from an enclosing call when that one ends sooner
+            self.deadline = min(outer.deadline, self.deadline)
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
         self._end()

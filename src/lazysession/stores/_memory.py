@@ -11,6 +11,8 @@ Rules:
   such a use: the session is protected under its new id at once). Eviction takes the
   least recently used session on probation first, so a flood of sessions that are never
   used again (bots, one-shot clients) evicts only its own kind, never a session in use.
+  Each eviction is counted in the metrics of every middleware using the store
+  (``evicted``, exported as ``sessions_evicted``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import anyio.lowlevel
@@ -28,6 +30,9 @@ from .. import _json
 from .._errors import ConfigurationError
 from .._expiry import Clock, from_timestamp, seconds_of, to_timestamp, utc_now
 from ._base import RETIRED_MEMORY, Changes, Merge, Record, Store, SyncStore, byte_size, merge_onto
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 DEFAULT_MAX_ENTRIES = 100_000
 _PROTECTED_SHARE = 0.8  # of max_entries, at most, for sessions used more than once
@@ -65,8 +70,7 @@ class MemoryStore(Store):
         self._buckets: dict[int, set[str]] = {}
         self._retired: set[str] = set()
         self._sync = _SyncMemoryStore(self)
-        self.evicted = 0
-        """Sessions dropped to stay within ``max_entries``."""
+        self._reports: list[Metrics] = []
 
     # -- the operations, each atomic under the lock, shared by both sides ------------------
 
@@ -178,7 +182,8 @@ class MemoryStore(Store):
             while len(self._entries) >= bound:
                 victims = self._probation or self._protected
                 self._remove(next(iter(victims)))
-                self.evicted += 1
+                for metrics in self._reports:
+                    metrics.evicted += 1
         self._entries[session_id] = entry
         self._probation[session_id] = None
         self._buckets.setdefault(int(entry[0] // _BUCKET_SECONDS), set()).add(session_id)
@@ -272,6 +277,13 @@ class MemoryStore(Store):
 
     async def count(self) -> int:
         return self._count()
+
+    def report_to(self, metrics: Metrics) -> None:
+        """Count the sessions evicted to stay within ``max_entries`` into ``metrics``
+        (``evicted``); each middleware that uses the store hands it its own."""
+        with self._lock:
+            if not any(held is metrics for held in self._reports):
+                self._reports.append(metrics)
 
     @property
     def sync(self) -> SyncStore:

@@ -1,8 +1,10 @@
 """Sessions in Redis (or a Redis Cluster), on redis-py, with Redis's own expiry.
 
 Rules:
-- The operations and their scripts are in ``_redis_ops``, written once; this module holds
-  the clients and the two executors (awaited, and blocking) that send their commands.
+- The operations, their scripts, and the client calls that carry them out are in
+  ``_redis_ops``, written once; this module holds the clients and the two executors
+  (awaited, and blocking) that make those calls. Both sides behave the same: the same
+  commands, the same retries, the same bounds.
 - The key carries its TTL, so Redis deletes expired sessions itself: ``sweep`` has
   nothing to do and returns 0. ``load`` also checks ``e`` against the store's clock, so a
   session is never handed out after its expiry, even before Redis has dropped it.
@@ -10,17 +12,22 @@ Rules:
   store makes itself bound each wait by ``timeout``: for one of ``max_connections``
   connections (a burst waits rather than being refused), to connect, and for each
   answer; a command is retried once after a connection error (a connection the server
-  dropped), never after a timeout. On the async side the whole call also runs under a
-  deadline of ``timeout``.
+  dropped), never after a timeout. A call (all its commands) runs under a deadline of
+  ``timeout``: past it, the next command is not sent (and on the async side the command
+  in flight is cancelled, a write given half the timeout more to answer).
 - Async clients the store makes are kept per event loop (their connections belong to
-  the loop that opened them) and closed when the loop ends or on ``aclose()``.
+  the loop that opened them) and closed when the loop ends or on ``aclose()``. Neither
+  making the store (which a framework may do inside the event loop) nor a new
+  connection reads the file system.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import redis
 import redis.asyncio
@@ -30,110 +37,59 @@ import redis.cluster
 import redis.exceptions
 import redis.retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
-from .._errors import ConfigurationError, StoreError
+from .._errors import ConfigurationError
 from .._expiry import Clock, seconds_of, utc_now
 from ._base import Changes, Merge, Record, Store, StoreErrors, SyncStore
-from ._limits import Bounded, PerLoop, check_timeout, tracked
-from ._redis_ops import SHA, Command, Op, RedisOps
+from ._limits import Bounded, BoundedSync, PerLoop, check_timeout, tracked, tracked_sync
+from ._redis_ops import Batch, Call, Calls, Command, Operation, RedisOps, Request, client_calls
 
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "lazysession:"
-
-
-async def _run_async(client: Any, cluster: bool, script: str, key: str, *args: Any) -> Any:
-    """EVALSHA (the script is cached server side), loading it with EVAL the first time;
-    on a cluster, plain EVAL (no NOSCRIPT round trips on every node), with one retry."""
-    if cluster:
-        return await _cluster_call(client.eval, script, 1, key, *args)
-    try:
-        return await client.evalsha(SHA[script], 1, key, *args)
-    except NoScriptError:
-        return await client.eval(script, 1, key, *args)
-
-
-async def _cluster_call(method: Any, *args: Any) -> Any:
-    """One retry for redis-py's asyncio cluster client, which can hand a command a
-    connection another task is tearing down while many connect at once (it fails with an
-    AttributeError before anything is sent). Every command the store sends is idempotent
-    (reads, HSET/HDEL of given values, PEXPIRE, DEL), so sending it again is safe."""
-    try:
-        return await method(*args)
-    except AttributeError:
-        return await method(*args)
-
-
-def _run(client: Any, script: str, key: str, *args: Any) -> Any:
-    try:
-        return client.evalsha(SHA[script], 1, key, *args)
-    except NoScriptError:
-        return client.eval(script, 1, key, *args)
-
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_CONNECTIONS = 100
 
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 
-
-def _store_errors(action: str) -> StoreErrors:
-    return StoreErrors(action, (RedisError,))
-
-
-async def _command_async(client: Any, cluster: bool, key: str, command: Command) -> Any:
-    kind, script, args = command
-    if kind == "hgetall":
-        if cluster:
-            return await _cluster_call(client.hgetall, key)
-        return await client.hgetall(key)
-    return await _run_async(client, cluster, script, key, *args)
-
-
-async def _tracked_command(client: Any, cluster: bool, key: str, command: Command) -> Any:
-    """``_command_async``, reported to the running call (see ``_limits.tracked``): past
-    the deadline it is not sent, and a script in flight is given a little more time."""
-    return await tracked(command[0] != "hgetall", _command_async(client, cluster, key, command))
-
-
 _ERRORS = (RedisError,)
 
 
-_PAGE = 1000
-
-
-async def _sessions_among_async(client: Any, keys: list[Any]) -> int:
-    """How many of ``keys`` hold a session rather than a retired id."""
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hexists(key, "r")
-    return sum(1 for retired in await pipe.execute() if not retired)
-
-
-def _sessions_among(client: Any, keys: list[Any]) -> int:
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hexists(key, "r")
-    return sum(1 for retired in pipe.execute() if not retired)
-
-
-def _command(client: Any, key: str, command: Command) -> Any:
-    kind, script, args = command
-    if kind == "hgetall":
-        return client.hgetall(key)
-    return _run(client, script, key, *args)
-
-
-DEFAULT_TIMEOUT = 5.0
-DEFAULT_MAX_CONNECTIONS = 100
-
-
 def _retry(kind: Any) -> Any:
-    """One more try after a connection error (a pooled connection the server closed),
-    at once; none after a timeout, which would double the wait."""
-    return kind(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+    """No resend by the client: a script that ran but whose answer was lost would run
+    again and report what the first run did as a conflict (a login as a lost session).
+    The operations send a read once more themselves (``_redis_ops``)."""
+    return kind(NoBackoff(), 0)
+
+
+def _decodes(client: Any) -> bool:
+    """Whether a client hands back ``str`` instead of ``bytes`` (``decode_responses``)."""
+    get_encoder = getattr(client, "get_encoder", None)
+    encoder = get_encoder() if get_encoder is not None else None
+    return bool(getattr(encoder, "decode_responses", False))
+
+
+def _url_decodes(url: str | None) -> bool:
+    if url is None:
+        return False
+    from urllib.parse import parse_qs, urlsplit
+
+    values = parse_qs(urlsplit(url).query).get("decode_responses", [])
+    return any(value.lower() in ("1", "true", "yes", "y", "on") for value in values)
+
+
+def _driver_options() -> dict[str, Any]:
+    """What redis-py 7.1+ tells the server about itself (CLIENT SETINFO), given: left to
+    itself it reads its version from the installed package's metadata (a file-system
+    stat) each time it makes a connection, inside the event loop. ``redis.__version__``
+    is read once, at import."""
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # pragma: no cover - redis-py before 7.1 reads it at import
+        return {}
+    return {"driver_info": DriverInfo(lib_version=redis.__version__)}
 
 
 class _LoopClient:
@@ -148,6 +104,79 @@ class _LoopClient:
 
 async def _close_async(opened: _LoopClient) -> None:
     await opened.client.aclose()
+
+
+# -- the two executors: each makes the calls of ``client_calls``, and nothing else ---------
+
+
+async def _execute_async(client: Any, calls: Calls[T]) -> T:
+    """Await each call (reported to the running call: past the deadline it is not
+    sent), send its answer back in, or throw its failure in."""
+    try:
+        request = next(calls)
+        while True:
+            try:
+                answer = await tracked(request.writes, _answer_async(client, request))
+            except Exception as error:
+                request = calls.throw(error)
+            else:
+                request = calls.send(answer)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def _answer_async(client: Any, request: Request) -> Any:
+    if isinstance(request, Call):
+        return await getattr(client, request.method)(*request.args)
+    if isinstance(request, Batch):
+        pipe = client.pipeline(transaction=False)
+        for call in request.calls:
+            getattr(pipe, call.method)(*call.args)
+        return await pipe.execute()
+    if request.keys is None:
+        request.keys = client.scan_iter(match=request.pattern, count=request.size)
+    page: list[Any] = []
+    async for key in request.keys:
+        page.append(key)
+        if len(page) == request.size:
+            break
+    return page
+
+
+def _execute(client: Any, calls: Calls[T]) -> T:
+    """The blocking executor: the same, without ``await``."""
+    answer_of: Callable[[Request], Any] = functools.partial(_answer, client)
+    try:
+        request = next(calls)
+        while True:
+            try:
+                answer = tracked_sync(request.writes, answer_of, request)
+            except Exception as error:
+                request = calls.throw(error)
+            else:
+                request = calls.send(answer)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+def _answer(client: Any, request: Request) -> Any:
+    if isinstance(request, Call):
+        return getattr(client, request.method)(*request.args)
+    if isinstance(request, Batch):
+        pipe = client.pipeline(transaction=False)
+        for call in request.calls:
+            getattr(pipe, call.method)(*call.args)
+        return pipe.execute()
+    if request.keys is None:
+        request.keys = client.scan_iter(match=request.pattern, count=request.size)
+    page: list[Any] = []
+    for key in request.keys:
+        page.append(key)
+        if len(page) == request.size:
+            break
+    return page
 
 
 class RedisStore(Store):
@@ -190,18 +219,20 @@ class RedisStore(Store):
         self.timeout = check_timeout(timeout, "RedisStore")
         self.max_connections = max_connections
         self.prefix = prefix
-        self._ops = RedisOps(prefix)
-        self._now = seconds_of(clock)
+        now = seconds_of(clock)
+        self._ops = RedisOps(prefix, lambda: int(now() * 1000))
         self._url: str | None = None
         self._cluster = cluster
         self._options: dict[str, Any] = {
             "socket_timeout": self.timeout if socket_timeout is None else socket_timeout,
             "socket_connect_timeout": self.timeout if connect_timeout is None else connect_timeout,
+            **_driver_options(),
         }
         self._async: AsyncClient | None = None
         self._async_cluster = False  # whether ``_async`` is a cluster client (asked once)
         self._loop_clients: PerLoop[_LoopClient] | None = None
         self._sync_client: SyncClient | None = None
+        self._sync_cluster = cluster  # whether ``_sync_client`` is a cluster client
         self._owns_clients = isinstance(url_or_client, str)
         if isinstance(url_or_client, str):
             if not url_or_client.startswith(("redis://", "rediss://", "unix://")):
@@ -216,13 +247,22 @@ class RedisStore(Store):
             self._async_cluster = isinstance(url_or_client, redis.asyncio.cluster.RedisCluster)
         elif isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
             self._sync_client = url_or_client
+            self._sync_cluster = isinstance(url_or_client, redis.cluster.RedisCluster)
         elif isinstance(url_or_client, redis.asyncio.ConnectionPool):
             self._async = redis.asyncio.Redis(connection_pool=url_or_client)
         elif isinstance(url_or_client, redis.ConnectionPool):
             self._sync_client = redis.Redis(connection_pool=url_or_client)
+            self._sync_cluster = False
         else:
             raise ConfigurationError(
                 f"RedisStore takes a URL or a redis-py client, not {type(url_or_client).__name__}"
+            )
+        given = self._async if self._async is not None else self._sync_client
+        decoding = _decodes(given) if given is not None else _url_decodes(self._url)
+        if decoding:
+            raise ConfigurationError(
+                "RedisStore needs a client that returns bytes: this one was made with "
+                "decode_responses=True (give the store its own client, or its URL)"
             )
         self._sync = _SyncRedisStore(self)
 
@@ -281,99 +321,53 @@ class RedisStore(Store):
                 self._sync_client = redis.Redis(connection_pool=pool)
         return self._sync_client
 
-    def _errors(self, action: str) -> Bounded:
-        """``with self._errors("loading a session"):`` around a call: it ends
-        within the store's timeout, and its failures are
-        :class:`~lazysession.StoreError`."""
-        return Bounded(action, _ERRORS, self.timeout)
-
     def key(self, session_id: str) -> str:
         return self.prefix + session_id
 
-    def _now_ms(self) -> int:
-        return int(self._now() * 1000)
-
-    # -- async side ------------------------------------------------------------------------
+    # -- the async side ----------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
-        record: Record | None = await self._op_async(
-            "loading a session", self._ops.read(session_id, self._now_ms())
-        )
-        return record
+        return await self._run_async(self._ops.read(session_id))
 
     async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        op = self._ops.touch(session_id, self._now_ms(), _ms(expires_at))
-        touched: bool = await self._op_async("touching a session", op)
-        return touched
+        return await self._run_async(self._ops.touch(session_id, expires_at))
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        op = self._ops.save(session_id, data, self._now_ms(), _ms(expires_at))
-        await self._op_async("saving a session", op)
+        await self._run_async(self._ops.save(session_id, data, expires_at))
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        op = self._ops.update(session_id, changes, self._now_ms(), _ms(expires_at))
-        merged: Merge = await self._op_async("saving a session", op)
-        return merged
+        return await self._run_async(self._ops.update(session_id, changes, expires_at))
 
     async def rotate(
         self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
     ) -> Merge:
-        op = self._ops.rotate(old_id, new_id, changes, self._now_ms(), _ms(expires_at))
-        merged: Merge = await self._op_async("rotating a session", op)
-        return merged
+        return await self._run_async(self._ops.rotate(old_id, new_id, changes, expires_at))
 
     async def delete(self, session_id: str) -> None:
-        await self._op_async("deleting a session", self._ops.delete(session_id, self._now_ms()))
+        await self._run_async(self._ops.delete(session_id))
 
-    async def _op_async(self, action: str, op: Op[Any]) -> Any:
-        """Carry out an operation of ``RedisOps``, command by command, within the
-        timeout."""
-        with self._errors(action):
-            if self._loop_clients is None:  # the application's client, and its pool
-                return await self._commands_async(action, op)
-            async with self._loop_clients.get().slots:
-                return await self._commands_async(action, op)
-
-    async def _commands_async(self, action: str, op: Op[Any]) -> Any:
-        client = self.check_async()
-        cluster = self._async_cluster
-        try:
-            key, command = next(op)
-            while True:
-                try:
-                    with _store_errors(action):
-                        answer = await _tracked_command(client, cluster, key, command)
-                except StoreError as error:
-                    key, command = op.throw(error)  # the operation may know what it means
-                else:
-                    key, command = op.send(answer)
-        except StopIteration as done:
-            return done.value
+    async def count(self) -> int:
+        """Sessions under the prefix, by SCAN (never KEYS), retired ids left out: O(n) in
+        the keys of the database, with one pipelined round trip per page of keys."""
+        return await self._run_async(self._ops.count())
 
     async def sweep(self) -> int:
         """Redis deletes expired sessions itself: nothing to do."""
         return 0
 
-    async def count(self) -> int:
-        """Sessions under the prefix, by SCAN (never KEYS), retired ids left out: O(n) in
-        the keys of the database, with one pipelined round trip per page of keys."""
+    async def _run_async(self, operation: Operation[T]) -> T:
+        """Carry out an operation of ``RedisOps`` on the async client, within the
+        timeout (unless it walks the keyspace), its failures raised as StoreError."""
         client = self.check_async()
-        total = 0
-        page: list[Any] = []
-        # a walk of the whole keyspace: each page waits at most the socket timeout, the
-        # walk as long as the keyspace takes (not the call deadline of the other methods)
-        with _store_errors("counting sessions"):
-            async for key in client.scan_iter(match=self._pattern(), count=_PAGE):
-                page.append(key)
-                if len(page) == _PAGE:
-                    total, page = total + await _sessions_among_async(client, page), []
-            if page:
-                total += await _sessions_among_async(client, page)
-        return total
-
-    def _pattern(self) -> str:
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
-        return escaped + "*"
+        calls = client_calls(operation, self._async_cluster)
+        if not operation.bounded:
+            with StoreErrors(operation.action, _ERRORS):
+                return await _execute_async(client, calls)
+        with Bounded(operation.action, _ERRORS, self.timeout):
+            if self._loop_clients is None:  # the application's client, and its pool
+                return await _execute_async(client, calls)
+            async with self._loop_clients.get().slots:
+                return await _execute_async(client, calls)
 
     async def aclose(self) -> None:
         """Close the connections the store opened: the running event loop's, and the
@@ -388,77 +382,56 @@ class RedisStore(Store):
 
 
 class _SyncRedisStore(SyncStore):
-    """The blocking twin: the same commands and script, without ``await``."""
+    """The blocking side: the same operations, run by the blocking executor."""
 
     def __init__(self, store: RedisStore) -> None:
         self._store = store
+        self._ops = store._ops
 
     def read(self, session_id: str) -> Record | None:
-        store = self._store
-        record: Record | None = self.op(
-            "loading a session", store._ops.read(session_id, store._now_ms())
-        )
-        return record
+        return self._run(self._ops.read(session_id))
 
     def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        store = self._store
-        op = store._ops.touch(session_id, store._now_ms(), _ms(expires_at))
-        touched: bool = self.op("touching a session", op)
-        return touched
+        return self._run(self._ops.touch(session_id, expires_at))
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        store = self._store
-        self.op(
-            "saving a session", store._ops.save(session_id, data, store._now_ms(), _ms(expires_at))
-        )
+        self._run(self._ops.save(session_id, data, expires_at))
 
     def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        store = self._store
-        op = store._ops.update(session_id, changes, store._now_ms(), _ms(expires_at))
-        merged: Merge = self.op("saving a session", op)
-        return merged
+        return self._run(self._ops.update(session_id, changes, expires_at))
 
     def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        store = self._store
-        op = store._ops.rotate(old_id, new_id, changes, store._now_ms(), _ms(expires_at))
-        merged: Merge = self.op("rotating a session", op)
-        return merged
+        return self._run(self._ops.rotate(old_id, new_id, changes, expires_at))
 
     def delete(self, session_id: str) -> None:
-        store = self._store
-        self.op("deleting a session", store._ops.delete(session_id, store._now_ms()))
+        self._run(self._ops.delete(session_id))
 
-    def op(self, action: str, op: Op[Any]) -> Any:
-        """Carry out an operation of ``RedisOps``, command by command (blocking)."""
-        client = self._store.check_sync()
-        try:
-            key, command = next(op)
-            while True:
-                try:
-                    with _store_errors(action):
-                        answer = _command(client, key, command)
-                except StoreError as error:
-                    key, command = op.throw(error)
-                else:
-                    key, command = op.send(answer)
-        except StopIteration as done:
-            return done.value
+    def count(self) -> int:
+        return self._run(self._ops.count())
 
     def sweep(self) -> int:
         return 0
 
-    def count(self) -> int:
-        client = self._store.check_sync()
-        total = 0
-        page: list[Any] = []
-        with _store_errors("counting sessions"):
-            for key in client.scan_iter(match=self._store._pattern(), count=_PAGE):
-                page.append(key)
-                if len(page) == _PAGE:
-                    total, page = total + _sessions_among(client, page), []
-            if page:
-                total += _sessions_among(client, page)
-        return total
+    def _run(self, operation: Operation[T]) -> T:
+        """Carry out an operation of ``RedisOps`` on the blocking client: each command
+        refused past the deadline, each wait bounded by the client's timeouts."""
+        store = self._store
+        client = store.check_sync()
+        calls = client_calls(operation, store._sync_cluster)
+        if not operation.bounded:
+            with StoreErrors(operation.action, _ERRORS):
+                return _execute(client, calls)
+        with BoundedSync(operation.action, _ERRORS, store.timeout):
+            return _execute(client, calls)
+
+    def run_command(self, command: Command) -> Any:
+        """One command, carried out as any operation's are (for tests that step through
+        an operation)."""
+
+        def one() -> Any:
+            return (yield command)
+
+        return self._run(Operation("a store step", one()))
 
     def close(self) -> None:
         """Close the blocking side's connections (the store stays usable)."""
@@ -468,8 +441,3 @@ class _SyncRedisStore(SyncStore):
             client.close()
             if isinstance(client, redis.Redis):
                 client.connection_pool.disconnect()
-
-    def _errors(self, action: str) -> StoreErrors:
-        """``with self._errors("loading a session"):`` around a call (its waits are
-        bounded by the client's timeouts)."""
-        return StoreErrors(action, _ERRORS)

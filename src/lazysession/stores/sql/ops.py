@@ -1,9 +1,11 @@
-"""The session operations of the SQL store, each written once, free of I/O.
+"""The operations of the SQL store, each written once, free of I/O.
 
 An operation is a generator of *runs*; a run is a plan (a generator of statements, each
 result sent back in) with the transaction it needs. The store's async side and its sync
 side each have one small executor that opens the connection a run asks for, sends its
-statements and hands the results back: the rules below exist once, for both.
+statements and hands the results back: the rules below exist once, for both. A
+*program* (the sweep, creating the table) is a generator of bounded calls (``Call``),
+runs and pauses (``Rest``), driven the same way.
 
 Rules:
 - ``now`` comes from the store's clock and is passed as a parameter, so every dialect
@@ -23,22 +25,24 @@ Rules:
   held before the login, and the browser moves to the new one, so an interrupted login
   never leaves the browser holding an id whose data moved on.
 - Statements never touch a marker but to follow it (``delete``) or let it expire.
+- Every statement is built once per store, with bind parameters: each call only hands
+  its values in (SQLAlchemy's compiled cache then serves every call).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass
+import random
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from .. import _json
-from .._errors import ConfigurationError, StoreError
-from .._expiry import ORIGIN
-from ._base import (
+from ... import _json
+from ..._errors import StoreError
+from ..._expiry import ORIGIN
+from .._base import (
     RETIRED_MEMORY,
     Changes,
     Merge,
@@ -48,6 +52,7 @@ from ._base import (
     origin_of,
     with_origin,
 )
+from .dialects import EPOCH, SQLDialect
 
 T = TypeVar("T")
 
@@ -63,16 +68,58 @@ _MEMORY = timedelta(seconds=RETIRED_MEMORY)
 @dataclass(slots=True)
 class Run:
     """A plan and the transaction it needs: ``locked`` reads lock what they read (row
-    locks, or SQLite's write lock taken up front); otherwise each statement commits on
-    its own. ``writes``: it writes (SQLite's writers of one process take turns)."""
+    locks, or SQLite's write lock taken up front), all in one transaction; otherwise
+    each statement commits on its own. ``writes``: it writes (SQLite's writers of one
+    process take turns). A locked run may name statements to run on its connection
+    ``before`` (each committed) and ``after`` its transaction (outside the writers'
+    turn), and execution ``options`` for it. A run with a ``call`` instead of a plan
+    hands a connection to it (a blocking one; committed after). ``bulk``: it may take
+    long (a scan, a sweep batch), so it is never served on an event loop's thread."""
 
-    plan: Plan[Any]
+    plan: Plan[Any] | None
     locked: bool = False
     writes: bool = True
+    before: Sequence[str] = ()
+    after: Sequence[str] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    call: Callable[[sa.Connection], Any] | None = None
+    bulk: bool = False
+    pending: tuple[sa.Executable, dict[str, Any]] | None = None
+    """A statement of the plan's still to send (a run that moved off the event loop)."""
 
 
 Op = Generator[Run, Any, T]
-"""An operation: the runs it needs, each run's result sent back in."""
+"""An operation: the runs it needs, each run's result sent back in. Its runs fail with
+:class:`~lazysession.StoreError`, thrown into the operation (which may know what a
+failed run means); it runs as one call, within the store's timeout."""
+
+
+@dataclass(slots=True)
+class Rest:
+    """A pause of a program, between its calls."""
+
+    seconds: float
+
+
+@dataclass(slots=True)
+class Call:
+    """One operation of a program, run as a call of its own (its own timeout)."""
+
+    action: str
+    op: Op[Any]
+
+
+Program = Generator["Call | Run | Rest", Any, T]
+"""Calls, runs and rests; each one's result (None for a rest) sent back in, and each
+failure (a :class:`~lazysession.StoreError`) thrown in."""
+
+# Creating the table races other processes doing the same; SQLite can answer 'database
+# is locked' at once (switching to WAL, or a schema change seen mid-read), so retry.
+CREATE_ATTEMPTS = 6
+
+
+def create_backoff(attempt: int) -> float:
+    return float(0.02 * 2**attempt * (0.5 + random.random()))  # noqa: S311 - jitter only
 
 
 def record_of(row: Any) -> Record | None:  # a Row; its generics differ across SQLAlchemy 2.x
@@ -89,15 +136,26 @@ def record_of(row: Any) -> Record | None:  # a Row; its generics differ across S
 class SessionOps:
     """Every statement and operation of the store, for one table and one dialect."""
 
-    def __init__(self, table: sa.Table, dialect: str) -> None:
+    def __init__(self, table: sa.Table, dialect: SQLDialect) -> None:
         self.table = table
         self.dialect = dialect
         c = table.c
         live = sa.and_(c.session_id == sa.bindparam("sid"), c.expires_at > sa.bindparam("now"))
         not_marker = sa.not_(c.data.startswith(MARKER, autoescape=True))
-        # Compared byte for byte (MariaDB/MySQL's default collation ignores case).
-        data = c.data.collate("utf8mb4_bin") if dialect in ("mysql", "mariadb") else c.data
-        unchanged = data == sa.bindparam("base")
+        unchanged = dialect.comparable(c.data) == sa.bindparam("base")
+        self._upsert = dialect.upsert(table)
+        self._insert_new = dialect.insert_new(table)
+        self._count = (
+            sa.select(sa.func.count()).select_from(table).where(not_marker)  # no retired ids
+        )
+        self._count_expired = (
+            sa.select(sa.func.count()).select_from(table).where(c.expires_at <= sa.bindparam("now"))
+        )
+        self._oldest = sa.select(sa.func.min(c.created_at)).where(
+            c.expires_at > sa.bindparam("now")
+        )
+        self._size = dialect.size_query(table.name)
+        self._sweep_batch = dialect.sweep_batch(table.name)
         self._read = sa.select(c.data, c.expires_at).where(live)
         self._read_locked = self._read.with_for_update()
         self._any_locked = sa.select(c.data).where(c.session_id == sa.bindparam("sid"))
@@ -138,7 +196,8 @@ class SessionOps:
         return record
 
     def save(self, sid: str, text: str, now: datetime, expires_at: datetime) -> Op[None]:
-        yield Run(self._one(self.upsert(sid, text, now, expires_at), {}))
+        params = {"sid": sid, "data": text, "now": now, "expires": expires_at}
+        yield Run(self._one(self._upsert, params))
 
     def touch(self, sid: str, now: datetime, expires_at: datetime) -> Op[bool]:
         params = {"sid": sid, "now": now, "expires": expires_at}
@@ -187,8 +246,8 @@ class SessionOps:
                 params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
                 yield Run(self._one(self._rewrite, params))
             else:
-                insert = self.insert_new(new, merged, now, expires_at)
-                if not self._took((yield Run(self._one(insert, {})))):
+                params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
+                if not self.dialect.took((yield Run(self._one(self._insert_new, params)))):
                     return Merge.GONE  # the new id is taken: a logout blocked it
                 created = True
             retire = {"sid": old, "base": row.data, "data": MARKER + new, **ended}
@@ -206,7 +265,76 @@ class SessionOps:
             return  # a session, ended: the usual case, in one statement
         yield Run(self._follow_plan(sid, now), locked=True)
 
+    def count(self) -> Op[int]:
+        return int((yield Run(self._one(self._count, {}), writes=False, bulk=True)).scalar_one())
+
+    def count_expired(self, now: datetime) -> Op[int]:
+        run = Run(self._one(self._count_expired, {"now": now}), writes=False, bulk=True)
+        return int((yield run).scalar_one())
+
+    def oldest_created(self, now: datetime) -> Op[datetime | None]:
+        found: datetime | None = (
+            yield Run(self._one(self._oldest, {"now": now}), writes=False, bulk=True)
+        ).scalar()
+        return found
+
+    def table_bytes(self) -> Op[int | None]:
+        if self._size is None:
+            return None
+        size = (yield Run(self._one(self._size, {}), writes=False, bulk=True)).scalar()
+        return None if size is None else int(size)
+
+    def sweep_batch(
+        self, now: datetime, after: datetime | None, size: int
+    ) -> Op[tuple[int, datetime | None]]:
+        """One batch of the sweep, in its own short transaction: the rows deleted and
+        where the next batch resumes."""
+        params = {"now": now, "after": after or EPOCH, "n": size}
+        result = yield Run(
+            self._one(self._sweep_batch, params),
+            locked=True,
+            before=self.dialect.before_batch,
+            after=self.dialect.after_batch,
+            options=self.dialect.sweep_options,
+            bulk=True,
+        )
+        if self.dialect.after_sweep:
+            yield Run(self._statements(self.dialect.after_sweep), writes=False, bulk=True)
+        return self.dialect.read_batch(result, after)
+
+    def create(self, tune_file: bool) -> Program[None]:
+        """Create the table unless it exists, trying again while SQLite is locked;
+        ``tune_file``: switch a SQLite file the store opened to WAL first."""
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                yield Run(None, call=lambda c: self._create(c, tune_file), bulk=True)
+                return
+            except StoreError:
+                if attempt + 1 == CREATE_ATTEMPTS:
+                    raise
+            yield Rest(create_backoff(attempt))
+
+    def _create(self, connection: sa.Connection, tune_file: bool) -> None:
+        """A replica that loses the race to another one's CREATE finds the table there
+        and goes on."""
+        if tune_file:
+            # WAL lets readers go on while the sweep writes; it is stored in the file.
+            connection.exec_driver_sql("PRAGMA journal_mode = WAL")
+            connection.commit()
+        try:
+            with connection.begin_nested() if connection.in_transaction() else connection.begin():
+                self.dialect.before_create(connection, self.table)
+                self.table.create(connection, checkfirst=True)
+        except sa.exc.DBAPIError:
+            if not sa.inspect(connection).has_table(self.table.name):
+                raise
+
     # -- plans -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _statements(statements: Sequence[str]) -> Plan[None]:
+        for statement in statements:
+            yield sa.text(statement), {}
 
     @staticmethod
     def _one(statement: sa.Executable, params: dict[str, Any]) -> Plan[Any]:
@@ -251,49 +379,7 @@ class SessionOps:
             until = now + _MEMORY
             yield self._rewrite, {"sid": sid, "data": MARKER, "now": now, "expires": until}
             following = (yield self._any_locked, {"sid": successor}).first()
-            yield self.upsert(successor, MARKER, now, until), {}
+            yield self._upsert, {"sid": successor, "data": MARKER, "now": now, "expires": until}
             if following is None or not following.data.startswith(MARKER):
                 return
             sid, row = successor, following
-
-    # -- statements that depend on the dialect ---------------------------------------------
-
-    def upsert(self, sid: str, text: str, now: datetime, expires_at: datetime) -> sa.Executable:
-        values = self._values(sid, text, now, expires_at)
-        changed = {"data": text, "updated_at": now, "expires_at": expires_at}
-        if self.dialect == "postgresql":
-            pg = postgresql.insert(self.table).values(values)
-            return pg.on_conflict_do_update(index_elements=["session_id"], set_=changed)
-        if self.dialect == "sqlite":
-            lite = sqlite.insert(self.table).values(values)
-            return lite.on_conflict_do_update(index_elements=["session_id"], set_=changed)
-        if self.dialect in ("mysql", "mariadb"):
-            return mysql.insert(self.table).values(values).on_duplicate_key_update(changed)
-        raise ConfigurationError(f"SQLAlchemyStore does not support the {self.dialect} dialect")
-
-    def insert_new(self, sid: str, text: str, now: datetime, expires_at: datetime) -> sa.Executable:
-        """An insert that does nothing when the id is already taken (see ``_took``)."""
-        values = self._values(sid, text, now, expires_at)
-        key = self.table.c.session_id
-        if self.dialect == "postgresql":
-            pg = postgresql.insert(self.table).values(values).on_conflict_do_nothing()
-            return pg.returning(key)
-        if self.dialect == "sqlite":
-            return sqlite.insert(self.table).values(values).on_conflict_do_nothing().returning(key)
-        return mysql.insert(self.table).values(values).prefix_with("IGNORE")
-
-    def _took(self, result: Any) -> bool:
-        """Whether ``insert_new`` inserted (psycopg reports no rowcount for it: RETURNING)."""
-        if self.dialect in ("postgresql", "sqlite"):
-            return result.first() is not None
-        return bool(result.rowcount)
-
-    @staticmethod
-    def _values(sid: str, text: str, now: datetime, expires_at: datetime) -> dict[str, Any]:
-        return {
-            "session_id": sid,
-            "data": text,
-            "created_at": now,
-            "updated_at": now,
-            "expires_at": expires_at,
-        }

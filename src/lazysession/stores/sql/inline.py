@@ -1,0 +1,138 @@
+"""A SQLite file served on the event loop's own thread, off it only when it must wait.
+
+A SQLite call takes tens of microseconds; two worker-thread hops around it cost several
+times that. So a call of the async side runs on the event loop (``Inline``), and goes on
+in a worker thread, from the step where it stopped, wherever it would have to wait:
+
+Rules:
+- Another process's write lock: a call on the loop waits for it at most ``INLINE_BUSY``
+  (SQLite's busy timeout, set per checkout), then moves to a thread, where it waits up to
+  its deadline. Only a step that has had no effect moves: an autocommitted statement that
+  was refused, or a ``BEGIN IMMEDIATE`` that was.
+- This process's writers' turn: taken only if free; else the call moves at once (a
+  writer in a thread holds it, waiting for the lock), so while another process holds
+  the lock, at most one write at a time waits on the loop, and only ``INLINE_BUSY``.
+- Bulk work (scans, sweep batches, the table's creation) always runs in a thread.
+- The call's deadline and error rules are the blocking side's (``BoundedSync``), set
+  once for both parts of the call. On the loop, statements go straight to the driver
+  (``raw``), compiled once each by SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from .._limits import BoundedSync, PerLoop
+from .connections import on_the_loop
+from .executors import Context, SyncExecutor, Threaded
+from .ops import Program, Run
+from .raw import RawStatements
+
+
+class Deferred(Exception):
+    """The running step would wait on the event loop: it goes on in a thread."""
+
+    def __init__(self, run: Run | None = None) -> None:
+        self.run = run
+
+
+def is_busy(error: BaseException) -> bool:
+    """SQLite refused for a lock another connection holds (``SQLITE_BUSY``)."""
+    driver = getattr(error, "orig", error)
+    if not isinstance(driver, sqlite3.OperationalError):
+        return False
+    name = getattr(driver, "sqlite_errorname", None)  # Python 3.11+
+    if isinstance(name, str):
+        return name.startswith("SQLITE_BUSY")
+    return "database is locked" in str(driver)
+
+
+class InlineSync(SyncExecutor):
+    """The blocking executor, run on the event loop: each wait it would have is a
+    :class:`Deferred` instead. Each asyncio loop keeps one connection for its calls
+    (they never overlap: none awaits), closed when the loop ends or at ``aclose``."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.pinned = PerLoop(self._open, self._close)
+        self.raw = RawStatements(context.engines.check_sync().dialect)
+
+    def _open(self) -> sa.Connection:
+        engines = self.context.engines
+        return engines.isolated(engines.check_sync(), autocommit=True).connect()
+
+    @staticmethod
+    async def _close(conn: sa.Connection) -> None:
+        conn.close()
+
+    def _connect(self, engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # trio: loops may run in several threads at once
+            return engine.connect()
+        return nullcontext(self.pinned.get())
+
+    def run(self, run: Run) -> Any:
+        if run.bulk or run.call is not None:
+            raise Deferred(run)
+        try:
+            return super().run(run)
+        except Deferred as deferred:
+            deferred.run = run
+            raise
+
+    def _take_turn(self, turn: threading.Lock) -> bool:
+        if not turn.acquire(blocking=False):
+            raise Deferred
+        return True
+
+    def _begin_immediate(self, conn: sa.Connection) -> None:
+        try:
+            super()._begin_immediate(conn)
+        except OperationalError as error:
+            if is_busy(error):
+                raise Deferred from None
+            raise
+
+    def _execute(self, conn: sa.Connection, run: Run, statement: Any, params: Any) -> Any:
+        try:
+            return self.raw.execute(conn.connection.dbapi_connection, statement, params)
+        except Exception as error:
+            if run.locked or not is_busy(error):
+                raise
+            run.pending = (statement, params)  # refused whole: sent again from the thread
+            raise Deferred from None
+
+
+class Inline(Threaded):
+    """The async side of a SQLite file: each call on the event loop, the rest of a call
+    that would wait in a worker thread."""
+
+    def __init__(self, context: Context, sync: SyncExecutor) -> None:
+        super().__init__(context, sync)
+        self.here = InlineSync(context)
+
+    async def aclose(self) -> None:
+        await self.here.pinned.aclose()
+
+    async def call(self, action: str, program: Program[Any], prepare: bool = True) -> Any:
+        context = self.context
+        if prepare and not context.ready:  # creating the table may wait: all of it there
+            return await super().call(action, program, prepare)
+        with BoundedSync(action, context.errors, context.timeout):
+            token = on_the_loop.set(True)
+            try:
+                return self.here.drive(action, program)
+            except Deferred as deferred:
+                left = deferred.run
+            finally:
+                on_the_loop.reset(token)
+            return await anyio.to_thread.run_sync(self.sync.drive, action, program, left)

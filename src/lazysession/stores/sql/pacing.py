@@ -1,0 +1,73 @@
+"""How the SQL store sweeps: batch after batch, each its own call, paced.
+
+Rules:
+- Each batch is one call of its own (its own timeout, its own short transaction), so a
+  sweep of any size never holds a lock or a connection for long, and it can be stopped
+  between batches.
+- Where every writer waits behind a batch (SQLite: ``SQLDialect.sweep_budget``), each
+  batch is sized from the last one's pace to take about the budget, and no rest
+  follows; elsewhere batches are fixed and the sweep rests half as long as each batch
+  took, leaving the database (and, on small machines, the CPU) to live traffic.
+- ``full_speed`` (an operator's one-off purge) skips the rests; ``on_batch`` hears the
+  running total after each batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from .ops import Call, Program, Rest, SessionOps
+
+SWEEP_REST = 0.5
+"""The share of a batch's time the built-in sweep rests after it (fixed batches)."""
+_SMALLEST_PACED_BATCH = 50
+
+
+class SweepPacer:
+    """Batch sizes for a sweep. Without a ``budget`` every batch takes ``largest`` rows;
+    with one, each batch is sized from the last one's pace to take about ``budget``
+    seconds (never more than ``largest`` rows, never fewer than 50)."""
+
+    __slots__ = ("budget", "largest", "size")
+
+    def __init__(self, largest: int, budget: float | None) -> None:
+        self.largest = largest
+        self.budget = budget
+        self.size = largest if budget is None else max(1, min(largest, 4 * _SMALLEST_PACED_BATCH))
+
+    def rest(self, seconds: float) -> float:
+        """How long to pause after a batch that took ``seconds``."""
+        return 0.0 if self.budget is not None else seconds * SWEEP_REST
+
+    def record(self, deleted: int, seconds: float) -> None:
+        """Hear how the last batch went; a short batch (the last one) teaches nothing."""
+        if self.budget is None or deleted < self.size or seconds <= 0:
+            return
+        paced = int(deleted / seconds * self.budget)
+        self.size = max(min(_SMALLEST_PACED_BATCH, self.largest), min(self.largest, paced))
+
+
+def sweep(
+    ops: SessionOps,
+    now: datetime,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+    full_speed: bool = False,
+) -> Program[int]:
+    """Delete every row expired by ``now``; returns how many went."""
+    pacer = SweepPacer(batch_size, ops.dialect.sweep_budget)
+    total, after = 0, None
+    while True:
+        size, started = pacer.size, time.perf_counter()
+        deleted: int
+        deleted, after = yield Call("sweeping expired sessions", ops.sweep_batch(now, after, size))
+        took = time.perf_counter() - started
+        pacer.record(deleted, took)
+        total += deleted
+        if on_batch is not None:
+            on_batch(total)
+        if deleted < size:
+            return total
+        yield Rest(0.0 if full_speed else pacer.rest(took))
