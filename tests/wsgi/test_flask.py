@@ -16,50 +16,13 @@ import pytest
 from flask.testing import FlaskClient
 from markupsafe import Markup
 
-from lazysession import Changes, ConfigurationError, MemoryStore, Store
+from lazysession import ConfigurationError, MemoryStore, Store
 from lazysession.flask import LazySessionInterface
-from lazysession.stores import Merge, Record, SyncStore
+from lazysession.stores import SyncStore
 from tests.helpers import Clock
+from tests.shells.stores import RecordedSync
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
-
-
-class _CountingSync(SyncStore):
-    """A store's blocking side that counts the calls made to it."""
-
-    def __init__(self, inner: SyncStore, calls: Counter[str]) -> None:
-        self.inner = inner
-        self.calls = calls
-
-    def read(self, session_id: str) -> Record | None:
-        self.calls["read"] += 1
-        return self.inner.read(session_id)
-
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        self.calls["touch"] += 1
-        return self.inner.touch(session_id, expires_at=expires_at)
-
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        self.calls["update"] += 1
-        return self.inner.update(session_id, changes, expires_at=expires_at)
-
-    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        self.calls["rotate"] += 1
-        return self.inner.rotate(old_id, new_id, changes, expires_at=expires_at)
-
-    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        self.calls["save"] += 1
-        self.inner.save(session_id, data, expires_at=expires_at)
-
-    def delete(self, session_id: str) -> None:
-        self.calls["delete"] += 1
-        self.inner.delete(session_id)
-
-    def sweep(self) -> int:
-        return self.inner.sweep()
-
-    def count(self) -> int:
-        return self.inner.count()
 
 
 class RecordingSyncStore(MemoryStore):
@@ -68,7 +31,7 @@ class RecordingSyncStore(MemoryStore):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: Counter[str] = Counter()
-        self._counting = _CountingSync(super().sync, self.calls)
+        self._counting = RecordedSync(super().sync, self.calls)
 
     @property
     def sync(self) -> SyncStore:
