@@ -4,7 +4,9 @@ one line and the app serves.
 
 Each case runs ``uvicorn fastapi_app:app`` (the README's FastAPI quick start) on a free
 loopback port in a subprocess, bounded in time, with an environment holding no other
-``LAZYSESSION_*`` names than the case's own.
+``LAZYSESSION_*`` names than the case's own; a bad keyword argument is tried in a
+Starlette and a FastAPI app of its own, whose middleware the framework builds only at
+the first lifespan event.
 """
 
 from __future__ import annotations
@@ -47,10 +49,15 @@ def free_port() -> int:
 def serve(tmp_path: Path, **settings: str) -> Run:
     """Start the FastAPI example with these ``LAZYSESSION_*`` settings; stop it as soon
     as it exits or answers ``GET /me``."""
+    return launch(tmp_path, "fastapi_app:app", EXAMPLES, settings)
+
+
+def launch(tmp_path: Path, app: str, app_dir: Path, settings: dict[str, str]) -> Run:
+    """Start ``app`` from ``app_dir`` with ``settings``, as ``serve`` does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYSESSION_")}
     env.update({f"LAZYSESSION_{name.upper()}": value for name, value in settings.items()})
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES)]
+    command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
@@ -136,3 +143,60 @@ def test_an_unknown_name_is_reported_in_one_line_and_the_app_serves(tmp_path: Pa
         "lazysession: LAZYSESSION_MAXAGE is not a lazysession setting "
         "(did you mean LAZYSESSION_MAX_AGE?); it is ignored"
     ]
+
+
+STARLETTE_APP = """
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from lazysession import MemoryStore, SessionMiddleware
+
+
+async def me(request):
+    return PlainTextResponse("ok")
+
+
+app = Starlette(
+    routes=[Route("/me", me)],
+    middleware=[Middleware(SessionMiddleware, secret_key="s" * 32, {options})],
+)
+"""
+
+FASTAPI_APP = """
+from fastapi import FastAPI
+
+from lazysession import MemoryStore, SessionMiddleware
+
+app = FastAPI()
+app.add_middleware(SessionMiddleware, secret_key="s" * 32, {options})
+
+
+@app.get("/me")
+def me():
+    return "ok"
+"""
+
+
+@pytest.mark.parametrize("framework", ["starlette", "fastapi"])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ("same_site='bogus'", "same_site='bogus': expected 'lax', 'strict' or 'none'"),
+        ("max_age='3600'", "max_age='3600': expected a number of seconds"),
+        ("store=MemoryStore", "pass an instance, e.g. MemoryStore()"),
+    ],
+)
+def test_a_bad_middleware_argument_stops_uvicorn_at_the_lifespan_naming_it(
+    tmp_path: Path, framework: str, options: str, expected: str
+) -> None:
+    source = STARLETTE_APP if framework == "starlette" else FASTAPI_APP
+    (tmp_path / "bad_app.py").write_text(source.replace("{options}", options))
+    run = launch(tmp_path, "bad_app:app", tmp_path, {})
+    assert run.exit_status not in (None, 0), f"uvicorn served ({run.status_of_me})"
+    assert "appears unsupported" not in run.stderr, run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if "ConfigurationError" in line]
+    assert line.startswith("ERROR:    lazysession._errors.ConfigurationError: "), run.stderr
+    assert expected in line, line
+    assert run.stderr.strip().splitlines()[-1].endswith("Application startup failed. Exiting.")

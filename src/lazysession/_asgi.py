@@ -9,24 +9,14 @@ import anyio
 
 from ._cookies import vary_with_cookie
 from ._core import NOTHING, Exchange
-from ._errors import (
-    SessionInterrupted,
-    SessionUnavailable,
-    StoreError,
-    report_store_error,
-)
-from ._request import RequestInfo, is_bearer_authorization, is_bearer_request
+from ._errors import ConfigurationError, SessionUnavailable, StoreError
+from ._headers import Reply, add_session_headers
+from ._middleware import MiddlewareOptions
+from ._request import RequestInfo, RequestView
 from ._session import Session
-from ._shell import (
-    INTERRUPTED,
-    UNAVAILABLE,
-    MiddlewareOptions,
-    Refusal,
-    SharedCaches,
-    carry_out_async,
-    load_failed,
-    loaded,
-)
+from ._shell import UNAVAILABLE, Refusal, run_async
+from ._shell import check_async_store as check_async_store
+from ._startup import RefusedStartup, in_lifespan
 from ._sweep import AsyncSweeper, SweepSchedule
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .stores import Store
@@ -48,6 +38,17 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
 
     sweeper: AsyncSweeper | None = None
 
+    def _refused(self, app: Any, error: ConfigurationError) -> bool:
+        if not in_lifespan():
+            return False
+        # Built by the framework at the first lifespan event (Starlette builds its
+        # middleware then), where servers log a raised error only as "lifespan
+        # unsupported": answer the lifespan with the error instead.
+        self.__class__ = RefusingSessionMiddleware
+        self.app = app
+        self.refused = RefusedStartup(error)
+        return True
+
     def _check_store(self, store: Store) -> None:
         check_async_store(store)
 
@@ -58,13 +59,10 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         if scope["type"] != "http":
             await self._other(scope, receive, send)
             return
-        has_cookie = False
-        for name, _ in scope["headers"]:
-            if name == b"cookie":
-                has_cookie = True
-                break
-        if has_cookie:
-            await self._with_cookie(scope, receive, send)
+        cookie, authorization, host = read_headers(scope["headers"])
+        if cookie is not None:
+            view = ScopeView(scope, cookie, authorization, host)
+            await self._with_cookie(scope, receive, send, view)
         else:
             # Most requests: no cookie, so nothing to read, verify or load, and the session
             # can never be unavailable. The exchange is made only if the handler touches it.
@@ -74,7 +72,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 # Untouched, the session can have nothing to add: hand back the server's
                 # own awaitable, with no coroutine of ours in between.
                 if session.accessed:
-                    return self._send_touched(message, session, send, scope)
+                    return self._send_touched(message, session, send, scope, authorization, host)
                 return send(message)
 
             await self.app(scope, receive, send_with_session)
@@ -83,33 +81,36 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             await sweeper.sweep_once()
 
     async def _send_touched(
-        self, message: Message, session: Session, send: Send, scope: Scope
+        self,
+        message: Message,
+        session: Session,
+        send: Send,
+        scope: Scope,
+        authorization: bytes | None,
+        host: bytes | None,
     ) -> None:
         """A message of a request that came without a cookie and touched its session."""
         if message["type"] == "http.response.start":
-            if not await self._finish(self.rules.exchange_for(session), message, send, scope):
+            view = ScopeView(scope, None, authorization, host)
+            if not await self._finish(self.rules.exchange_for(session), message, send, view):
                 scope[_REPLACED] = True
                 return
         elif _REPLACED in scope:
             return  # the app's response was replaced by a 503
         await send(message)
 
-    async def _with_cookie(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = self.rules.begin(_cookie_header(scope))
-        key = exchange.load_key
-        if key is None:
-            session = exchange.session
-            assert session is not None
-        else:
-            session = await self._load(exchange, key)
-        scope["session"] = session
+    async def _with_cookie(
+        self, scope: Scope, receive: Receive, send: Send, view: ScopeView
+    ) -> None:
+        exchange = self.rules.begin(view.cookie)
+        scope["session"] = await self._load(exchange)
         started = replaced = False
 
         async def send_with_session(message: Message) -> None:
             nonlocal started, replaced
             if message["type"] == "http.response.start":
                 started = True
-                if not await self._finish(exchange, message, send, scope):
+                if not await self._finish(exchange, message, send, view):
                     replaced = True
                     return
             elif replaced:
@@ -123,60 +124,50 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 raise
             await _send_refusal(send, UNAVAILABLE)
 
-    async def _load(self, exchange: Exchange, key: str) -> Session:
+    async def _load(self, exchange: Exchange) -> Session:
+        key = exchange.load_key
+        if key is None:
+            session = exchange.session
+            assert session is not None
+            return session
         try:
             record = await self.store.read(key)
         except StoreError as error:
-            return load_failed(exchange, error, self.on_store_error, self.metrics)
-        return loaded(exchange, record, self.metrics)
+            return self.load_failed(exchange, error)
+        return self.loaded(exchange, record)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "websocket":
             # A websocket reads the session of its handshake; it has no response headers
             # to carry a cookie, so nothing it changes is persisted.
-            exchange = self.rules.begin(_cookie_header(scope))
-            key = exchange.load_key
-            scope["session"] = exchange.session if key is None else await self._load(exchange, key)
+            cookie = read_headers(scope["headers"])[0]
+            exchange = self.rules.begin(None if cookie is None else cookie.decode("latin-1"))
+            scope["session"] = await self._load(exchange)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _skip(self, scope: Scope) -> bool:
-        if self.skip_persistence is is_bearer_request:  # the default, read straight off the
-            return _has_bearer(scope)  # headers, with no RequestInfo to build
-        return self.skip_persistence(request_info(scope))
-
-    async def _finish(self, exchange: Exchange, message: Message, send: Send, scope: Scope) -> bool:
+    async def _finish(
+        self, exchange: Exchange, message: Message, send: Send, view: ScopeView
+    ) -> bool:
         """At the response's start: decide, carry out the outcome and add its headers.
         On a store failure, answer 503 instead and return False."""
-        outcome = exchange.finish(message["status"], self._skip, scope)
+        outcome = exchange.finish(message["status"], self._skip, view)
         if outcome is NOTHING:
             return True
-        try:
-            cookie = await carry_out_async(self.store, outcome, self.metrics)
-        except StoreError as error:
-            self.metrics.store_errors += 1
-            report_store_error(error, "the response was replaced by a 503")
-            await _send_refusal(send, UNAVAILABLE)
-            return False
-        except SessionInterrupted:
-            await _send_refusal(send, INTERRUPTED)
-            return False
+        reply = self.reply_for(outcome, view)
+        if not isinstance(reply, Reply):
+            answer = await run_async(reply, self.store)
+            if isinstance(answer, Refusal):
+                await _send_refusal(send, answer)
+                return False
+            reply = answer
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)
-        if cookie is not None:
-            headers.append((b"set-cookie", cookie.encode("latin-1")))
-            if not self._insecure.done:
-                self._insecure.check(_host(scope))
-        if outcome.vary:
-            add_vary_cookie(headers)
-            if self.caches.applies(True, cookie):
-                make_private(headers, self.caches)
-        elif cookie is not None:
-            make_private(headers, self.caches)
+        add_session_headers(RAW_HEADERS, headers, reply, self.caches)
         return True
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -228,32 +219,10 @@ def get_session(request: HasScope) -> Session:
     return session
 
 
-def check_async_store(store: Store) -> None:
-    """Fail at start-up, not at the first request, when a store cannot serve ASGI."""
-    check = getattr(store, "check_async", None)
-    if check is not None:
-        check()
-
-
-def _cookie_header(scope: Scope) -> str | None:
-    found: list[bytes] = [value for name, value in scope["headers"] if name == b"cookie"]
-    if not found:
-        return None
-    return (found[0] if len(found) == 1 else b"; ".join(found)).decode("latin-1")
-
-
 async def _send_refusal(send: Send, refusal: Refusal) -> None:
     headers = [(name.lower().encode(), value.encode()) for name, value in refusal.headers]
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": refusal.body})
-
-
-def _host(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"host":
-            return str(value.decode("latin-1"))
-    server = scope.get("server")
-    return str(server[0]) if server else None
 
 
 class ScopeHeaders(Mapping[str, str]):
@@ -295,15 +264,6 @@ def _joined_header(raw: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
     return ", ".join(found) if found else None
 
 
-def _has_bearer(scope: Scope) -> bool:
-    """The default predicate on the raw headers: the scheme of the first Authorization
-    header is the scheme of them all joined."""
-    for key, value in scope["headers"]:
-        if len(key) == 13 and (key == b"authorization" or key.lower() == b"authorization"):
-            return is_bearer_authorization(value.decode("latin-1"))
-    return False
-
-
 def request_info(scope: Scope) -> RequestInfo:
     return RequestInfo(
         method=scope.get("method", "GET"),
@@ -312,32 +272,104 @@ def request_info(scope: Scope) -> RequestInfo:
     )
 
 
-def add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
-    for index, (name, value) in enumerate(headers):
-        if name.lower() == b"vary":
-            headers[index] = (name, vary_with_cookie(value.decode("latin-1")).encode("latin-1"))
-            return
-    headers.append((b"vary", b"Cookie"))
+Read = tuple[bytes | None, bytes | None, bytes | None]
 
 
-_PRIVATE = (b"cache-control", b"private")
+def read_headers(raw: list[tuple[bytes, bytes]]) -> Read:
+    """The request's ``Cookie`` headers (joined), its first ``Authorization`` and ``Host``
+    headers, in one walk over the scope's headers."""
+    cookie = authorization = host = None
+    for name, value in raw:
+        if name == b"cookie":
+            cookie = value if cookie is None else cookie + b"; " + value
+        elif name == b"host":
+            if host is None:
+                host = value
+        elif (
+            len(name) == 13
+            and authorization is None
+            and (name == b"authorization" or name.lower() == b"authorization")
+        ):
+            authorization = value
+    return cookie, authorization, host
 
 
-def make_private(headers: list[tuple[bytes, bytes]], caches: SharedCaches) -> None:
-    """Make a response's headers keep shared caches out (``SharedCaches``' rules)."""
-    found = [
-        value
-        for name, value in headers
-        if len(name) == 13 and (name == b"cache-control" or name.lower() == b"cache-control")
-    ]
-    if not found:  # the usual case: nothing of the app's to keep
-        headers.append(_PRIVATE)
-        return
-    value = caches.rewrite([item.decode("latin-1") for item in found])
-    if value is not None:
-        headers[:] = [
-            (name, item)
-            for name, item in headers
-            if len(name) != 13 or name.lower() != b"cache-control"
+class ScopeView(RequestView):
+    """The request as :func:`read_headers` read it from the ASGI scope."""
+
+    __slots__ = ("_host", "scope")
+
+    def __init__(
+        self,
+        scope: Scope,
+        cookie: bytes | None,
+        authorization: bytes | None,
+        host: bytes | None,
+    ) -> None:
+        self.cookie = None if cookie is None else cookie.decode("latin-1")
+        self.authorization = None if authorization is None else authorization.decode("latin-1")
+        self._host = host
+        self._info = None
+        self.scope = scope
+
+    def host(self) -> str | None:
+        if self._host is not None:
+            return str(self._host.decode("latin-1"))
+        server = self.scope.get("server")
+        return str(server[0]) if server else None
+
+    def _build_info(self) -> RequestInfo:
+        return request_info(self.scope)
+
+
+_VARY = b"vary"
+_CACHE_CONTROL = b"cache-control"
+
+
+RawHeaderList = list[tuple[bytes, bytes]]
+
+
+class RawHeaders:
+    """Edits an ASGI response's header list as the session-header rules ask."""
+
+    __slots__ = ()
+
+    def add_cookie(self, raw: RawHeaderList, value: str) -> None:
+        raw.append((b"set-cookie", value.encode("latin-1")))
+
+    def vary_on_cookie(self, raw: RawHeaderList) -> None:
+        for index, (name, value) in enumerate(raw):
+            if name.lower() == _VARY:
+                raw[index] = (name, vary_with_cookie(value.decode("latin-1")).encode("latin-1"))
+                return
+        raw.append((_VARY, b"Cookie"))
+
+    def cache_control(self, raw: RawHeaderList) -> list[str]:
+        return [
+            value.decode("latin-1")
+            for name, value in raw
+            if len(name) == 13 and (name == _CACHE_CONTROL or name.lower() == _CACHE_CONTROL)
         ]
-        headers.append((b"cache-control", value.encode("latin-1")))
+
+    def add_cache_control(self, raw: RawHeaderList, value: str) -> None:
+        raw.append((_CACHE_CONTROL, value.encode("latin-1")))
+
+    def replace_cache_control(self, raw: RawHeaderList, value: str) -> None:
+        raw[:] = [
+            (name, item) for name, item in raw if len(name) != 13 or name.lower() != _CACHE_CONTROL
+        ]
+        raw.append((_CACHE_CONTROL, value.encode("latin-1")))
+
+
+RAW_HEADERS = RawHeaders()
+
+
+class RefusingSessionMiddleware(SessionMiddleware):
+    """A ``SessionMiddleware`` whose options were refused while the framework built it at
+    the first lifespan event: the lifespan answers ``lifespan.startup.failed`` with the
+    error (so the server refuses to start, saying why), and any other call raises it."""
+
+    refused: RefusedStartup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.refused.answer(scope, receive, send)

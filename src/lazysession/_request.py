@@ -1,4 +1,6 @@
-"""What a ``skip_persistence`` predicate sees of a request, the same in ASGI and WSGI."""
+"""What the middleware reads of a request, the same in every shell: the
+:class:`RequestView` a shell builds once per request (its headers walked once), and the
+:class:`RequestInfo` a ``skip_persistence`` predicate sees."""
 
 from __future__ import annotations
 
@@ -20,6 +22,34 @@ class RequestInfo:
 
 
 SkipPredicate = Callable[[RequestInfo], bool]
+
+
+class RequestView:
+    """The request as the middleware reads it, read once: the session cookie header and
+    the ``Authorization`` header (for the default, Bearer, predicate). A shell's subclass
+    reads them (setting every slot) and says where the response goes and what a
+    ``skip_persistence`` predicate sees, built on first use."""
+
+    __slots__ = ("_info", "authorization", "cookie")
+
+    cookie: str | None
+    """Every ``Cookie`` header of the request, joined; None without one."""
+    authorization: str | None
+    """The first ``Authorization`` header; None without one."""
+    _info: RequestInfo | None
+
+    def host(self) -> str | None:
+        """The ``Host`` header, or the server's name."""
+        raise NotImplementedError
+
+    def info(self) -> RequestInfo:
+        """What a ``skip_persistence`` predicate sees, built once."""
+        if self._info is None:
+            self._info = self._build_info()
+        return self._info
+
+    def _build_info(self) -> RequestInfo:
+        raise NotImplementedError
 
 
 def is_bearer_request(request: RequestInfo) -> bool:

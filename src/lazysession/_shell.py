@@ -1,59 +1,73 @@
-"""What the ASGI, WSGI and Flask shells share around their store calls, so that only the
-calls themselves (awaited or not) are written more than once.
+"""The shell core: what the ASGI, WSGI and Flask shells share, written once. A shell keeps
+only its header plumbing and its way to wait for the store.
 
-Rules for the options (checked once, when the middleware is built):
-- Starlette's parameters take what Starlette takes: ``max_age`` may be 0 or negative
-  (every session then expires at once, and the browser is told to drop its cookie) or
-  ``None``; lazysession also takes a ``timedelta`` wherever it takes seconds.
-- A value of the wrong type or out of range raises :class:`ConfigurationError` naming
-  the option and what it takes, never a bare ``TypeError`` or ``ValueError``.
-- ``store`` may be a URL (``"redis://..."``, ``"sqlite+aiosqlite:///..."``): the store
-  it names is built, as ``store_from_url`` does.
-
-Rules for shared caches (``SharedCaches``, the same on every shell):
-- A response that sends the session cookie (a new or rotated id, an expired cookie, the
-  cookie store's data) is never left storable by a shared cache, whatever the app said:
-  its ``Cache-Control`` loses ``public`` and ``s-maxage`` and gains ``private``. The
-  cookie is a credential, added by the middleware rather than by the handler that chose
-  ``public``; a proxy that kept it would log the next visitor in as this one.
-- A response that read the session is made private the same way, unless
-  ``private_reads=False``: then it keeps the app's ``Cache-Control`` and gets only
-  ``Vary: Cookie`` (Django's rule), for apps behind a cache that keys on the cookie.
-- ``no-store``, or ``private`` unqualified, already keeps every shared cache out: such a
-  header is left as the app wrote it. Every other directive (``max-age``, ``no-cache``,
-  ``must-revalidate``, extensions) is kept, in its order; several ``Cache-Control``
-  headers become one. A response that never touched the session is left alone.
-- Dropping an app's ``public`` or ``s-maxage`` logs one warning per middleware.
+Rules:
+- A request's store work is a sequence of *steps*: a generator that yields store calls
+  (a method's name and arguments) and gets each answer sent back in, or the call's
+  :class:`StoreError` thrown in. ``reply_for`` carries out an ``Outcome`` (the core's
+  ``store_calls``) and says which headers the response gets (at once, without steps,
+  when the outcome needs no store call). Each side runs steps with its own executor,
+  ``run`` (blocking) or ``run_async``. A load is one call: each side makes it (awaited
+  or not) and hands the answer, or the error, to ``loaded`` or ``load_failed``.
+- A session the store could not load stands in as the shell's *placeholder* (raises on
+  use, the shell answers 503), or as an empty session that is never saved
+  (``on_store_error="empty"``); one log line and ``store_errors`` either way.
+- A store call that fails while the response is being decided replaces the response
+  with :data:`UNAVAILABLE` (a 503 with ``Retry-After``); a session that ended or moved
+  meanwhile, with :data:`INTERRUPTED` (a 409). Either is sent before any header of the
+  app's has left.
+- A shell checks at start-up that the store serves its side, and runs the sweep its
+  way: the ASGI lifespan, or a daemon thread (:class:`BlockingShell`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._cookies import CookieSettings
-from ._core import DEFAULT_MAX_SIZE, Outcome, SessionRules, store_calls
+from ._core import (
+    SKIPPED,
+    VARY_ONLY,
+    Call,
+    Outcome,
+    store_calls,
+)
 from ._errors import (
     INTERRUPTED_BODY,
     UNAVAILABLE_BODY,
     ConfigurationError,
+    SessionInterrupted,
     StoreError,
-    logger,
     report_store_error,
 )
-from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
-from ._request import InsecureCookieWarning, SkipPredicate, is_bearer_request
+from ._headers import Reply, SharedCaches
+from ._headers import private_cache_control as private_cache_control
+from ._options import (
+    check_policy,
+    interval_option,
+    predicate_option,
+    store_option,
+)
+from ._request import (
+    InsecureCookieWarning,
+    RequestView,
+    SkipPredicate,
+    is_bearer_authorization,
+    is_bearer_request,
+)
 from ._session import Session, UnavailableSession
+from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
-from .stores import CookieStore, Store
 
 if TYPE_CHECKING:
     from ._core import Exchange
-    from .stores import Record, SyncStore
+    from .stores import Record, Store, SyncStore
 
 App = TypeVar("App")
+R = TypeVar("R")
+Steps = Generator[Call, Any, R]
+"""Store work: yields store calls, gets their answers (or errors) back, returns an ``R``."""
 
 
 @dataclass(frozen=True)
@@ -86,188 +100,40 @@ UNAVAILABLE = Refusal(503, "Service Unavailable", UNAVAILABLE_BODY, retry_after=
 INTERRUPTED = Refusal(409, "Conflict", INTERRUPTED_BODY)
 """The session ended or moved while the request ran: its changes were not saved."""
 
-STORE_ERROR_POLICIES = ("503", "empty")
+
+# -- the executors: the only code that differs between the sides -------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PrivateCacheControl:
-    """The ``Cache-Control`` value a response must carry instead of the app's."""
-
-    value: str
-    dropped_public: bool
-    """The app's ``public`` or ``s-maxage`` was taken out."""
-
-
-_SHARED_ONLY = frozenset(("public", "s-maxage"))
-
-
-def _directives(values: Iterable[str]) -> list[str]:
-    """The directives of ``Cache-Control`` header values, in order, each as written
-    (stripped); commas inside a quoted argument (``no-cache="a, b"``) do not split."""
-    found: list[str] = []
-    for value in values:
-        start, quoted, escaped = 0, False, False
-        for index, char in enumerate(value):
-            if escaped:
-                escaped = False
-            elif quoted and char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = not quoted
-            elif char == "," and not quoted:
-                found.append(value[start:index].strip())
-                start = index + 1
-        found.append(value[start:].strip())
-    return [directive for directive in found if directive]
+def run(steps: Steps[R], store: SyncStore) -> R:
+    """Make the store calls of ``steps`` on a store's blocking side."""
+    try:
+        name, args, kwargs = next(steps)
+        while True:
+            try:
+                answer = getattr(store, name)(*args, **kwargs)
+            except StoreError as error:
+                name, args, kwargs = steps.throw(error)
+            else:
+                name, args, kwargs = steps.send(answer)
+    except StopIteration as done:
+        result: R = done.value
+        return result
 
 
-def private_cache_control(values: Iterable[str]) -> PrivateCacheControl | None:
-    """What ``Cache-Control`` (the header's ``values``, none if absent) must become so
-    that no shared cache stores the response; None when it already keeps them out
-    (``no-store``, or an unqualified ``private``)."""
-    kept: list[str] = []
-    dropped = False
-    for directive in _directives(values):
-        name = directive.split("=", 1)[0].strip().lower()
-        if name == "no-store" or directive.lower() == "private":
-            return None
-        if name in _SHARED_ONLY:
-            dropped = True
-        elif name != "private":  # private="field": only those fields; we need it whole
-            kept.append(directive)
-    kept.append("private")
-    return PrivateCacheControl(", ".join(kept), dropped)
-
-
-class SharedCaches:
-    """The shared-cache rules above, for one middleware (``private_reads`` is its option;
-    it warns once)."""
-
-    __slots__ = ("private_reads", "warned")
-
-    def __init__(self, private_reads: object) -> None:
-        if not isinstance(private_reads, bool):
-            raise ConfigurationError(
-                f"private_reads={private_reads!r}: expected True (responses that read the "
-                "session are private) or False (they only get Vary: Cookie)"
-            )
-        self.private_reads = private_reads
-        self.warned = False
-
-    def applies(self, vary: bool, cookie: str | None) -> bool:
-        """Whether a response whose outcome varies (``vary``: the session was used) and
-        sends ``cookie`` must be made private."""
-        return cookie is not None or (vary and self.private_reads)
-
-    def rewrite(self, values: Iterable[str]) -> str | None:
-        """The ``Cache-Control`` value to send instead of ``values``; None: keep them."""
-        private = private_cache_control(values)
-        if private is None:
-            return None
-        if private.dropped_public and not self.warned:
-            self.warned = True
-            logger.warning(
-                "lazysession: a response marked Cache-Control: public (or s-maxage) sent or "
-                "read the session, so it was made private: a shared cache must not hand one "
-                "visitor's session cookie or page to the next. Keep such routes away from "
-                "the session, or mark them private; private_reads=False lets responses that "
-                "only read it stay public (varied by Cookie)"
-            )
-        return private.value
-
-
-_MISSING: Any = object()
-
-
-def seconds_option(
-    name: str, value: object, *, positive: bool = True, allow_none: bool = True
-) -> int | None:
-    """``value`` as whole seconds: an ``int`` or a ``timedelta`` (``None`` where allowed);
-    ``positive`` refuses 0 and below. Anything else is a ConfigurationError naming
-    ``name``."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-        if seconds != int(seconds):
-            raise ConfigurationError(f"{name}={value!r}: use whole seconds")
-        value = int(seconds)
-    if not isinstance(value, int) or isinstance(value, bool):
-        kinds = "an int or a timedelta" + (", or None" if allow_none else "")
-        raise ConfigurationError(
-            f"{name}={value!r}: expected a number of seconds ({kinds}), not {type(value).__name__}"
-        )
-    if positive and value <= 0:
-        raise ConfigurationError(f"{name}={value!r}: must be a positive number of seconds")
-    return value
-
-
-def fraction_option(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigurationError(
-            f"{name}={value!r}: expected a fraction of the idle window, from 0 to 1"
-        )
-    return float(value)
-
-
-def _size_option(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigurationError(f"{name}={value!r}: expected a positive number of bytes")
-    return value
-
-
-def interval_option(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigurationError(
-            f"{name}={value!r}: expected seconds between sweeps; 0 or None disables them"
-        )
-    return float(value)
-
-
-def store_option(name: str, value: object) -> Store:
-    """The ``store`` option: a store, a URL naming one, or None (the cookie store)."""
-    if value is None:
-        return CookieStore()
-    if isinstance(value, Store):
-        return value
-    if isinstance(value, str):
-        from .config import store_from_url
-
-        return store_from_url(value)
-    hint = "; pass an instance, e.g. MemoryStore()" if isinstance(value, type) else ""
-    raise ConfigurationError(
-        f"{name}={value!r}: expected a store (MemoryStore(), SQLAlchemyStore(...), "
-        f"RedisStore(...)) or a URL such as 'redis://localhost:6379/0'{hint}"
-    )
-
-
-def encrypt_option(value: object) -> bool:
-    """The ``encrypt`` option: a bool; True needs the ``encryption`` extra."""
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"encrypt={value!r}: expected True or False")
-    if value:
-        from ._crypto import require_cryptography
-
-        require_cryptography()
-    return value
-
-
-def check_policy(on_store_error: str) -> str:
-    if on_store_error not in STORE_ERROR_POLICIES:
-        raise ConfigurationError("on_store_error must be '503' or 'empty'")
-    return on_store_error
-
-
-def loaded(exchange: Exchange, record: Record | None, metrics: Metrics) -> Session:
-    """Hand the store's answer to the core, counting a session that was found."""
-    session = exchange.loaded(record)
-    if exchange.session_id is not None and not exchange.retired:
-        metrics.loaded += 1
-    return session
+async def run_async(steps: Steps[R], store: Store) -> R:
+    """Await the store calls of ``steps``."""
+    try:
+        name, args, kwargs = next(steps)
+        while True:
+            try:
+                answer = await getattr(store, name)(*args, **kwargs)
+            except StoreError as error:
+                name, args, kwargs = steps.throw(error)
+            else:
+                name, args, kwargs = steps.send(answer)
+    except StopIteration as done:
+        result: R = done.value
+        return result
 
 
 def _no_store_work(outcome: Outcome) -> bool:
@@ -280,128 +146,201 @@ def _no_store_work(outcome: Outcome) -> bool:
     )
 
 
-async def carry_out_async(store: Store, outcome: Outcome, metrics: Metrics) -> str | None:
-    """Await the store calls of ``outcome``; the ``Set-Cookie`` value to send, if any."""
+def outcome_steps(outcome: Outcome, metrics: Metrics) -> Steps[str | None]:
+    """The store calls of ``outcome``, counted; the ``Set-Cookie`` value to send, if any."""
     if _no_store_work(outcome):
         metrics.skipped += outcome.skipped
         return outcome.set_cookie
-    calls = store_calls(outcome, metrics)
-    try:
-        name, args, kwargs = next(calls)
-        while True:
-            answer: Any = await getattr(store, name)(*args, **kwargs)
-            name, args, kwargs = calls.send(answer)
-    except StopIteration as done:
-        cookie: str | None = done.value
-        return cookie
+    cookie: str | None = yield from store_calls(outcome, metrics)
+    return cookie
 
 
 def carry_out(store: SyncStore, outcome: Outcome, metrics: Metrics) -> str | None:
     """Make the store calls of ``outcome``; the ``Set-Cookie`` value to send, if any."""
-    if _no_store_work(outcome):
-        metrics.skipped += outcome.skipped
-        return outcome.set_cookie
-    calls = store_calls(outcome, metrics)
-    try:
-        name, args, kwargs = next(calls)
-        while True:
-            name, args, kwargs = calls.send(getattr(store, name)(*args, **kwargs))
-    except StopIteration as done:
-        cookie: str | None = done.value
-        return cookie
+    return run(outcome_steps(outcome, metrics), store)
 
 
-def load_failed(
-    exchange: Exchange,
-    error: StoreError,
-    on_store_error: str,
-    metrics: Metrics,
-    placeholder: type[Session] = UnavailableSession,
-) -> Session:
-    """The store could not load the session: log once, count, and stand in for it."""
-    metrics.store_errors += 1
-    proceed = on_store_error == "empty"
-    report_store_error(
-        error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
-    )
-    return exchange.unavailable(proceed=proceed, placeholder=placeholder)
+# -- what every shell does around the store calls -----------------------------------------
 
 
-class MiddlewareOptions(Generic[App]):
-    """The options both middlewares take, with Starlette's names and defaults first, and
-    what they build from them; a shell adds only its store check and its sweeper."""
+_UNAVAILABLE_METHODS = tuple(
+    name
+    for name, value in vars(UnavailableSession).items()
+    if value is vars(UnavailableSession)["_unavailable"]
+)
 
-    def __init__(
+
+S = TypeVar("S", bound=Session)
+
+
+def placeholder_class(session_class: type[S], error: Callable[[], Exception]) -> type[S]:
+    """A ``session_class`` that raises ``error()`` on any use, as ``UnavailableSession``
+    does (the same methods), for a shell whose sessions are of another class."""
+
+    def unavailable(self: Session, *args: Any, **kwargs: Any) -> Any:
+        raise error()
+
+    methods: dict[str, Any] = dict.fromkeys(_UNAVAILABLE_METHODS, unavailable)
+    made: type[S] = type(f"Unavailable{session_class.__name__}", (session_class,), methods)
+    return made
+
+
+class Shell:
+    """The state and the steps every shell shares, for one middleware."""
+
+    store: Store
+    metrics: Metrics
+    caches: SharedCaches
+    on_store_error: str
+    skip_persistence: SkipPredicate
+    placeholder: type[Session] = UnavailableSession
+    """Stands in for a session the store could not load (``on_store_error="503"``)."""
+    _insecure: InsecureCookieWarning
+
+    def _set_up(
         self,
-        app: App,
-        secret_key: object = _MISSING,
-        session_cookie: str = "session",
-        max_age: int | timedelta | None = 14 * 24 * 60 * 60,
-        path: str = "/",
-        same_site: Literal["lax", "strict", "none"] = "lax",
-        https_only: bool = False,
-        domain: str | None = None,
-        partitioned: bool = False,
         *,
-        store: Store | str | None = None,
-        skip_persistence: SkipPredicate = is_bearer_request,
-        idle_timeout: int | timedelta | None = None,
-        touch_after: float = DEFAULT_TOUCH_AFTER,
-        max_size: int = DEFAULT_MAX_SIZE,
-        on_store_error: Literal["503", "empty"] = "503",
-        sweep_interval: float | timedelta | None = 300,
-        metrics: Metrics | None = None,
-        encrypt: bool = False,
-        private_reads: bool = True,
-        clock: Clock = utc_now,
+        store: object,
+        on_store_error: str,
+        skip_persistence: SkipPredicate,
+        private_reads: object,
+        sweep_interval: object,
+        metrics: Metrics | None,
+        secure_cookie: bool,
     ) -> None:
-        shell = type(self).__name__
-        if secret_key is _MISSING or secret_key is None:
-            raise ConfigurationError(
-                f"{shell} needs secret_key=...: a long random string, e.g. from "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-            )
-        lifetime = seconds_option("max_age", max_age, positive=False)
-        idle = seconds_option("idle_timeout", idle_timeout)
-        touch = fraction_option("touch_after", touch_after)
-        size = _size_option("max_size", max_size)
+        """Check and keep the options every shell takes; start no sweep yet."""
         interval = interval_option("sweep_interval", sweep_interval)
-        if not callable(skip_persistence):
-            raise ConfigurationError(
-                f"skip_persistence={skip_persistence!r}: expected a predicate over the request"
-            )
-        self.app = app
+        predicate_option("skip_persistence", skip_persistence)
         self.on_store_error = check_policy(on_store_error)
-        self.store: Store = store_option("store", store)
+        self.store = store_option("store", store)
         self._check_store(self.store)
         self.skip_persistence = skip_persistence
         self.caches = SharedCaches(private_reads)
-        self.rules = SessionRules.from_options(
-            secret_key=secret_key,
-            store=self.store,
-            cookie=CookieSettings(
-                name=session_cookie,
-                path=path,
-                domain=domain,
-                max_age=lifetime,
-                same_site=same_site,
-                secure=https_only,
-                partitioned=partitioned,
-            ),
-            idle_timeout=idle,
-            touch_after=touch,
-            max_size=size,
-            encrypt=encrypt_option(encrypt),
-            clock=clock,
-        )
-        self._insecure = InsecureCookieWarning(https_only)
+        self._read_reply = Reply(None, True, self.caches.applies(True, None))
+        """The reply to a request that only read its session (``VARY_ONLY``)."""
+        self._insecure = InsecureCookieWarning(secure_cookie)
         self.metrics = metrics if metrics is not None else Metrics()
         self.store.report_to(self.metrics)
-        if interval and not self.store.client_side:
-            self._start_sweeper(interval)
+        self._sweep_interval = interval if interval and not self.store.client_side else None
+
+    def _start_sweeping(self) -> None:
+        if self._sweep_interval is not None:
+            self._start_sweeper(self._sweep_interval)
 
     def _check_store(self, store: Store) -> None:
         """Fail at start-up when the store cannot serve this shell."""
 
+    def _refused(self, app: Any, error: ConfigurationError) -> bool:
+        """Whether this shell answers ``error`` later, rather than raising it now."""
+        return False
+
     def _start_sweeper(self, interval: float) -> None:
         """Set up this shell's sweep."""
+
+    def _skip(self, view: RequestView) -> bool:
+        """Whether ``skip_persistence`` matches the request; the default predicate is
+        answered from the ``Authorization`` header the view already read."""
+        predicate = self.skip_persistence
+        if predicate is is_bearer_request:
+            authorization = view.authorization
+            return authorization is not None and is_bearer_authorization(authorization)
+        return predicate(view.info())
+
+    def loaded(self, exchange: Exchange, record: Record | None) -> Session:
+        """The session the handler gets from the store's answer to ``load_key``."""
+        session = exchange.loaded(record)
+        if exchange.session_id is not None and not exchange.retired:
+            self.metrics.loaded += 1
+        return session
+
+    def load_failed(self, exchange: Exchange, error: StoreError) -> Session:
+        """The session the handler gets when the store could not load it: log once,
+        count, and stand in for it."""
+        self.metrics.store_errors += 1
+        proceed = self.on_store_error == "empty"
+        report_store_error(
+            error, "serving an empty, unsaved session" if proceed else "answering 503 if used"
+        )
+        return exchange.unavailable(proceed=proceed, placeholder=self.placeholder)
+
+    def reply_for(self, outcome: Outcome, view: RequestView) -> Reply | Steps[Reply | Refusal]:
+        """The headers a response gets for ``outcome`` (not ``NOTHING``): at once when it
+        needs no store call (most requests: a read), or the steps that make the calls and
+        say so, or what to answer instead."""
+        if outcome is VARY_ONLY:
+            return self._read_reply
+        if outcome is SKIPPED:
+            self.metrics.skipped += 1
+            return self._read_reply  # the same headers: nothing was written
+        if not _no_store_work(outcome):
+            return self._reply_steps(outcome, view)
+        self.metrics.skipped += outcome.skipped
+        return self._reply(outcome, outcome.set_cookie, view)
+
+    def _reply_steps(self, outcome: Outcome, view: RequestView) -> Steps[Reply | Refusal]:
+        try:
+            cookie = yield from store_calls(outcome, self.metrics)
+        except StoreError as error:
+            self.metrics.store_errors += 1
+            report_store_error(error, "the response was replaced by a 503")
+            return UNAVAILABLE
+        except SessionInterrupted:
+            return INTERRUPTED
+        return self._reply(outcome, cookie, view)
+
+    def _reply(self, outcome: Outcome, cookie: str | None, view: RequestView) -> Reply:
+        if cookie is not None and not self._insecure.done:
+            self._insecure.check(view.host())
+        return Reply(cookie, outcome.vary, self.caches.applies(outcome.vary, cookie))
+
+
+def check_sync_store(store: Store) -> SyncStore:
+    """Fail at start-up, not at the first request, when a store cannot serve WSGI."""
+    check = getattr(store, "check_sync", None)
+    if check is not None:
+        check()
+    return store.sync
+
+
+def check_async_store(store: Store) -> None:
+    """Fail at start-up, not at the first request, when a store cannot serve ASGI."""
+    check = getattr(store, "check_async", None)
+    if check is not None:
+        check()
+
+
+class BlockingShell(Shell):
+    """The blocking side (WSGI, Flask): the store's sync side, and the sweep in a daemon
+    thread started by the first request and stopped by ``close()`` or at exit."""
+
+    sync_store: SyncStore
+    sweeper: ThreadSweeper | None = None
+
+    def _check_store(self, store: Store) -> None:
+        self.sync_store = check_sync_store(store)
+
+    def _start_sweeper(self, interval: float) -> None:
+        self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(interval), self.metrics)
+
+    def _load(self, exchange: Exchange) -> Session:
+        """The request's session, loaded if its cookie names one."""
+        key = exchange.load_key
+        if key is None:
+            session = exchange.session
+            assert session is not None
+            return session
+        try:
+            record = self.sync_store.read(key)
+        except StoreError as error:
+            return self.load_failed(exchange, error)
+        return self.loaded(exchange, record)
+
+    def _sweeping(self) -> None:
+        """Start the sweep thread, if there is one and it is not running."""
+        if self.sweeper is not None and not self.sweeper.running:
+            self.sweeper.start()
+
+    def close(self) -> None:
+        """Stop the sweep thread."""
+        if self.sweeper is not None:
+            self.sweeper.stop()

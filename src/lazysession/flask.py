@@ -35,14 +35,14 @@ Rules:
 - Flask-Session's settings are honoured (``SESSION_PERMANENT``, ``SESSION_USE_SIGNER=True``:
   the id is always signed) or refused with a ConfigurationError saying what replaces
   them; ``session.sid`` and ``app.session_interface.regenerate(session)`` work as there.
+- A session the store could not load raises ``SessionUnavailableError`` on use, which
+  Flask answers with the 503 every shell sends (``Retry-After`` included); a failed save
+  replaces the response with that 503 (or the 409 of a session that ended meanwhile).
 - Existing Flask or Flask-Session session cookies are not read: users sign in once more.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -50,76 +50,33 @@ import flask
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
 from werkzeug.exceptions import ServiceUnavailable
-from werkzeug.http import dump_cookie
 
-from ._cookies import CookieSettings
 from ._core import NOTHING, Exchange, SessionRules
+from ._environ import EnvironHeaders, EnvironView
 from ._errors import (
     UNAVAILABLE_BODY,
-    ConfigurationError,
-    SessionInterrupted,
     SessionUnavailable,
-    StoreError,
     logger,
-    report_store_error,
 )
-from ._expiry import DEFAULT_TOUCH_AFTER, Clock, Lifetimes, Seconds, seconds_of, utc_now
+from ._expiry import DEFAULT_TOUCH_AFTER, Clock, Lifetimes, seconds_of, utc_now
+from ._flask_config import (
+    NO_ABSOLUTE_LIFETIME,
+    FlaskCookie,
+    TaggedValues,
+    lifetime_seconds,
+    refuse_flask_session_settings,
+    samesite_setting,
+)
+from ._headers import Reply, add_session_headers
+from ._options import encrypt_option, fraction_option, seconds_option
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
-from ._shell import (
-    INTERRUPTED,
-    UNAVAILABLE,
-    Refusal,
-    SharedCaches,
-    check_policy,
-    encrypt_option,
-    fraction_option,
-    interval_option,
-    load_failed,
-    loaded,
-    seconds_option,
-    store_option,
-)
+from ._shell import UNAVAILABLE, BlockingShell, Refusal, placeholder_class, run
 from ._signing import store_key
-from ._sweep import SweepSchedule, ThreadSweeper
 from .metrics import Metrics
-from .stores import Store, SyncStore
-from .wsgi import check_sync_store, persist
+from .stores import Store
 
 __all__ = ["FlaskSession", "LazySessionInterface", "SessionUnavailableError"]
-
-NO_ABSOLUTE_LIFETIME = 100 * 365 * 24 * 60 * 60
-"""Flask's sessions have no absolute lifetime; without ``max_age=`` this stands in."""
-
-FLASK_SESSION_SETTINGS: Mapping[str, str] = {
-    "SESSION_TYPE": "pass store=... (MemoryStore(), SQLAlchemyStore(...), RedisStore(...))",
-    "SESSION_REDIS": "pass store=RedisStore(<that client>)",
-    "SESSION_KEY_PREFIX": "pass RedisStore(prefix=...) or SQLAlchemyStore(table_name=...)",
-    "SESSION_ID_LENGTH": "ids are always 256 random bits",
-    "SESSION_SERIALIZATION_FORMAT": "values are Flask's tagged JSON, never msgpack or pickle",
-    "SESSION_CLEANUP_N_REQUESTS": "the store is swept every sweep_interval seconds",
-    "SESSION_MEMCACHED": "use RedisStore or SQLAlchemyStore (there is no memcached store)",
-    "SESSION_CACHELIB": "use SQLAlchemyStore('sqlite:///sessions.db') or MemoryStore()",
-    "SESSION_FILE_DIR": "use SQLAlchemyStore('sqlite:///sessions.db')",
-    "SESSION_FILE_THRESHOLD": "use SQLAlchemyStore('sqlite:///sessions.db')",
-    "SESSION_FILE_MODE": "use SQLAlchemyStore('sqlite:///sessions.db')",
-    "SESSION_MONGODB": "use RedisStore or SQLAlchemyStore (there is no MongoDB store)",
-    "SESSION_MONGODB_DB": "use RedisStore or SQLAlchemyStore (there is no MongoDB store)",
-    "SESSION_MONGODB_COLLECT": "use RedisStore or SQLAlchemyStore (there is no MongoDB store)",
-    "SESSION_SQLALCHEMY": "pass store=SQLAlchemyStore(db.engine)",
-    "SESSION_SQLALCHEMY_ENGINE": "pass store=SQLAlchemyStore(<that engine>)",
-    "SESSION_SQLALCHEMY_TABLE": "pass SQLAlchemyStore(..., table_name=...)",
-    "SESSION_SQLALCHEMY_SEQUENCE": "SQLAlchemyStore needs no sequence",
-    "SESSION_SQLALCHEMY_SCHEMA": "pass SQLAlchemyStore(..., metadata=MetaData(schema=...))",
-    "SESSION_SQLALCHEMY_BIND_KEY": "pass store=SQLAlchemyStore(db.engines[<key>])",
-    "SESSION_POSTGRESQL": "pass store=SQLAlchemyStore('postgresql+psycopg://...')",
-    "SESSION_POSTGRESQL_TABLE": "pass SQLAlchemyStore(..., table_name=...)",
-    "SESSION_POSTGRESQL_SCHEMA": "pass SQLAlchemyStore(..., metadata=MetaData(schema=...))",
-    "SESSION_DYNAMODB": "use RedisStore or SQLAlchemyStore (there is no DynamoDB store)",
-    "SESSION_DYNAMODB_TABLE": "use RedisStore or SQLAlchemyStore (there is no DynamoDB store)",
-    "SESSION_DYNAMODB_TABLE_EXISTS": "use RedisStore or SQLAlchemyStore (no DynamoDB store)",
-}
-"""Flask-Session's settings that lazysession refuses, each with what replaces it."""
 
 
 class FlaskSession(Session, SessionMixin):
@@ -129,6 +86,8 @@ class FlaskSession(Session, SessionMixin):
     new = False
     cookie_keys = frozenset({"_permanent"})  # permanent or not: a different cookie
     exchange: Exchange | None = None
+    view: FlaskView | None = None
+    """The request, as read by ``open_session`` for ``save_session``."""
     permanent_default = False
     """``session.permanent`` until the handler sets it (``SESSION_PERMANENT``)."""
 
@@ -174,72 +133,27 @@ class SessionUnavailableError(SessionUnavailable, ServiceUnavailable):
 
     description = UNAVAILABLE_BODY.decode().strip()
 
-
-class _UnavailableFlaskSession(FlaskSession):
-    def _unavailable(self, *args: Any, **kwargs: Any) -> Any:
-        raise SessionUnavailableError()
-
-    mark_accessed = mark_modified = _unavailable
-    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _unavailable
-    get = keys = values = items = pop = popitem = setdefault = update = clear = _unavailable
-    regenerate = invalidate = set_lifetime = pin = _unavailable
+    def __init__(self) -> None:
+        retry_after = UNAVAILABLE.retry_after
+        super().__init__(retry_after=None if retry_after is None else int(retry_after))
 
 
-def flask_request_info(request: flask.Request) -> RequestInfo:
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    return RequestInfo(method=request.method, path=request.path, headers=headers)
+_UnavailableFlaskSession = placeholder_class(FlaskSession, SessionUnavailableError)
 
 
-class TaggedValues:
-    """The core's value codec over Flask's ``TaggedJSONSerializer``: ``tag`` on the way
-    out; on the way in, the untagging Flask's ``loads`` does after parsing JSON."""
+class FlaskView(EnvironView):
+    """The request's headers read once from its environ; a predicate sees Flask's
+    ``request.method`` and ``request.path``."""
 
-    __slots__ = ("serializer",)
+    __slots__ = ("request",)
 
-    def __init__(self, serializer: TaggedJSONSerializer) -> None:
-        self.serializer = serializer
+    def __init__(self, request: flask.Request) -> None:
+        super().__init__(request.environ)
+        self.request = request
 
-    def dump(self, value: Any) -> Any:
-        return self.serializer.tag(value)
-
-    def load(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return self.serializer.untag({key: self.load(item) for key, item in value.items()})
-        if isinstance(value, list):
-            return [self.load(item) for item in value]
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class FlaskCookie(CookieSettings):
-    """The session cookie as Flask writes it, through werkzeug's ``dump_cookie``."""
-
-    flask_same_site: str | None = None
-    """``SESSION_COOKIE_SAMESITE`` as given: None sends no ``SameSite`` attribute."""
-    seconds: Seconds = field(default=time.time, repr=False, compare=False)
-
-    def render(self, value: str, max_age: int | None = None) -> str:
-        expires = None if max_age is None else self.seconds() + max_age
-        return self._dump(value, max_age, expires)
-
-    def render_expired(self) -> str:
-        return self._dump("", 0, 0)
-
-    def _dump(self, value: str, max_age: int | None, expires: float | None) -> str:
-        return dump_cookie(
-            self.name,
-            value,
-            max_age=max_age,
-            expires=expires,
-            path=self.path,
-            domain=self.domain,
-            secure=self.secure,
-            httponly=self.httponly,
-            sync_expires=False,
-            max_size=0,  # size is lazysession's to check (SessionTooLarge), not a warning
-            samesite=self.flask_same_site,
-            partitioned=self.partitioned,
-        )
+    def _build_info(self) -> RequestInfo:
+        request = self.request
+        return RequestInfo(request.method, request.path, EnvironHeaders(request.environ))
 
 
 def _refuse(response: flask.Response, refusal: Refusal) -> None:
@@ -250,9 +164,34 @@ def _refuse(response: flask.Response, refusal: Refusal) -> None:
         response.headers[name] = value
 
 
-class LazySessionInterface(SessionInterface):
+class ResponseHeaders:
+    """Edits a Flask response's headers as the session-header rules ask."""
+
+    __slots__ = ()
+
+    def add_cookie(self, response: flask.Response, value: str) -> None:
+        response.headers.add("Set-Cookie", value)
+
+    def vary_on_cookie(self, response: flask.Response) -> None:
+        response.vary.add("Cookie")
+
+    def cache_control(self, response: flask.Response) -> list[str]:
+        return response.headers.getlist("Cache-Control")
+
+    def add_cache_control(self, response: flask.Response, value: str) -> None:
+        response.headers["Cache-Control"] = value
+
+    replace_cache_control = add_cache_control
+
+
+RESPONSE_HEADERS = ResponseHeaders()
+
+
+class LazySessionInterface(BlockingShell, SessionInterface):
     """A Flask ``SessionInterface``; ``store=None`` keeps the session in the cookie.
     ``store`` may also be a URL (``"redis://..."``, ``"sqlite:///sessions.db"``)."""
+
+    placeholder = _UnavailableFlaskSession
 
     serializer: TaggedJSONSerializer = session_json_serializer
     """Flask's own instance: tags registered on it (``register``) apply here too."""
@@ -272,23 +211,21 @@ class LazySessionInterface(SessionInterface):
         private_reads: bool = True,
         clock: Clock = utc_now,
     ) -> None:
-        self.on_store_error = check_policy(on_store_error)
         self.encrypt = encrypt_option(encrypt)
-        self.caches = SharedCaches(private_reads)
-        interval = interval_option("sweep_interval", sweep_interval)
         self.idle_timeout = seconds_option("idle_timeout", idle_timeout)
         self.max_age = seconds_option("max_age", max_age)
         self.touch_after = fraction_option("touch_after", touch_after)
-        self.store: Store = store_option("store", store)
-        self.sync_store: SyncStore = check_sync_store(self.store)
-        self.skip_persistence = skip_persistence
         self.clock = clock
-        self.metrics = metrics if metrics is not None else Metrics()
-        self.store.report_to(self.metrics)
-        self.sweeper: ThreadSweeper | None = None
-        if interval and not self.store.client_side:
-            schedule = SweepSchedule(interval)
-            self.sweeper = ThreadSweeper(self.sync_store.sweep, schedule, self.metrics)
+        self._set_up(
+            store=store,
+            on_store_error=on_store_error,
+            skip_persistence=skip_persistence,
+            private_reads=private_reads,
+            sweep_interval=sweep_interval,
+            metrics=metrics,
+            secure_cookie=True,  # Flask's own SESSION_COOKIE_SECURE: no warning of ours
+        )
+        self._start_sweeping()
 
     # -- settings, read as Flask reads them ------------------------------------------------
 
@@ -326,7 +263,7 @@ class LazySessionInterface(SessionInterface):
             :9
         ]
         lifetime, refresh = settings[9:]
-        _refuse_flask_session_settings(app.config)
+        refuse_flask_session_settings(app.config)
         if not secret:
             if not app.extensions.get("lazysession.warned"):
                 app.extensions["lazysession.warned"] = True
@@ -337,10 +274,10 @@ class LazySessionInterface(SessionInterface):
                     app.name,
                 )
             return None
-        window = _lifetime_seconds(lifetime)
+        window = lifetime_seconds(lifetime)
         if self.idle_timeout is not None:
             window = min(window, self.idle_timeout)
-        flask_same_site = _same_site(same_site)
+        flask_same_site = samesite_setting(same_site)
         cookie = FlaskCookie(
             name=name,
             path=path,
@@ -378,31 +315,24 @@ class LazySessionInterface(SessionInterface):
         rules = self.rules(app)
         if rules is None:
             return None  # Flask makes its null session
-        if self.sweeper is not None and not self.sweeper.running:
-            self.sweeper.start()
-        exchange = rules.begin(request.headers.get("Cookie"))
-        key = exchange.load_key
-        loaded = exchange.session if key is None else self._load(exchange, key)
-        assert isinstance(loaded, FlaskSession)
-        loaded.exchange = exchange
-        loaded.new = exchange.session_id is None and not loaded
-        loaded.permanent_default = bool(app.config.get("SESSION_PERMANENT", False))
-        return loaded
-
-    def _load(self, exchange: Exchange, key: str) -> Session:
-        try:
-            record = self.sync_store.read(key)
-        except StoreError as error:
-            return load_failed(
-                exchange, error, self.on_store_error, self.metrics, _UnavailableFlaskSession
-            )
-        return loaded(exchange, record, self.metrics)
+        self._sweeping()
+        view = FlaskView(request)
+        exchange = rules.begin(view.cookie)
+        session = self._load(exchange)
+        assert isinstance(session, FlaskSession)
+        session.exchange = exchange
+        session.view = view
+        session.new = exchange.session_id is None and not session
+        session.permanent_default = bool(app.config.get("SESSION_PERMANENT", False))
+        return session
 
     def save_session(
         self, app: flask.Flask, session: SessionMixin, response: flask.Response
     ) -> None:
         if not isinstance(session, FlaskSession) or session.exchange is None:
             return
+        view = session.view
+        assert view is not None
         permanent = session.is_permanent()
         if (
             permanent
@@ -412,31 +342,18 @@ class LazySessionInterface(SessionInterface):
         ):
             session.accessed = True  # Flask refreshes a permanent session on every request
         outcome = session.exchange.finish(
-            response.status_code, self._skip, flask.request, persistent_cookie=permanent
+            response.status_code, self._skip, view, persistent_cookie=permanent
         )
         if outcome is NOTHING:
             return
-        try:
-            cookie = persist(self.sync_store, outcome, self.metrics)
-        except StoreError as error:
-            self.metrics.store_errors += 1
-            report_store_error(error, "the response was replaced by a 503")
-            _refuse(response, UNAVAILABLE)
-            return
-        except SessionInterrupted:
-            _refuse(response, INTERRUPTED)
-            return
-        if cookie is not None:
-            response.headers.add("Set-Cookie", cookie)
-        if outcome.vary:
-            response.vary.add("Cookie")
-        if self.caches.applies(outcome.vary, cookie):
-            private = self.caches.rewrite(response.headers.getlist("Cache-Control"))
-            if private is not None:
-                response.headers["Cache-Control"] = private
-
-    def _skip(self, request: flask.Request) -> bool:
-        return self.skip_persistence(flask_request_info(request))
+        reply = self.reply_for(outcome, view)
+        if not isinstance(reply, Reply):
+            answer = run(reply, self.sync_store)
+            if isinstance(answer, Refusal):
+                _refuse(response, answer)
+                return
+            reply = answer
+        add_session_headers(RESPONSE_HEADERS, response, reply, self.caches)
 
     # -- Flask-Session's API -----------------------------------------------------------------
 
@@ -446,41 +363,3 @@ class LazySessionInterface(SessionInterface):
         if not isinstance(session, FlaskSession):
             raise TypeError("regenerate() takes the request's flask.session")
         session.regenerate()
-
-    def close(self) -> None:
-        """Stop the sweep thread."""
-        if self.sweeper is not None:
-            self.sweeper.stop()
-
-
-def _lifetime_seconds(lifetime: object) -> int:
-    seconds = lifetime.total_seconds() if isinstance(lifetime, timedelta) else lifetime
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 1:
-        raise ConfigurationError(
-            f"PERMANENT_SESSION_LIFETIME={lifetime!r}: expected a timedelta or seconds, "
-            "one second or more"
-        )
-    return int(seconds)
-
-
-def _same_site(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.title() in ("Strict", "Lax", "None"):
-        return value.title()
-    raise ConfigurationError(
-        f"SESSION_COOKIE_SAMESITE={value!r}: expected 'Strict', 'Lax', 'None' or None"
-    )
-
-
-def _refuse_flask_session_settings(config: Mapping[str, Any]) -> None:
-    found = [name for name in FLASK_SESSION_SETTINGS if name in config]
-    if config.get("SESSION_USE_SIGNER") is False:
-        found.append("SESSION_USE_SIGNER")
-    if not found:
-        return
-    advice = {**FLASK_SESSION_SETTINGS, "SESSION_USE_SIGNER": "the session id is always signed"}
-    lines = "; ".join(f"{name}: {advice[name]}" for name in found)
-    raise ConfigurationError(
-        f"Flask-Session settings that lazysession does not read are set; remove them. {lines}"
-    )

@@ -10,36 +10,25 @@ Rules (beyond the core's):
   before then replaces the decision too.
 - The sweep runs in a daemon thread started by the first request (or ``start_sweeper()``)
   and stopped by ``close()`` or at interpreter exit.
+- The request's headers are read once, into an :class:`EnvironView`; Flask's shell reads
+  them the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._cookies import vary_with_cookie
-from ._core import NOTHING, Exchange, Outcome
-from ._errors import (
-    SessionInterrupted,
-    SessionUnavailable,
-    StoreError,
-    report_store_error,
-)
-from ._request import RequestInfo
+from ._core import NOTHING, Outcome
+from ._environ import EnvironView
+from ._environ import request_info as request_info
+from ._errors import SessionUnavailable
+from ._headers import Reply, add_session_headers
+from ._middleware import MiddlewareOptions
 from ._session import Session
-from ._shell import (
-    INTERRUPTED,
-    UNAVAILABLE,
-    MiddlewareOptions,
-    Refusal,
-    SharedCaches,
-    carry_out,
-    load_failed,
-    loaded,
-)
-from ._sweep import SweepSchedule, ThreadSweeper
-from .metrics import Metrics
-from .stores import Store, SyncStore
+from ._shell import UNAVAILABLE, BlockingShell, Refusal, run
+from ._shell import check_sync_store as check_sync_store
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware", "get_session"]
 
@@ -63,130 +52,57 @@ def get_session(environ: WSGIEnvironment) -> Session:
     return session
 
 
-def check_sync_store(store: Store) -> SyncStore:
-    """Fail at start-up, not at the first request, when a store cannot serve WSGI."""
-    check = getattr(store, "check_sync", None)
-    if check is not None:
-        check()
-    return store.sync
+class HeaderList:
+    """Edits a WSGI response's header list as the session-header rules ask."""
 
+    __slots__ = ()
 
-class EnvironHeaders(Mapping[str, str]):
-    """The request's headers by lower-case name, read from the WSGI environ on demand."""
+    def add_cookie(self, headers: Headers, value: str) -> None:
+        headers.append(("Set-Cookie", value))
 
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: WSGIEnvironment) -> None:
-        self._environ = environ
-
-    @staticmethod
-    def _key(name: str) -> str:
-        key = name.upper().replace("-", "_")
-        return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return str(value)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """Without a KeyError for an absent header: the usual case, on every request."""
-        value = self._environ.get(self._key(name))
-        return default if value is None or value == "" else str(value)
-
-    def __iter__(self) -> Iterator[str]:
-        for key, value in self._environ.items():
-            if key.startswith("HTTP_"):
-                yield key[5:].replace("_", "-").lower()
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-                yield key.replace("_", "-").lower()
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def request_info(environ: WSGIEnvironment) -> RequestInfo:
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-    return RequestInfo(
-        method=str(environ.get("REQUEST_METHOD", "GET")),
-        path=path or "/",
-        headers=EnvironHeaders(environ),
-    )
-
-
-def add_session_headers(
-    headers: Headers, cookie: str | None, vary: bool, caches: SharedCaches | None = None
-) -> Headers:
-    """``headers`` with a ``Set-Cookie`` of ``cookie`` and, if ``vary``, ``Vary: Cookie``;
-    with ``caches``, made private by its rules when they apply."""
-    headers = list(headers)
-    if cookie is not None:
-        headers.append(("Set-Cookie", cookie))
-    if vary:
+    def vary_on_cookie(self, headers: Headers) -> None:
         for index, (name, value) in enumerate(headers):
             if name.lower() == "vary":
                 headers[index] = (name, vary_with_cookie(value))
-                break
-        else:
-            headers.append(("Vary", "Cookie"))
-    if caches is not None and caches.applies(vary, cookie):
-        found = [value for name, value in headers if name.lower() == "cache-control"]
-        if not found:  # the usual case: nothing of the app's to keep
-            headers.append(("Cache-Control", "private"))
-            return headers
-        private = caches.rewrite(found)
-        if private is not None:
-            headers = [(name, value) for name, value in headers if name.lower() != "cache-control"]
-            headers.append(("Cache-Control", private))
-    return headers
+                return
+        headers.append(("Vary", "Cookie"))
+
+    def cache_control(self, headers: Headers) -> list[str]:
+        return [value for name, value in headers if name.lower() == "cache-control"]
+
+    def add_cache_control(self, headers: Headers, value: str) -> None:
+        headers.append(("Cache-Control", value))
+
+    def replace_cache_control(self, headers: Headers, value: str) -> None:
+        headers[:] = [(name, item) for name, item in headers if name.lower() != "cache-control"]
+        headers.append(("Cache-Control", value))
 
 
-def persist(store: SyncStore, outcome: Outcome, metrics: Metrics | None = None) -> str | None:
-    """Carry out an outcome's store work; the ``Set-Cookie`` value to send, if any."""
-    return carry_out(store, outcome, metrics if metrics is not None else Metrics())
+HEADER_LIST = HeaderList()
 
 
-class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
+class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
     """Session middleware for any WSGI app, with the ASGI middleware's parameters and
     promises: lazy creation, no store I/O without a cookie, ``skip_persistence`` with the
     Bearer default, ``Set-Cookie`` only when modified, ``Vary: Cookie`` when accessed."""
 
-    sweeper: ThreadSweeper | None = None
-
-    def _check_store(self, store: Store) -> None:
-        self.sync_store = check_sync_store(store)
-
-    def _start_sweeper(self, interval: float) -> None:
-        self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(interval), self.metrics)
-
     def start_sweeper(self) -> None:
         """Start the sweep now rather than with the first request."""
-        if self.sweeper is not None:
-            self.sweeper.start()
-
-    def close(self) -> None:
-        """Stop the sweep thread."""
-        if self.sweeper is not None:
-            self.sweeper.stop()
-
-    def _skip(self, environ: WSGIEnvironment) -> bool:
-        return self.skip_persistence(request_info(environ))
+        self._sweeping()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.sweeper is not None and not self.sweeper.running:
-            self.sweeper.start()
-        exchange = self.rules.begin(environ.get("HTTP_COOKIE"))
-        key = exchange.load_key
-        environ[ENVIRON_KEY] = exchange.session if key is None else self._load(exchange, key)
-        response = _Response(self, environ, start_response)
+        self._sweeping()
+        view = EnvironView(environ)
+        exchange = self.rules.begin(view.cookie)
+        environ[ENVIRON_KEY] = self._load(exchange)
+        response = _Response(self, view, start_response)
 
         def start_with_session(
             status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
         ) -> Write:
             if exc_info is not None and exc_info[1] is not None and response.committed:
                 raise exc_info[1].with_traceback(exc_info[2])
-            response.outcome = exchange.finish(int(status[:3]), self._skip, environ)
+            response.outcome = exchange.finish(int(status[:3]), self._skip, view)
             response.pending = (status, headers, exc_info)
             return response.write
 
@@ -198,13 +114,6 @@ class SessionMiddleware(MiddlewareOptions[WSGIApplication]):
             return response.refuse(UNAVAILABLE)
         return _Body(body, response)
 
-    def _load(self, exchange: Exchange, key: str) -> Session:
-        try:
-            record = self.sync_store.read(key)
-        except StoreError as error:
-            return load_failed(exchange, error, self.on_store_error, self.metrics)
-        return loaded(exchange, record, self.metrics)
-
 
 class _Response:
     """Holds the app's ``start_response`` and the decision until the headers are about to
@@ -213,48 +122,49 @@ class _Response:
     __slots__ = (
         "_server_write",
         "committed",
-        "environ",
         "middleware",
         "outcome",
         "pending",
         "start_response",
+        "view",
     )
 
     def __init__(
-        self, middleware: SessionMiddleware, environ: WSGIEnvironment, start_response: StartResponse
+        self, middleware: SessionMiddleware, view: EnvironView, start_response: StartResponse
     ) -> None:
         self.middleware = middleware
-        self.environ = environ
+        self.view = view
         self.start_response = start_response
         self.outcome: Outcome = NOTHING
         self.pending: tuple[str, Headers, OptExcInfo | None] | None = None
         self.committed = False
         self._server_write: Write | None = None
 
-    def commit(self) -> None:
-        """Do the store work and start the server's response; a StoreError leaves the
-        response unstarted (the caller answers 503)."""
-        if self.committed:
-            return
+    def try_commit(self) -> Refusal | None:
+        """Do the store work and start the server's response; or say what to answer
+        instead (the response is then left unstarted): the store failed, or the session
+        ended or moved meanwhile."""
         outcome, pending = self.outcome, self.pending
         if pending is None:
             raise RuntimeError("the WSGI app sent its body before calling start_response")
-        cookie = None
+        reply: Reply | None = None
         if outcome is not NOTHING:
             middleware = self.middleware
-            try:
-                cookie = carry_out(middleware.sync_store, outcome, middleware.metrics)
-            except StoreError:
-                middleware.metrics.store_errors += 1
-                raise
+            reply_or_steps = middleware.reply_for(outcome, self.view)
+            if isinstance(reply_or_steps, Reply):
+                reply = reply_or_steps
+            else:
+                answer = run(reply_or_steps, middleware.sync_store)
+                if isinstance(answer, Refusal):
+                    return answer
+                reply = answer
         self.committed = True
         status, headers, exc_info = pending
-        if outcome is not NOTHING:
-            headers = add_session_headers(headers, cookie, outcome.vary, self.middleware.caches)
-            insecure = self.middleware._insecure
-            if cookie is not None and not insecure.done:
-                insecure.check(self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME"))
+        if reply is not None:
+            headers = list(headers)
+            add_session_headers(HEADER_LIST, headers, reply, self.middleware.caches)
         self._server_write = self.start_response(status, headers, exc_info)
+        return None
 
     def write(self, data: bytes) -> object:
         """The ``write`` callable handed to the app: commits before the first bytes."""
@@ -265,18 +175,6 @@ class _Response:
                 raise SessionUnavailable("the response was replaced before its body")
         assert self._server_write is not None
         return self._server_write(data)
-
-    def try_commit(self) -> Refusal | None:
-        """Commit, or say what to answer instead: the store failed, or the session ended
-        or moved meanwhile."""
-        try:
-            self.commit()
-        except StoreError as error:
-            report_store_error(error, "the response was replaced by a 503")
-            return UNAVAILABLE
-        except SessionInterrupted:
-            return INTERRUPTED
-        return None
 
     def refuse(self, refusal: Refusal) -> list[bytes]:
         """Answer ``refusal`` instead of the app's response. The server's

@@ -6,13 +6,12 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from lazysession import Changes, Store, SyncStore
-from lazysession.stores import Merge, Record
+from lazysession import Store
 from lazysession.wsgi import get_session
+from tests.shells.stores import RecordedSync
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -61,44 +60,9 @@ def _stream(start_response: StartResponse) -> Iterator[bytes]:
     yield b"two"
 
 
-class Recorder(SyncStore):
-    """Counts the calls the WSGI middleware makes to a store's sync side."""
-
-    def __init__(self, inner: SyncStore) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def read(self, session_id: str) -> Record | None:
-        self.calls["load"] += 1
-        return self.inner.read(session_id)
-
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        self.calls["touch"] += 1
-        return self.inner.touch(session_id, expires_at=expires_at)
-
-    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        self.calls["save"] += 1
-        self.inner.save(session_id, data, expires_at=expires_at)
-
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        self.calls["update"] += 1
-        return self.inner.update(session_id, changes, expires_at=expires_at)
-
-    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        self.calls["rotate"] += 1
-        return self.inner.rotate(old_id, new_id, changes, expires_at=expires_at)
-
-    def delete(self, session_id: str) -> None:
-        self.calls["delete"] += 1
-        self.inner.delete(session_id)
-
-    def sweep(self) -> int:
-        self.calls["sweep"] += 1
-        return self.inner.sweep()
-
-    def count(self) -> int:
-        return self.inner.count()
+Recorder = RecordedSync
+"""Counts the calls the WSGI middleware makes to a store's sync side."""
 
 
 def record(store: Store) -> Recorder:
-    return Recorder(store.sync)
+    return RecordedSync(store.sync, Counter())

@@ -16,50 +16,13 @@ import pytest
 from flask.testing import FlaskClient
 from markupsafe import Markup
 
-from lazysession import Changes, ConfigurationError, MemoryStore, Store
+from lazysession import ConfigurationError, MemoryStore, Store
 from lazysession.flask import LazySessionInterface
-from lazysession.stores import Merge, Record, SyncStore
+from lazysession.stores import SyncStore
 from tests.helpers import Clock
+from tests.shells.stores import RecordedSync
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
-
-
-class _CountingSync(SyncStore):
-    """A store's blocking side that counts the calls made to it."""
-
-    def __init__(self, inner: SyncStore, calls: Counter[str]) -> None:
-        self.inner = inner
-        self.calls = calls
-
-    def read(self, session_id: str) -> Record | None:
-        self.calls["read"] += 1
-        return self.inner.read(session_id)
-
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        self.calls["touch"] += 1
-        return self.inner.touch(session_id, expires_at=expires_at)
-
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        self.calls["update"] += 1
-        return self.inner.update(session_id, changes, expires_at=expires_at)
-
-    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        self.calls["rotate"] += 1
-        return self.inner.rotate(old_id, new_id, changes, expires_at=expires_at)
-
-    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        self.calls["save"] += 1
-        self.inner.save(session_id, data, expires_at=expires_at)
-
-    def delete(self, session_id: str) -> None:
-        self.calls["delete"] += 1
-        self.inner.delete(session_id)
-
-    def sweep(self) -> int:
-        return self.inner.sweep()
-
-    def count(self) -> int:
-        return self.inner.count()
 
 
 class RecordingSyncStore(MemoryStore):
@@ -68,7 +31,7 @@ class RecordingSyncStore(MemoryStore):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: Counter[str] = Counter()
-        self._counting = _CountingSync(super().sync, self.calls)
+        self._counting = RecordedSync(super().sync, self.calls)
 
     @property
     def sync(self) -> SyncStore:
@@ -101,43 +64,6 @@ def make_app(store: Store | None, **config: Any) -> flask.Flask:
         return "cleared"
 
     return app
-
-
-def test_a_visitor_who_only_reads_creates_nothing(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    response = http.get("/read")
-    assert response.json == {}
-    assert "Set-Cookie" not in response.headers
-    assert response.headers["Vary"] == "Cookie"
-    assert sync_store.sync.count() == 0
-
-
-def test_an_untouched_route_has_no_vary(sync_store: Store) -> None:
-    response = make_app(sync_store).test_client().get("/untouched")
-    assert "Vary" not in response.headers
-    assert "Set-Cookie" not in response.headers
-
-
-def test_a_write_creates_the_session_and_it_reads_back(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    http.get("/write?user=ada")
-    assert http.get("/read").json == {"user": "ada"}
-    assert sync_store.sync.count() == 1
-
-
-def test_a_bearer_request_stores_nothing(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    response = http.get("/write?user=ada", headers={"Authorization": "Bearer t"})
-    assert response.json == {"user": "ada"}
-    assert "Set-Cookie" not in response.headers
-    assert sync_store.sync.count() == 0
-
-
-def test_clear_deletes_the_session(sync_store: Store) -> None:
-    http = make_app(sync_store).test_client()
-    http.get("/write?user=ada")
-    assert "Max-Age=0" in http.get("/clear").headers["Set-Cookie"]
-    assert sync_store.sync.count() == 0
 
 
 def test_a_non_permanent_session_gets_a_browser_session_cookie() -> None:

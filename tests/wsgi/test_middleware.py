@@ -1,4 +1,5 @@
-"""The WSGI middleware keeps the ASGI middleware's promises, on every store's sync side."""
+"""What is particular to the WSGI middleware: when it commits, the legacy ``write``, its
+sweep thread. (The rules every shell keeps are in ``tests/shells``.)"""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from datetime import timedelta
 from typing import Any
 from wsgiref.validate import validator
 
-import pytest
 from werkzeug.test import Client
 
-from lazysession import CookieStore, MemoryStore, Store
+from lazysession import MemoryStore, Store
 from lazysession.wsgi import SessionMiddleware
 from tests.helpers import SECRET, Clock
 from tests.wsgi.apps import Recorder, app, record
@@ -33,76 +33,6 @@ def wrap(store: Store | None, **options: Any) -> tuple[Client, SessionMiddleware
         recorder = record(store)
         middleware.sync_store = recorder
     return BufferedClient(validator(middleware)), middleware, recorder
-
-
-def test_an_untouched_route_gets_no_cookie_no_vary_and_no_store_call(sync_store: Store) -> None:
-    http, _, calls = wrap(sync_store)
-    response = http.get("/untouched")
-    assert "Set-Cookie" not in response.headers
-    assert "Vary" not in response.headers
-    assert calls is not None and calls.calls == {}
-
-
-def test_reading_without_a_cookie_varies_but_creates_nothing(sync_store: Store) -> None:
-    http, _, calls = wrap(sync_store)
-    response = http.get("/read")
-    assert response.json == {}
-    assert response.headers["Vary"] == "Accept-Encoding, Cookie"
-    assert "Set-Cookie" not in response.headers
-    assert calls is not None and calls.calls == {}
-
-
-def test_the_first_write_creates_one_session_and_reads_never_write(sync_store: Store) -> None:
-    http, _, calls = wrap(sync_store)
-    assert "Set-Cookie" in http.get("/write?user=ada").headers
-    response = http.get("/read")
-    assert response.json == {"user": "ada"}
-    assert "Set-Cookie" not in response.headers
-    assert calls is not None and calls.calls == {"save": 1, "load": 1}
-    assert sync_store.sync.count() == 1
-
-
-def test_a_bearer_request_never_creates_a_session(sync_store: Store) -> None:
-    http, _, calls = wrap(sync_store)
-    response = http.get("/write?user=ada", headers={"Authorization": "Bearer token"})
-    assert response.json == {"user": "ada"}
-    assert "Set-Cookie" not in response.headers
-    assert calls is not None and calls.calls == {}
-
-
-def test_a_bearer_request_with_a_cookie_reads_it_but_changes_nothing(sync_store: Store) -> None:
-    http, _, _ = wrap(sync_store)
-    http.get("/write?user=ada")
-    bearer = {"Authorization": "Bearer token"}
-    assert http.get("/write?user=mallory", headers=bearer).json == {"user": "mallory"}
-    http.get("/clear", headers=bearer)
-    assert http.get("/read").json == {"user": "ada"}
-
-
-@pytest.mark.parametrize("value", ["", "null", "garbage", "a.b.c", "x" * 8000])
-def test_a_garbage_cookie_gives_an_empty_session(value: str) -> None:
-    http, _, calls = wrap(MemoryStore())
-    response = http.get("/read", headers={"Cookie": f"session={value}"})
-    assert response.status_code == 200
-    assert response.json == {}
-    assert calls is not None and calls.calls == {}
-
-
-def test_clearing_the_session_deletes_it_and_expires_the_cookie(sync_store: Store) -> None:
-    http, _, calls = wrap(sync_store)
-    http.get("/write?user=ada")
-    response = http.get("/clear")
-    assert "Max-Age=0" in response.headers["Set-Cookie"]
-    assert calls is not None and calls.calls["delete"] == 1
-    assert sync_store.sync.count() == 0
-
-
-def test_a_server_error_response_persists_nothing(sync_store: Store) -> None:
-    http, _, calls = wrap(sync_store)
-    response = http.get("/fail")
-    assert response.status_code == 500
-    assert "Set-Cookie" not in response.headers
-    assert calls is not None and calls.calls == {}
 
 
 def test_an_error_that_replaces_the_response_replaces_the_decision(sync_store: Store) -> None:
@@ -142,22 +72,6 @@ def test_the_legacy_write_callable_saves_first(sync_store: Store) -> None:
     http, _, _ = wrap(sync_store)
     http.get("/legacy-write")
     assert http.get("/read").json == {"legacy": "yes"}
-
-
-def test_the_default_keeps_the_session_in_the_cookie() -> None:
-    http, middleware, _ = wrap(None)
-    assert isinstance(middleware.store, CookieStore)
-    http.get("/write?user=ada")
-    assert http.get("/read").json == {"user": "ada"}
-
-
-def test_an_expired_session_is_not_adopted() -> None:
-    clock = Clock()
-    store = MemoryStore(clock=clock)
-    http, _, _ = wrap(store, clock=clock, max_age=60)
-    http.get("/write?user=ada")
-    clock.advance(61)
-    assert http.get("/read").json == {}
 
 
 def test_the_sweep_thread_starts_with_the_first_request_and_stops_on_close() -> None:

@@ -1,0 +1,97 @@
+"""The options the ASGI and WSGI middlewares take, Starlette's first (with its names and
+defaults), checked once when the middleware is built (``_options`` says how)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from ._cookies import CookieSettings
+from ._core import DEFAULT_MAX_SIZE, SessionRules
+from ._errors import ConfigurationError
+from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
+from ._options import encrypt_option, fraction_option, seconds_option, size_option
+from ._request import SkipPredicate, is_bearer_request
+from ._shell import Shell
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .stores import Store
+
+App = TypeVar("App")
+
+_MISSING: Any = object()
+
+
+class MiddlewareOptions(Shell, Generic[App]):
+    """The options the ASGI and WSGI middlewares take, with Starlette's names and defaults
+    first, and what they build from them."""
+
+    def __init__(
+        self,
+        app: App,
+        secret_key: object = _MISSING,
+        session_cookie: str = "session",
+        max_age: int | timedelta | None = 14 * 24 * 60 * 60,
+        path: str = "/",
+        same_site: Literal["lax", "strict", "none"] = "lax",
+        https_only: bool = False,
+        domain: str | None = None,
+        partitioned: bool = False,
+        *,
+        store: Store | str | None = None,
+        skip_persistence: SkipPredicate = is_bearer_request,
+        idle_timeout: int | timedelta | None = None,
+        touch_after: float = DEFAULT_TOUCH_AFTER,
+        max_size: int = DEFAULT_MAX_SIZE,
+        on_store_error: Literal["503", "empty"] = "503",
+        sweep_interval: float | timedelta | None = 300,
+        metrics: Metrics | None = None,
+        encrypt: bool = False,
+        private_reads: bool = True,
+        clock: Clock = utc_now,
+    ) -> None:
+        try:
+            shell = type(self).__name__
+            if secret_key is _MISSING or secret_key is None:
+                raise ConfigurationError(
+                    f"{shell} needs secret_key=...: a long random string, e.g. from "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+            lifetime = seconds_option("max_age", max_age, positive=False)
+            idle = seconds_option("idle_timeout", idle_timeout)
+            touch = fraction_option("touch_after", touch_after)
+            size = size_option("max_size", max_size)
+            self.app = app
+            self._set_up(
+                store=store,
+                on_store_error=on_store_error,
+                skip_persistence=skip_persistence,
+                private_reads=private_reads,
+                sweep_interval=sweep_interval,
+                metrics=metrics,
+                secure_cookie=https_only,
+            )
+            self.rules = SessionRules.from_options(
+                secret_key=secret_key,
+                store=self.store,
+                cookie=CookieSettings(
+                    name=session_cookie,
+                    path=path,
+                    domain=domain,
+                    max_age=lifetime,
+                    same_site=same_site,
+                    secure=https_only,
+                    partitioned=partitioned,
+                ),
+                idle_timeout=idle,
+                touch_after=touch,
+                max_size=size,
+                encrypt=encrypt_option(encrypt),
+                clock=clock,
+            )
+        except ConfigurationError as error:
+            if not self._refused(app, error):
+                raise
+            return
+        self._start_sweeping()

@@ -1,0 +1,108 @@
+"""The options every shell takes, each checked once, when the middleware is built.
+
+Rules:
+- Starlette's parameters take what Starlette takes: ``max_age`` may be 0 or negative
+  (every session then expires at once, and the browser is told to drop its cookie) or
+  ``None``; lazysession also takes a ``timedelta`` wherever it takes seconds.
+- A value of the wrong type or out of range raises :class:`ConfigurationError` naming
+  the option and what it takes, never a bare ``TypeError`` or ``ValueError``.
+- ``store`` may be a URL (``"redis://..."``, ``"sqlite+aiosqlite:///..."``): the store
+  it names is built, as ``store_from_url`` does.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ._errors import ConfigurationError
+from .stores import CookieStore, Store
+
+STORE_ERROR_POLICIES = ("503", "empty")
+
+
+def seconds_option(
+    name: str, value: object, *, positive: bool = True, allow_none: bool = True
+) -> int | None:
+    """``value`` as whole seconds: an ``int`` or a ``timedelta`` (``None`` where allowed);
+    ``positive`` refuses 0 and below. Anything else is a ConfigurationError naming
+    ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+        if seconds != int(seconds):
+            raise ConfigurationError(f"{name}={value!r}: use whole seconds")
+        value = int(seconds)
+    if not isinstance(value, int) or isinstance(value, bool):
+        kinds = "an int or a timedelta" + (", or None" if allow_none else "")
+        raise ConfigurationError(
+            f"{name}={value!r}: expected a number of seconds ({kinds}), not {type(value).__name__}"
+        )
+    if positive and value <= 0:
+        raise ConfigurationError(f"{name}={value!r}: must be a positive number of seconds")
+    return value
+
+
+def fraction_option(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigurationError(
+            f"{name}={value!r}: expected a fraction of the idle window, from 0 to 1"
+        )
+    return float(value)
+
+
+def size_option(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{name}={value!r}: expected a positive number of bytes")
+    return value
+
+
+def interval_option(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigurationError(
+            f"{name}={value!r}: expected seconds between sweeps; 0 or None disables them"
+        )
+    return float(value)
+
+
+def store_option(name: str, value: object) -> Store:
+    """The ``store`` option: a store, a URL naming one, or None (the cookie store)."""
+    if value is None:
+        return CookieStore()
+    if isinstance(value, Store):
+        return value
+    if isinstance(value, str):
+        from .config import store_from_url
+
+        return store_from_url(value)
+    hint = "; pass an instance, e.g. MemoryStore()" if isinstance(value, type) else ""
+    raise ConfigurationError(
+        f"{name}={value!r}: expected a store (MemoryStore(), SQLAlchemyStore(...), "
+        f"RedisStore(...)) or a URL such as 'redis://localhost:6379/0'{hint}"
+    )
+
+
+def encrypt_option(value: object) -> bool:
+    """The ``encrypt`` option: a bool; True needs the ``encryption`` extra."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"encrypt={value!r}: expected True or False")
+    if value:
+        from ._crypto import require_cryptography
+
+        require_cryptography()
+    return value
+
+
+def check_policy(on_store_error: str) -> str:
+    if on_store_error not in STORE_ERROR_POLICIES:
+        raise ConfigurationError("on_store_error must be '503' or 'empty'")
+    return on_store_error
+
+
+def predicate_option(name: str, value: object) -> None:
+    if not callable(value):
+        raise ConfigurationError(f"{name}={value!r}: expected a predicate over the request")
