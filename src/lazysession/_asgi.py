@@ -103,7 +103,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         self, scope: Scope, receive: Receive, send: Send, view: ScopeView
     ) -> None:
         exchange = self.rules.begin(view.cookie)
-        scope["session"] = await self._load(exchange)
+        with view.spending():
+            scope["session"] = await self._load(exchange)
         started = replaced = False
 
         async def send_with_session(message: Message) -> None:
@@ -159,7 +160,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             return True
         reply = self.reply_for(outcome, view)
         if not isinstance(reply, Reply):
-            answer = await run_async(reply, self.store)
+            with view.spending():
+                answer = await run_async(reply, self.store)
             if isinstance(answer, Refusal):
                 await _send_refusal(send, answer)
                 return False

@@ -7,7 +7,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+
+from .stores._budget import StoreBudget
 
 logger = logging.getLogger("lazysession")
 
@@ -30,7 +33,7 @@ class RequestView:
     reads them (setting every slot) and says where the response goes and what a
     ``skip_persistence`` predicate sees, built on first use."""
 
-    __slots__ = ("_info", "authorization", "cookie")
+    __slots__ = ("_budget", "_info", "authorization", "cookie")
 
     cookie: str | None
     """Every ``Cookie`` header of the request, joined; None without one."""
@@ -41,6 +44,14 @@ class RequestView:
     def host(self) -> str | None:
         """The ``Host`` header, or the server's name."""
         raise NotImplementedError
+
+    def spending(self) -> AbstractContextManager[None]:
+        """Around the middleware's own store calls for this request (the load, then the
+        save): they share one store ``timeout`` (see ``stores/_budget.py``)."""
+        budget: StoreBudget | None = getattr(self, "_budget", None)
+        if budget is None:
+            budget = self._budget = StoreBudget()
+        return budget.spending()
 
     def info(self) -> RequestInfo:
         """What a ``skip_persistence`` predicate sees, built once."""

@@ -318,7 +318,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         self._sweeping()
         view = FlaskView(request)
         exchange = rules.begin(view.cookie)
-        session = self._load(exchange)
+        with view.spending():
+            session = self._load(exchange)
         assert isinstance(session, FlaskSession)
         session.exchange = exchange
         session.view = view
@@ -348,7 +349,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             return
         reply = self.reply_for(outcome, view)
         if not isinstance(reply, Reply):
-            answer = run(reply, self.sync_store)
+            with view.spending():
+                answer = run(reply, self.sync_store)
             if isinstance(answer, Refusal):
                 _refuse(response, answer)
                 return

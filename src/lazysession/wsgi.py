@@ -94,7 +94,8 @@ class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
         self._sweeping()
         view = EnvironView(environ)
         exchange = self.rules.begin(view.cookie)
-        environ[ENVIRON_KEY] = self._load(exchange)
+        with view.spending():
+            environ[ENVIRON_KEY] = self._load(exchange)
         response = _Response(self, view, start_response)
 
         def start_with_session(
@@ -154,7 +155,8 @@ class _Response:
             if isinstance(reply_or_steps, Reply):
                 reply = reply_or_steps
             else:
-                answer = run(reply_or_steps, middleware.sync_store)
+                with self.view.spending():
+                    answer = run(reply_or_steps, middleware.sync_store)
                 if isinstance(answer, Refusal):
                     return answer
                 reply = answer

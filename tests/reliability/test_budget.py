@@ -11,15 +11,19 @@ import pytest
 
 from lazysession import StoreError
 from lazysession._expiry import utc_now
-from lazysession.stores._limits import StoreBudget
+from lazysession.stores._limits import GRACE_SHARE, StoreBudget
+from tests.helpers import client
 from tests.reliability.faults import (
     ASYNC_KINDS,
     SYNC_KINDS,
     TIMEOUT,
     Opened,
+    asgi_app,
     timed,
     timed_sync,
+    wsgi_client,
 )
+from tests.reliability.test_timeouts import logged_in
 
 pytestmark = pytest.mark.anyio
 
@@ -90,3 +94,37 @@ def test_a_second_blocking_call_gets_only_what_the_first_left_of_the_timeout(
     second = _read_fails_blocking(store, budget)
     assert first >= TIMEOUT * 0.9
     assert second < TIMEOUT * 0.2
+
+
+# -- through the shells: a request's load and save share the timeout --------------------
+
+LATENCY = 0.45 * TIMEOUT
+"""Added per chunk each way: a load (one round trip) takes 0.9 of the timeout, and a save
+sent after it would answer at 1.8, past the timeout and the grace a sent write gets."""
+SHARED_BOUND = TIMEOUT * (1 + GRACE_SHARE) + 0.25 * TIMEOUT
+"""A request's store calls together: the timeout, the grace, and a little slack."""
+
+
+async def test_a_write_on_a_slow_store_answers_within_one_timeout_in_all(
+    opened: Opened,
+) -> None:
+    proxy = opened.proxy("redis")
+    async with client(asgi_app(opened.store("redis", proxy.port))) as http:
+        await logged_in(http)
+        proxy.slow(LATENCY)
+        response, took = await timed(lambda: http.get("/write", params={"cart": "3"}))
+    assert response.status_code == 503
+    assert took < SHARED_BOUND
+
+
+@pytest.mark.parametrize("shell", ["wsgi", "flask"])
+def test_a_blocking_write_on_a_slow_store_answers_within_one_timeout_in_all(
+    shell: str, opened_blocking: Opened
+) -> None:
+    proxy = opened_blocking.proxy("postgresql+psycopg")
+    http = wsgi_client(opened_blocking.store("postgresql+psycopg", proxy.port), shell)
+    assert http.get("/write?user=ada").status_code == 200
+    proxy.slow(LATENCY)
+    response, took = timed_sync(lambda: http.get("/write?cart=3"))
+    assert response.status_code == 503
+    assert took < SHARED_BOUND

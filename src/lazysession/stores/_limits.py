@@ -33,6 +33,8 @@ import anyio
 
 from .._errors import StoreError
 from ._base import describe_error
+from ._budget import BUDGET as _BUDGET
+from ._budget import StoreBudget as StoreBudget
 
 logger = logging.getLogger("lazysession")
 
@@ -134,54 +136,6 @@ class _Call:
 
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
     "lazysession_call", default=None
-)
-
-
-class StoreBudget:
-    """The store time one request has: the middleware's calls for a request (the load,
-    then the save) share one store ``timeout`` between them instead of having one each,
-    so a request waits on a slow store at most ``timeout`` in all (a write already sent
-    still gets its grace, :data:`GRACE_SHARE`). The first call sets the budget to its
-    store's timeout; each call takes what the calls before it left. Calls an application
-    makes itself, and the sweeper's, are outside any budget: one ``timeout`` each.
-
-    ``with budget.spending():`` around the middleware's own store calls."""
-
-    __slots__ = ("left",)
-
-    def __init__(self) -> None:
-        self.left: float | None = None
-
-    def spending(self) -> _Spending:
-        return _Spending(self)
-
-    def allow(self, seconds: float) -> float:
-        """Seconds a call whose store allows ``seconds`` may take now."""
-        if self.left is None:
-            self.left = seconds
-            return seconds
-        return min(seconds, self.left)
-
-    def spent(self, seconds: float) -> None:
-        if self.left is not None:
-            self.left = max(0.0, self.left - seconds)
-
-
-class _Spending:
-    __slots__ = ("_budget", "_token")
-
-    def __init__(self, budget: StoreBudget) -> None:
-        self._budget = budget
-
-    def __enter__(self) -> None:
-        self._token = _BUDGET.set(self._budget)
-
-    def __exit__(self, *_: object) -> None:
-        _BUDGET.reset(self._token)
-
-
-_BUDGET: contextvars.ContextVar[StoreBudget | None] = contextvars.ContextVar(
-    "lazysession_budget", default=None
 )
 
 
