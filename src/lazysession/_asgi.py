@@ -10,7 +10,7 @@ import anyio
 from ._cookies import vary_with_cookie
 from ._core import NOTHING, Exchange
 from ._errors import ConfigurationError, SessionUnavailable, StoreError
-from ._headers import Reply, add_session_headers
+from ._headers import TARGETED, Reply, add_session_headers
 from ._middleware import MiddlewareOptions
 from ._request import RequestInfo, RequestView
 from ._session import Session
@@ -326,6 +326,7 @@ class ScopeView(RequestView):
 
 _VARY = b"vary"
 _CACHE_CONTROL = b"cache-control"
+_TARGETED = tuple(name.encode() for name in TARGETED)
 
 
 RawHeaderList = list[tuple[bytes, bytes]]
@@ -355,6 +356,10 @@ class RawHeaders:
 
     def add_cache_control(self, raw: RawHeaderList, value: str) -> None:
         raw.append((_CACHE_CONTROL, value.encode("latin-1")))
+
+    def drop_targeted(self, raw: RawHeaderList) -> None:
+        if any(len(name) == 17 and name.lower() in _TARGETED for name, _ in raw):
+            raw[:] = [(n, v) for n, v in raw if len(n) != 17 or n.lower() not in _TARGETED]
 
     def replace_cache_control(self, raw: RawHeaderList, value: str) -> None:
         raw[:] = [

@@ -18,7 +18,10 @@ Rules for shared caches (``SharedCaches``):
 - ``no-store``, or ``private`` unqualified, already keeps every shared cache out: such a
   header is left as the app wrote it. Every other directive (``max-age``, ``no-cache``,
   ``must-revalidate``, extensions) is kept, in its order; several ``Cache-Control``
-  headers become one. A response that never touched the session is left alone.
+  headers become one. ``CDN-Cache-Control`` and ``Surrogate-Control`` (RFC 9213), which
+  the caches they name obey instead of ``Cache-Control``, are taken out: those caches
+  then obey the private ``Cache-Control``. A response that never touched the session is
+  left alone.
 - Dropping an app's ``public`` or ``s-maxage`` logs one warning per middleware.
 """
 
@@ -29,6 +32,9 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from ._errors import ConfigurationError, logger
+
+TARGETED = ("cdn-cache-control", "surrogate-control")
+"""Cache-Control fields for one kind of cache (RFC 9213), lower case; both 17 long."""
 
 Target = TypeVar("Target")
 Target_contra = TypeVar("Target_contra", contravariant=True)
@@ -64,6 +70,9 @@ class ResponseHeaders(Protocol[Target_contra]):
     def replace_cache_control(self, target: Target_contra, value: str) -> None:
         """Make ``value`` the only ``Cache-Control`` header."""
 
+    def drop_targeted(self, target: Target_contra) -> None:
+        """Remove every ``CDN-Cache-Control`` and ``Surrogate-Control`` header."""
+
 
 def add_session_headers(
     edit: ResponseHeaders[Target], target: Target, reply: Reply, caches: SharedCaches
@@ -74,6 +83,7 @@ def add_session_headers(
     if reply.vary:
         edit.vary_on_cookie(target)
     if reply.private:
+        edit.drop_targeted(target)  # caches that obey these obey Cache-Control without them
         found = edit.cache_control(target)
         if not found:  # the usual case: nothing of the app's to keep
             edit.add_cache_control(target, "private")

@@ -67,7 +67,7 @@ from ._flask_config import (
     refuse_flask_session_settings,
     samesite_setting,
 )
-from ._headers import Reply, add_session_headers
+from ._headers import TARGETED, Reply, add_session_headers
 from ._options import encrypt_option, fraction_option, seconds_option
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
@@ -157,11 +157,20 @@ class FlaskView(EnvironView):
 
 
 def _refuse(response: flask.Response, refusal: Refusal) -> None:
-    """Answer ``refusal`` instead of the view's response."""
+    """Answer ``refusal`` instead of the view's response: its status, body and headers
+    only, as the other shells send it (none of the view's: a ``Cache-Control: public``
+    would let a shared cache serve the refusal, a ``Content-Encoding`` would misname
+    the body). Flask hands the response to ``save_session`` to change in place."""
+    body = response.response
+    response.headers.clear()
+    response.direct_passthrough = False
     response.status_code = refusal.status
     response.set_data(refusal.body)
     for name, value in refusal.headers:
         response.headers[name] = value
+    close = getattr(body, "close", None)  # the view's body (a file, a generator) is dropped
+    if close is not None:
+        close()
 
 
 class ResponseHeaders:
@@ -182,6 +191,11 @@ class ResponseHeaders:
         response.headers["Cache-Control"] = value
 
     replace_cache_control = add_cache_control
+
+    def drop_targeted(self, response: flask.Response) -> None:
+        for name in TARGETED:
+            if name in response.headers:
+                del response.headers[name]
 
 
 RESPONSE_HEADERS = ResponseHeaders()

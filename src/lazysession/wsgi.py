@@ -24,7 +24,7 @@ from ._core import NOTHING, Outcome
 from ._environ import EnvironView
 from ._environ import request_info as request_info
 from ._errors import SessionUnavailable
-from ._headers import Reply, add_session_headers
+from ._headers import TARGETED, Reply, add_session_headers
 from ._middleware import MiddlewareOptions
 from ._session import Session
 from ._shell import UNAVAILABLE, BlockingShell, Refusal, run
@@ -72,6 +72,10 @@ class HeaderList:
 
     def add_cache_control(self, headers: Headers, value: str) -> None:
         headers.append(("Cache-Control", value))
+
+    def drop_targeted(self, headers: Headers) -> None:
+        if any(len(name) == 17 and name.lower() in TARGETED for name, _ in headers):
+            headers[:] = [(n, v) for n, v in headers if len(n) != 17 or n.lower() not in TARGETED]
 
     def replace_cache_control(self, headers: Headers, value: str) -> None:
         headers[:] = [(name, item) for name, item in headers if name.lower() != "cache-control"]

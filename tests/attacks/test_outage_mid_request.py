@@ -71,17 +71,7 @@ async def test_a_store_lost_between_load_and_save_gives_a_503_and_saves_nothing(
     [
         "asgi",
         "wsgi",
-        pytest.param(
-            "flask",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "Flask answers a session it could not load with werkzeug's "
-                    "ServiceUnavailable page (SessionUnavailableError), which carries no "
-                    "Retry-After, unlike the 503 of the other shells and of a failed save"
-                ),
-            ),
-        ),
+        "flask",
     ],
 )
 async def test_a_session_that_cannot_be_loaded_gets_a_503_with_retry_after(shell: str) -> None:

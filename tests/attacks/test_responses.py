@@ -68,14 +68,6 @@ async def test_no_set_cookie_when_the_browsers_cookie_stays_right(
 # -- targeted cache headers (RFC 9213) -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "only Cache-Control is rewritten: a CDN-Cache-Control or Surrogate-Control from the "
-        "app, which CDNs obey instead of Cache-Control (RFC 9213), still lets a shared "
-        "cache store a response that sends the session cookie"
-    ),
-)
 @pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize("field", ["CDN-Cache-Control", "Surrogate-Control"])
 async def test_a_response_that_sends_the_cookie_leaves_no_targeted_cache_directive_public(
@@ -137,18 +129,7 @@ async def targeted(shell: str, path: str, field: str, value: str) -> tuple[int, 
     [
         "asgi",
         "wsgi",
-        pytest.param(
-            "flask",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "Flask's save_session turns the app's own response into the 409/503 "
-                    "(status and body) and keeps every header the app set on it: a "
-                    "Cache-Control: public, max-age lets a shared cache serve the refusal "
-                    "to every visitor of the page"
-                ),
-            ),
-        ),
+        "flask",
     ],
 )
 async def test_a_refused_write_carries_none_of_the_apps_cache_headers(shell: str) -> None:
