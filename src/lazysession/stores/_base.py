@@ -83,6 +83,13 @@ class Changes:
         return merged
 
 
+FOLLOW_ROTATIONS = 64
+"""Rotations a logout follows, at most: it ends the session an id was rotated to, and the
+one that was rotated to, and so on (logins in quick succession, a "sudo mode" that
+regenerates at each step). Each step is one store round trip; the cap only keeps a
+store's answer bounded."""
+
+
 RETIRED_MEMORY = 60
 """Seconds a retired id (rotated away at login, or ended) is remembered: a request that
 set out with it before the login or logout answered (a second tab, a slow XHR) neither

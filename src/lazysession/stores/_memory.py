@@ -29,6 +29,7 @@ import anyio.lowlevel
 from .. import _json
 from .._errors import ConfigurationError
 from .._expiry import Clock, from_timestamp, seconds_of, to_timestamp, utc_now
+from ._base import FOLLOW_ROTATIONS as _FOLLOW
 from ._base import RETIRED_MEMORY, Changes, Merge, Record, Store, SyncStore, byte_size, merge_onto
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ _PROTECTED_SHARE = 0.8  # of max_entries, at most, for sessions used more than o
 _BUCKET_SECONDS = 60
 _SWEEP_BATCH = 5_000
 _RETIRED = "=>"  # a retired id's text, then its successor's key (if rotated): never JSON
-_FOLLOW = 4  # rotations a logout follows, at most
 
 _Entry = tuple[float, str, int, datetime]
 """Expiry in seconds, the session's JSON text (or a rotation marker), the version of that

@@ -49,6 +49,7 @@ from redis.exceptions import NoScriptError, RedisError
 from .. import _json
 from .._errors import SessionTooLarge, StoreError
 from .._expiry import META_KEY, from_timestamp
+from ._base import FOLLOW_ROTATIONS as _FOLLOW
 from ._base import RETIRED_MEMORY, Changes, Merge, Record, describe_error, merge_onto, with_origin
 from ._redis_lua import BLOCK, CREATE, END, REPLACE, RETIRE, SAVE, SHA, TOUCH, UPDATE
 
@@ -183,7 +184,6 @@ DATA = "d:"
 _DATA_BYTES = DATA.encode()
 _META_FIELD = DATA + META_KEY
 _MEMORY_MS = RETIRED_MEMORY * 1000
-_FOLLOW = 4
 _ATTEMPTS = 5
 
 

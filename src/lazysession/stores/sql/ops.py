@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from ... import _json
 from ..._errors import StoreError
 from ..._expiry import ORIGIN
+from .._base import FOLLOW_ROTATIONS as _FOLLOW
 from .._base import (
     RETIRED_MEMORY,
     Changes,
@@ -60,7 +61,6 @@ Plan = Generator[tuple[sa.Executable, dict[str, Any]], Any, T]
 """Statements with their parameters; each statement's result is sent back in."""
 
 MARKER = "=>"
-_FOLLOW = 4  # rotations a logout follows, at most
 _ATTEMPTS = 5  # merges a rotation tries while other writes keep changing the old row
 _MEMORY = timedelta(seconds=RETIRED_MEMORY)
 
