@@ -24,8 +24,9 @@ Rules:
   with an ``AttributeError`` is sent once more: redis-py's asyncio cluster client can hand
   a command a connection another task is tearing down, and fails so before anything is
   sent. A read is sent once more after a connection error (a pooled connection the
-  server closed); a script never is, by us or by redis-py: one that ran but whose answer
-  was lost would run again and report its own first run as a conflict.
+  server closed); a script only when the error came while its connection was still being
+  made (it was never written), never after, by us or by redis-py: one that ran but whose
+  answer was lost would run again and report its own first run as a conflict.
 - A Redis error reaches the operation as a :class:`~lazysession.StoreError` naming the
   action (its text never: it may quote a key), which may know what it means.
 - A session's size is measured as the JSON it encodes to, each key as JSON writes it
@@ -171,10 +172,36 @@ def _send(command: Command, cluster: bool) -> Generator[Call, Any, Any]:
             return (yield call)
         except AttributeError:  # a connection torn down under it, before anything was sent
             return (yield call)
+        except RedisConnectionError as error:
+            if not unsent(error):
+                raise
+            return (yield call)
     try:
         return (yield call)
     except NoScriptError:
         return (yield Call("eval", (script, 1, key, *command.args), writes=True))
+    except RedisConnectionError as error:
+        if not unsent(error):
+            raise
+        return (yield call)
+
+
+_CONNECTING = frozenset(
+    ("connect", "connect_check_health", "on_connect", "on_connect_check_health")
+)
+
+
+def unsent(error: BaseException) -> bool:
+    """Whether a connection error came while its connection was still being made (the
+    connect, its handshake): the command itself was never written, so it may be sent
+    again. Told by where it was raised, since redis-py raises the same class either way."""
+    frame = error.__traceback__
+    while frame is not None:
+        code = frame.tb_frame.f_code
+        if code.co_name in _CONNECTING and "redis" in code.co_filename:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 EXPIRY = b"e"
