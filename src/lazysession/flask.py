@@ -92,14 +92,17 @@ class FlaskSession(Session, SessionMixin):
     """``session.permanent`` until the handler sets it (``SESSION_PERMANENT``)."""
 
     def __getitem__(self, key: str) -> Any:
+        """The value at ``key``; reading marks the session accessed."""
         self.accessed = True
         return super().__getitem__(key)
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value at ``key`` or ``default``; reading marks the session accessed."""
         self.accessed = True
         return super().get(key, default)
 
     def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is set; asking marks the session accessed."""
         self.accessed = True
         return super().__contains__(key)
 
@@ -326,6 +329,7 @@ class LazySessionInterface(BlockingShell, SessionInterface):
     # -- Flask's SessionInterface ------------------------------------------------------------
 
     def open_session(self, app: flask.Flask, request: flask.Request) -> FlaskSession | None:
+        """Flask's hook: the request's session, loaded from the store when its cookie names one."""
         rules = self.rules(app)
         if rules is None:
             return None  # Flask makes its null session
@@ -344,6 +348,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
     def save_session(
         self, app: flask.Flask, session: SessionMixin, response: flask.Response
     ) -> None:
+        """Flask's hook: carry out what the request did to its session and add its
+        headers, or turn the response into the documented 409/503."""
         if not isinstance(session, FlaskSession) or session.exchange is None:
             return
         view = session.view

@@ -95,6 +95,7 @@ class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
         self._sweeping()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request: load its session, run the app, save what it changed."""
         self._sweeping()
         view = EnvironView(environ)
         exchange = self.rules.begin(view.cookie)

@@ -129,24 +129,29 @@ class SQLAlchemyStore(Store):
     # -- the async face --------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
+        """See :meth:`Store.read`."""
         op = self._ops.read(session_id, self._clock())
         record: Record | None = await self._async.call("loading a session", op)
         return record
 
     async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+        """See :meth:`Store.touch`."""
         op = self._ops.touch(session_id, self._clock(), expires_at)
         touched: bool = await self._async.call("touching a session", op)
         return touched
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        """See :meth:`Store.save`."""
         op = self._ops.save(session_id, _json.dumps(data), self._clock(), expires_at)
         await self._async.call("saving a session", op)
 
     async def delete(self, session_id: str) -> None:
+        """See :meth:`Store.delete`."""
         op = self._ops.delete(session_id, self._clock())
         await self._async.call("deleting a session", op)
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """See :meth:`Store.update`."""
         op = self._ops.update(session_id, changes, self._clock(), expires_at)
         merged: Merge = await self._async.call("saving a session", op)
         return merged
@@ -154,11 +159,13 @@ class SQLAlchemyStore(Store):
     async def rotate(
         self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
     ) -> Merge:
+        """See :meth:`Store.rotate`."""
         op = self._ops.rotate(old_id, new_id, changes, self._clock(), expires_at)
         merged: Merge = await self._async.call("rotating a session", op)
         return merged
 
     async def count(self) -> int:
+        """See :meth:`Store.count`."""
         counted: int = await self._async.call("counting sessions", self._ops.count())
         return counted
 
@@ -205,6 +212,7 @@ class SQLAlchemyStore(Store):
 
     @property
     def sync(self) -> _SyncSQLAlchemyStore:
+        """The blocking face (WSGI, the CLI): the same operations, and the statistics."""
         return self._sync
 
 
