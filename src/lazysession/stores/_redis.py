@@ -18,7 +18,8 @@ Rules:
 - Async clients the store makes are kept per event loop (their connections belong to
   the loop that opened them) and closed when the loop ends or on ``aclose()``. Neither
   making the store (which a framework may do inside the event loop) nor a new
-  connection reads the file system.
+  connection reads the file system. A cluster client learns the topology once, before
+  its first command (``_LoopClient.start``).
 """
 
 from __future__ import annotations
@@ -95,11 +96,40 @@ def _driver_options() -> dict[str, Any]:
 class _LoopClient:
     """One event loop's client, and the slots that keep its calls within the pool."""
 
-    __slots__ = ("client", "slots")
+    __slots__ = ("_started", "_starting", "client", "slots")
 
     def __init__(self, client: AsyncClient, size: int) -> None:
         self.client = client
         self.slots = asyncio.Semaphore(size)
+        self._started = not isinstance(client, redis.asyncio.cluster.RedisCluster)
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Learn a cluster's topology once, before the first command, and wait until
+        redis-py has finished with the connections that learned it.
+
+        redis-py's asyncio cluster client, when it adopts a topology, marks the
+        connections it has open for reconnection and closes them in background tasks;
+        a command that took one of them meanwhile (the first commands of a new client,
+        sent together) had its connection closed under it: "Connection closed by
+        server", half the time a command that was already written, which is never
+        sent again (``_redis_ops``). Here those tasks end before any command is sent.
+        """
+        if self._started:
+            return
+        async with self._starting:
+            if self._started:
+                return
+            client = self.client
+            assert isinstance(client, redis.asyncio.cluster.RedisCluster)
+            await client.initialize()
+            manager = client.nodes_manager
+            pending = set(getattr(manager, "_background_tasks", ()))
+            for node in manager.nodes_cache.values():
+                pending |= set(getattr(node, "_background_tasks", ()))
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            self._started = True
 
 
 async def _close_async(opened: _LoopClient) -> None:
@@ -360,13 +390,17 @@ class RedisStore(Store):
         timeout (unless it walks the keyspace), its failures raised as StoreError."""
         client = self.check_async()
         calls = client_calls(operation, self._async_cluster)
+        opened = self._loop_clients.get() if self._loop_clients is not None else None
         if not operation.bounded:
             with StoreErrors(operation.action, _ERRORS):
+                if opened is not None:
+                    await opened.start()
                 return await _execute_async(client, calls)
         with Bounded(operation.action, _ERRORS, self.timeout):
-            if self._loop_clients is None:  # the application's client, and its pool
+            if opened is None:  # the application's client, and its pool
                 return await _execute_async(client, calls)
-            async with self._loop_clients.get().slots:
+            await opened.start()
+            async with opened.slots:
                 return await _execute_async(client, calls)
 
     async def aclose(self) -> None:
