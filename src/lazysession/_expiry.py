@@ -35,6 +35,13 @@ META_KEY = "__lazysession__"
 """Where a session's own metadata travels inside its stored data (hidden from handlers)."""
 ORIGIN = "o"
 """The metadata field naming the store key a session was rotated from."""
+OWNER = "u"
+"""The metadata field naming the session's owner (``regenerate(owner=...)``); stores
+index sessions by it."""
+AUTHENTICATED = "a"
+"""The metadata field holding when the owner last logged in (seconds since the epoch)."""
+DEVICE = "d"
+"""The metadata field holding the device label of the login request (``record_device``)."""
 
 
 def utc_now() -> datetime:
@@ -85,6 +92,9 @@ class Meta:
     lifetime: int | None = None
     pinned: bool = False
     origin: str | None = None
+    owner: str | None = None
+    authenticated: float | None = None
+    device: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"c": self.created}
@@ -94,6 +104,12 @@ class Meta:
             out["p"] = True
         if self.origin is not None:
             out[ORIGIN] = self.origin
+        if self.owner is not None:
+            out[OWNER] = self.owner
+            if self.authenticated is not None:
+                out[AUTHENTICATED] = self.authenticated
+            if self.device is not None:
+                out[DEVICE] = self.device
         return out
 
     @classmethod
@@ -109,11 +125,22 @@ class Meta:
             return cls(float(created))
         lifetime = value.get("l")
         origin = value.get(ORIGIN)
+        owner = value.get(OWNER)
+        authenticated = value.get(AUTHENTICATED)
+        device = value.get(DEVICE)
+        owned = isinstance(owner, str) and bool(owner)
         return cls(
             float(created),
             lifetime if isinstance(lifetime, int) and lifetime > 0 else None,
             value.get("p") is True,
             origin if isinstance(origin, str) else None,
+            owner if owned else None,
+            float(authenticated)
+            if owned
+            and isinstance(authenticated, (int, float))
+            and not isinstance(authenticated, bool)
+            else None,
+            device if owned and isinstance(device, str) else None,
         )
 
     def with_lifetime(self, seconds: int | None) -> Meta:

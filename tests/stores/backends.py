@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from lazysession import Changes, MemoryStore, Store, SyncStore
+from lazysession._identity import SessionInfo
 from lazysession.stores import Merge, Record, RedisStore, SQLAlchemyStore
 from tests.conftest import require_server
 from tests.helpers import Clock
@@ -87,6 +88,15 @@ class SyncAsAsync(Store):
 
     async def count(self) -> int:
         return await anyio.to_thread.run_sync(self._s.count)
+
+    async def sessions_of(self, owner: str) -> list[SessionInfo]:
+        return await anyio.to_thread.run_sync(self._s.sessions_of, owner)
+
+    async def revoke(self, owner: str, handle: str) -> bool:
+        return await anyio.to_thread.run_sync(self._s.revoke, owner, handle)
+
+    async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        return await anyio.to_thread.run_sync(lambda: self._s.revoke_all(owner, keep=keep))
 
     @property
     def sync(self) -> SyncStore:

@@ -32,6 +32,16 @@ Rules every store keeps:
   batches, and returns how many; it is safe to run from many processes at once.
 - ``count`` counts the sessions held, expired-but-unswept included (retired ids are not
   sessions and are left out).
+- A session's *owner* is the ``OWNER`` field of the metadata a ``save`` or a ``rotate``
+  stores (the app named one at login: ``regenerate(owner=...)``); ``update`` and ``touch``
+  never change it. ``sessions_of(owner)`` lists the owner's live sessions (expired ones
+  never, swept or not; retired ids never), the most recently seen first; a session is
+  *seen* when it is saved, merged, rotated to or touched. ``revoke(owner, handle)`` ends
+  the one session of ``owner`` with that handle (``_identity.handle_of`` its key) as
+  ``delete`` does, and ``revoke_all(owner, keep=handle)`` every one but ``keep``,
+  returning how many it ended: a login that completed before it began is ended, and no
+  write racing it brings an ended session back. ``delete`` and ``sweep`` keep the index
+  right: an ended or expired session is never listed.
 - Data is JSON, never pickle; a value that is not JSON-serialisable fails before any I/O.
 """
 
@@ -48,7 +58,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _json
 from .._errors import SessionTooLarge, StoreError
-from .._expiry import META_KEY, ORIGIN
+from .._expiry import DEVICE, META_KEY, ORIGIN, OWNER
+from .._identity import SessionInfo, handle_of
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -182,6 +193,51 @@ def origin_of(text: str) -> str | None:
     meta = None if data is None else data.get(META_KEY)
     origin = meta.get(ORIGIN) if isinstance(meta, dict) else None
     return origin if isinstance(origin, str) else None
+
+
+def owner_in(meta: object) -> str | None:
+    """The owner a session's metadata (the ``META_KEY`` value, as a dict) names, if any."""
+    owner = meta.get(OWNER) if isinstance(meta, dict) else None
+    return owner if isinstance(owner, str) and owner else None
+
+
+def owner_of_data(data: Mapping[str, Any]) -> str | None:
+    """The owner of a session about to be saved whole."""
+    return owner_in(data.get(META_KEY))
+
+
+def owner_of_changes(changes: Changes) -> str | None:
+    """The owner of the session a rotation creates: the request's metadata names it (a
+    rotation's changes always carry the metadata the core wrote)."""
+    return owner_in(changes.set.get(META_KEY))
+
+
+def session_info(
+    store_key: str, text: str | bytes, expires_at: datetime, last_seen: datetime
+) -> SessionInfo:
+    """What ``sessions_of`` lists for the session stored under ``store_key`` as ``text``
+    (its JSON), with the store's expiry and the instant it was last seen."""
+    data = _json.loads(text)
+    meta = data.get(META_KEY) if isinstance(data, dict) else None
+    if not isinstance(meta, dict):
+        meta = {}
+    created = meta.get("c")
+    device = meta.get(DEVICE)
+    return SessionInfo(
+        handle=handle_of(store_key),
+        created_at=datetime.fromtimestamp(created, tz=expires_at.tzinfo)
+        if isinstance(created, (int, float)) and not isinstance(created, bool)
+        else last_seen,
+        last_seen=last_seen,
+        expires_at=expires_at,
+        device=device if isinstance(device, str) else None,
+    )
+
+
+def most_recent_first(infos: list[SessionInfo]) -> list[SessionInfo]:
+    """The order ``sessions_of`` lists in: the most recently seen first (then by handle,
+    so that the order is stable)."""
+    return sorted(infos, key=lambda info: (-info.last_seen.timestamp(), info.handle))
 
 
 def byte_size(text: str | bytes) -> int:
@@ -325,6 +381,18 @@ class SyncStore(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int: ...
 
+    def sessions_of(self, owner: str) -> list[SessionInfo]:
+        """The owner's live sessions, the most recently seen first."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no index of owners")
+
+    def revoke(self, owner: str, handle: str) -> bool:
+        """End the session of ``owner`` named by ``handle``; whether there was one."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no index of owners")
+
+    def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        """End every session of ``owner`` but the one named ``keep``; how many."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no index of owners")
+
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections the store opened itself."""
 
@@ -376,6 +444,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def count(self) -> int: ...
+
+    async def sessions_of(self, owner: str) -> list[SessionInfo]:
+        """The owner's live sessions (``regenerate(owner=...)`` named it at login), the
+        most recently seen first; expired and ended ones never appear."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no index of owners")
+
+    async def revoke(self, owner: str, handle: str) -> bool:
+        """End the session of ``owner`` that ``handle`` names (as a logout would); whether
+        there was one. Another owner's session with that handle is left alone."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no index of owners")
+
+    async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        """End every session of ``owner`` but the one named ``keep`` ("log out other
+        devices"); how many were ended."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no index of owners")
 
     async def aclose(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections the store opened itself."""

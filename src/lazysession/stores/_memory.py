@@ -29,8 +29,22 @@ import anyio.lowlevel
 from .. import _json
 from .._errors import ConfigurationError
 from .._expiry import Clock, from_timestamp, seconds_of, to_timestamp, utc_now
+from .._identity import SessionInfo, handle_of
 from ._base import FOLLOW_ROTATIONS as _FOLLOW
-from ._base import RETIRED_MEMORY, Changes, Merge, Record, Store, SyncStore, byte_size, merge_onto
+from ._base import (
+    RETIRED_MEMORY,
+    Changes,
+    Merge,
+    Record,
+    Store,
+    SyncStore,
+    byte_size,
+    merge_onto,
+    most_recent_first,
+    owner_of_changes,
+    owner_of_data,
+    session_info,
+)
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -69,6 +83,12 @@ class MemoryStore(Store):
         self._versions = itertools.count(1)
         self._buckets: dict[int, set[str]] = {}
         self._retired: set[str] = set()
+        self._seen: dict[str, float] = {}
+        """When each session was last saved, merged or touched."""
+        self._owned: dict[str, str] = {}
+        """The owner of each owned session."""
+        self._owners: dict[str, set[str]] = {}
+        """The sessions of each owner."""
         self._sync = _SyncMemoryStore(self)
         self._reports: list[Metrics] = []
 
@@ -99,6 +119,7 @@ class MemoryStore(Store):
                 return False
             moved = (to_timestamp(expires_at), entry[1], entry[2], expires_at)
             self._refile(session_id, entry[0], moved)
+            self._seen[session_id] = self._now()
             return True
 
     def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> Merge:
@@ -112,6 +133,7 @@ class MemoryStore(Store):
                 return Merge.EMPTIED
             new = (to_timestamp(expires_at), merged, next(self._versions), expires_at)
             self._refile(session_id, entry[0], new)
+            self._seen[session_id] = self._now()
             self._used(session_id)
             return Merge.APPLIED
 
@@ -125,6 +147,7 @@ class MemoryStore(Store):
             if merged is None:
                 return Merge.EMPTIED
             self._add(new_id, (to_timestamp(expires_at), merged, next(self._versions), expires_at))
+            self._own(new_id, owner_of_changes(changes))
             self._used(new_id)  # the session in use moved: it must not start over on probation
             return Merge.APPLIED
 
@@ -135,6 +158,7 @@ class MemoryStore(Store):
             self._add(
                 session_id, (to_timestamp(expires_at), text, next(self._versions), expires_at)
             )
+            self._own(session_id, owner_of_data(data))
 
     def _delete(self, session_id: str) -> None:
         with self._lock:
@@ -162,6 +186,29 @@ class MemoryStore(Store):
         with self._lock:
             return len(self._entries) - len(self._retired)
 
+    def _sessions_of(self, owner: str) -> list[SessionInfo]:
+        with self._lock:
+            found = []
+            for session_id in self._owners.get(owner, ()):
+                entry = self._live(session_id)
+                if entry is not None:
+                    seen = from_timestamp(self._seen.get(session_id, entry[0]))
+                    found.append((session_id, entry[1], entry[3], seen))
+        return most_recent_first([session_info(*held) for held in found])
+
+    def _revoke(self, owner: str, handle: str | None, keep: str | None) -> int:
+        """End the owner's session named ``handle`` (None: all but ``keep``)."""
+        with self._lock:
+            ended = 0
+            for session_id in list(self._owners.get(owner, ())):
+                named = handle_of(session_id)
+                if (handle is not None and named != handle) or named == keep:
+                    continue
+                if self._live(session_id) is not None:
+                    ended += 1
+                self._retire(session_id, "")
+            return ended
+
     # -- filing, under the lock ------------------------------------------------------------
 
     def _retire(self, session_id: str, successor: str) -> None:
@@ -175,6 +222,22 @@ class MemoryStore(Store):
         else:
             self._refile(session_id, old[0], marker)
         self._retired.add(session_id)
+        self._disown(session_id)
+
+    def _own(self, session_id: str, owner: str | None) -> None:
+        self._seen[session_id] = self._now()
+        if owner is not None:
+            self._owned[session_id] = owner
+            self._owners.setdefault(owner, set()).add(session_id)
+
+    def _disown(self, session_id: str) -> None:
+        self._seen.pop(session_id, None)
+        owner = self._owned.pop(session_id, None)
+        if owner is not None:
+            held = self._owners[owner]
+            held.discard(session_id)
+            if not held:
+                del self._owners[owner]
 
     def _add(self, session_id: str, entry: _Entry) -> None:
         bound = self.max_entries
@@ -216,6 +279,7 @@ class MemoryStore(Store):
         if entry is None:
             return False
         self._retired.discard(session_id)
+        self._disown(session_id)
         if session_id in self._probation:
             del self._probation[session_id]
         else:
@@ -278,6 +342,15 @@ class MemoryStore(Store):
     async def count(self) -> int:
         return self._count()
 
+    async def sessions_of(self, owner: str) -> list[SessionInfo]:
+        return self._sessions_of(owner)
+
+    async def revoke(self, owner: str, handle: str) -> bool:
+        return self._revoke(owner, handle, None) > 0
+
+    async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        return self._revoke(owner, None, keep)
+
     def report_to(self, metrics: Metrics) -> None:
         """Count the sessions evicted to stay within ``max_entries`` into ``metrics``
         (``evicted``); each middleware that uses the store hands it its own."""
@@ -324,3 +397,12 @@ class _SyncMemoryStore(SyncStore):
 
     def count(self) -> int:
         return self._store._count()
+
+    def sessions_of(self, owner: str) -> list[SessionInfo]:
+        return self._store._sessions_of(owner)
+
+    def revoke(self, owner: str, handle: str) -> bool:
+        return self._store._revoke(owner, handle, None) > 0
+
+    def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        return self._store._revoke(owner, None, keep)
