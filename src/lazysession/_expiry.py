@@ -129,6 +129,7 @@ class Meta:
         authenticated = value.get(AUTHENTICATED)
         device = value.get(DEVICE)
         owned = isinstance(owner, str) and bool(owner)
+        when = isinstance(authenticated, (int, float)) and not isinstance(authenticated, bool)
         return cls(
             float(created),
             lifetime if isinstance(lifetime, int) and lifetime > 0 else None,

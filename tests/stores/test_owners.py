@@ -150,7 +150,7 @@ async def test_a_touch_or_a_write_marks_the_session_seen(store: Store, clock: Cl
     await log_in(store, clock, 2, "alice")
     clock.advance(10)
     assert await store.touch(key(1), expires_at=clock() + HOUR)
-    (first, second) = await store.sessions_of("alice")
+    (first, _) = await store.sessions_of("alice")
     assert first.handle == handle_of(key(1))
     assert first.last_seen == clock()
     assert first.expires_at == clock() + HOUR
