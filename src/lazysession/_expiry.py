@@ -129,18 +129,16 @@ class Meta:
         authenticated = value.get(AUTHENTICATED)
         device = value.get(DEVICE)
         owned = isinstance(owner, str) and bool(owner)
-        when = isinstance(authenticated, (int, float)) and not isinstance(authenticated, bool)
+        when = None
+        if owned and isinstance(authenticated, (int, float)):
+            when = None if isinstance(authenticated, bool) else float(authenticated)
         return cls(
             float(created),
             lifetime if isinstance(lifetime, int) and lifetime > 0 else None,
             value.get("p") is True,
             origin if isinstance(origin, str) else None,
             owner if owned else None,
-            float(authenticated)
-            if owned
-            and isinstance(authenticated, (int, float))
-            and not isinstance(authenticated, bool)
-            else None,
+            when,
             device if owned and isinstance(device, str) else None,
         )
 
