@@ -16,6 +16,7 @@ from ._errors import (
     SessionUnavailable,
     StoreError,
 )
+from ._identity import SessionEvent, SessionInfo
 from ._request import RequestInfo, is_bearer_request, never
 from ._session import Session
 from .config import Settings, store_from_url
@@ -42,6 +43,8 @@ __all__ = [
     "RequestInfo",
     "SQLAlchemyStore",
     "Session",
+    "SessionEvent",
+    "SessionInfo",
     "SessionInterrupted",
     "SessionMiddleware",
     "SessionNotSerializable",

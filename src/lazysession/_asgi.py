@@ -155,7 +155,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     ) -> bool:
         """At the response's start: decide, carry out the outcome and add its headers.
         On a store failure, answer 503 instead and return False."""
-        outcome = exchange.finish(message["status"], self._skip, view)
+        outcome = exchange.finish(message["status"], self._skip, view, user_agent=view.user_agent)
         if outcome is NOTHING:
             return True
         reply = self.reply_for(outcome, view)
@@ -166,6 +166,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 await _send_refusal(send, answer)
                 return False
             reply = answer
+            if reply.events:
+                await self.notify_async(reply)
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _json
 from ._cookies import CookieSettings, cookie_values
-from ._errors import SessionInterrupted, SessionTooLarge
+from ._errors import SessionInterrupted, SessionTooLarge, StoreError, report_store_error
 from ._expiry import (
     DEFAULT_LIFETIME,
     META_KEY,
@@ -54,6 +54,7 @@ from ._expiry import (
     needs_touch,
     seconds_of,
 )
+from ._identity import SessionEvent, device_label, handle_of
 from ._session import _UNSET, Session, UnavailableSession
 from ._signing import DataCipher, DataSigner, IdSigner, SecretKeys, new_session_id, store_key
 from .stores import Changes, CookieStore, Record, Store
@@ -147,32 +148,52 @@ class Outcome:
     """``skip_persistence`` matched: something would have been persisted, and was not."""
     interrupted: bool = False
     """The request wrote to a session whose id was retired meanwhile: refused (rule 11)."""
+    owner: str | None = None
+    """The owner of the session written, when it has one."""
+    ended_owner: str | None = None
+    """The owner the ``delete``d session had, when it had one."""
+    login: bool = False
+    """The write is a login that names ``owner`` (``regenerate(owner=...)``)."""
+    cap: int | None = None
+    """For a login: the owner keeps at most this many sessions (``max_sessions_per_owner``);
+    the least recently seen others are revoked."""
 
 
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 """A store method's name, its arguments and its keyword arguments."""
 
 
-def store_calls(outcome: Outcome, metrics: Metrics) -> Generator[Call, Any, str | None]:
+def store_calls(
+    outcome: Outcome, metrics: Metrics, events: list[SessionEvent] | None = None
+) -> Generator[Call, Any, str | None]:
     """The store calls an outcome needs, in order, each call's answer sent back in (the
     shells await them or not); counts what was done, and returns the ``Set-Cookie``
     value to send, if any. Written once, for every shell. Raises
     :class:`~lazysession.SessionInterrupted` when the changes could not be kept because
-    the session ended or moved meanwhile (rule 11)."""
+    the session ended or moved meanwhile (rule 11). ``events``, when given, receives
+    what happened to sessions, for ``on_event``."""
     if outcome.interrupted:
         metrics.interrupted += 1
         raise SessionInterrupted("the session's id was retired while the request ran")
     if outcome.skipped:
         metrics.skipped += 1
+    write, rotate, touch = outcome.write, outcome.rotate, outcome.touch
     if outcome.delete is not None:
         yield "delete", (outcome.delete,), {}
         metrics.deleted += 1
-    write, rotate, touch = outcome.write, outcome.rotate, outcome.touch
+        if events is not None:
+            ended = SessionEvent("invalidated", handle_of(outcome.delete), outcome.ended_owner)
+            events.append(ended)
     if write is not None:
         if write.created:
             yield "save", (write.session_id, write.data), {"expires_at": write.expires_at}
             metrics.saved += 1
             metrics.created += 1
+            if events is not None:
+                owner = outcome.owner
+                events.append(SessionEvent("created", handle_of(write.session_id), owner))
+            if outcome.login:
+                yield from _cap(outcome, write.session_id, events)
             return outcome.set_cookie
         merged = yield "update", (write.session_id, write.changes), {"expires_at": write.expires_at}
         return _cookie_after(outcome, merged, metrics)
@@ -181,6 +202,11 @@ def store_calls(outcome: Outcome, metrics: Metrics) -> Generator[Call, Any, str 
         merged = yield "rotate", args, {"expires_at": rotate.expires_at}
         if merged is Merge.APPLIED:
             metrics.created += 1
+            if events is not None:
+                handle = handle_of(rotate.session_id)
+                events.append(SessionEvent("regenerated", handle, outcome.owner))
+            if outcome.login:
+                yield from _cap(outcome, rotate.session_id, events)
         return _cookie_after(outcome, merged, metrics)
     if touch is not None:
         if (yield "touch", (touch.session_id,), {"expires_at": touch.expires_at}):
@@ -188,6 +214,26 @@ def store_calls(outcome: Outcome, metrics: Metrics) -> Generator[Call, Any, str 
             return outcome.set_cookie
         return None
     return outcome.set_cookie
+
+
+def _cap(
+    outcome: Outcome, key: str, events: list[SessionEvent] | None
+) -> Generator[Call, Any, None]:
+    """After a login that named an owner: revoke the owner's least recently seen other
+    sessions past ``outcome.cap``. The login stands whatever this finds: a store error
+    here is logged, and the cap is kept at the next login."""
+    cap, owner = outcome.cap, outcome.owner
+    if cap is None or owner is None:
+        return
+    this = handle_of(key)
+    try:
+        listed = yield "sessions_of", (owner,), {}
+        others = [info.handle for info in listed if info.handle != this]  # most recent first
+        for handle in others[max(0, cap - 1) :]:
+            if (yield "revoke", (owner, handle), {}) and events is not None:
+                events.append(SessionEvent("revoked", handle, owner))
+    except StoreError as error:
+        report_store_error(error, "the login stands; the session cap is kept at the next one")
 
 
 def _cookie_after(outcome: Outcome, merged: object, metrics: Metrics) -> str | None:
@@ -217,8 +263,10 @@ class SessionRules:
         "clock",
         "cookie",
         "lifetimes",
+        "max_per_owner",
         "max_size",
         "now",
+        "record_device",
         "sealer",
         "server_side",
         "session_class",
@@ -237,11 +285,18 @@ class SessionRules:
         session_class: type[Session] = Session,
         value_codec: ValueCodec | None = None,
         encrypt: bool = False,
+        record_device: bool = False,
+        max_sessions_per_owner: int | None = None,
     ) -> None:
         """``value_codec``: applied to every top-level value loaded and written; None keeps
         values as JSON has them. ``encrypt``: the cookie store's cookie is encrypted, or a
-        server store's values are, each after the codec (``lazysession._crypto``)."""
+        server store's values are, each after the codec (``lazysession._crypto``).
+        ``record_device``: a login that names an owner records the device label of its
+        ``User-Agent``. ``max_sessions_per_owner``: a login past it revokes the owner's
+        least recently seen other sessions."""
         keys = SecretKeys(secret_key)
+        self.record_device = record_device
+        self.max_per_owner = max_sessions_per_owner
         self.value_codec = value_codec
         self.cookie = cookie
         self.clock = clock
@@ -276,6 +331,8 @@ class SessionRules:
         max_size: int,
         clock: Clock,
         encrypt: bool = False,
+        record_device: bool = False,
+        max_sessions_per_owner: int | None = None,
     ) -> SessionRules:
         """The rules for the middleware's keyword options, the same for ASGI and WSGI."""
         lifetimes = Lifetimes(
@@ -291,6 +348,8 @@ class SessionRules:
             lifetimes=lifetimes,
             max_size=max_size,
             encrypt=encrypt,
+            record_device=record_device,
+            max_sessions_per_owner=max_sessions_per_owner,
         )
 
     def exchange_for(self, session: Session) -> Exchange:
@@ -345,6 +404,7 @@ class Exchange:
         "_key",
         "_loaded_size",
         "_opened",
+        "_owner",
         "_rules",
         "_version",
         "ephemeral",
@@ -381,12 +441,15 @@ class Exchange:
         self._version: object = None
         self._loaded_size: int | None = None
         self._opened: Opened | None = None
+        self._owner: str | None = None
+        """The owner of the session as loaded."""
         self.retired = False
         """The store said the loaded id was retired moments ago (rule 10)."""
 
     def _adopt(self, meta: Meta, stored_expiry: float | None) -> None:
         assert self.session is not None
         self.session._meta = meta
+        self._owner = meta.owner
         self.stored_expiry = stored_expiry
 
     def loaded(self, record: Record | None) -> Session:
@@ -409,10 +472,11 @@ class Exchange:
             meta = Meta.from_json(data.pop(META_KEY, None), now)
             lifetimes = rules.lifetimes
             if hard_expiry(meta, lifetimes) > now:
-                self.session = rules.session_class(_loaded(rules.value_codec, data))
+                session = self.session = rules.session_class(_loaded(rules.value_codec, data))
+                session._key = self._key
                 idle = lifetimes.idle is not None
                 self._adopt(meta, record.expires_at.timestamp() if idle else None)
-                return self.session
+                return session
         self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
         self.session = rules.session_class()
         return self.session
@@ -434,10 +498,12 @@ class Exchange:
         request: Request,
         *,
         persistent_cookie: bool = True,
+        user_agent: Callable[[], str | None] | None = None,
     ) -> Outcome:
         """Decide what to persist. ``skip(request)`` runs the ``skip_persistence``
         predicate, only when there is something to persist. ``persistent_cookie=False``
-        sends a browser-session cookie (Flask's non-permanent sessions)."""
+        sends a browser-session cookie (Flask's non-permanent sessions). ``user_agent``
+        reads the request's ``User-Agent``, for a login's device label."""
         session = self.session
         if session is None or self.ephemeral:
             return VARY_ONLY if session is not None and session.accessed else NOTHING
@@ -451,7 +517,7 @@ class Exchange:
             return SKIPPED
         if self.retired:
             return self._after_rotation(session)
-        return self._write(session, persistent_cookie)
+        return self._write(session, persistent_cookie, user_agent)
 
     def _after_rotation(self, session: Session) -> Outcome:
         """Rule 10: a logout with a retired id ends what it was rotated to; any other
@@ -499,10 +565,16 @@ class Exchange:
             return self._key
         return store_key(session_id)
 
-    def _write(self, session: Session, persistent: bool) -> Outcome:
+    def _write(
+        self, session: Session, persistent: bool, user_agent: Callable[[], str | None] | None
+    ) -> Outcome:
         rules = self._rules
         now = rules.now()
-        meta = session.meta_for_write(now)
+        login = session._regenerate and session.logs_in()
+        device = None
+        if login and rules.record_device and user_agent is not None:
+            device = device_label(user_agent())
+        meta = session.meta_for_write(now, device)
         expiry = expires(meta, now, rules.lifetimes)
         lapsed = not session or expiry <= now
         # A session written that is already past its lifetime (max_age <= 0, as Starlette
@@ -517,15 +589,18 @@ class Exchange:
             return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
         old_id = self.session_id
         old_key = None if old_id is None else self._stored_key(old_id)
+        loaded_owner = self._owner
         if session._invalidated:
             if lapsed:  # rule 6: ended
-                return Outcome(delete=old_key, set_cookie=expired, vary=True)
+                return Outcome(
+                    delete=old_key, set_cookie=expired, vary=True, ended_owner=loaded_owner
+                )
             old_id = None  # ended, then written: a new session begins
         elif old_id is None:
             if lapsed:  # new and left empty: nothing to keep
                 return Outcome(set_cookie=expired, vary=True)
         elif (session._cleared and not session) or expiry <= now:  # rule 6: ended
-            return Outcome(delete=old_key, set_cookie=expired, vary=True)
+            return Outcome(delete=old_key, set_cookie=expired, vary=True, ended_owner=loaded_owner)
         rotating = old_id is not None and session._regenerate
         max_age = rules.cookie_max_age(expiry, now, persistent)
         if old_id is None or rotating:
@@ -560,10 +635,19 @@ class Exchange:
         elif rules.value_codec is not None:
             changes.set = {name: data[name] for name in changes.set}  # the encoded values
         cookie = None if signed is None else rules.cookie.render(signed, max_age)
+        cap = rules.max_per_owner if login else None
         if rotating:
             assert old_key is not None
             rotate = Rotate(old_key, key, changes, from_timestamp(expiry))
-            return Outcome(rotate=rotate, set_cookie=cookie, expired_cookie=expired, vary=True)
+            return Outcome(
+                rotate=rotate,
+                set_cookie=cookie,
+                expired_cookie=expired,
+                vary=True,
+                owner=meta.owner,
+                login=login,
+                cap=cap,
+            )
         created = session_id != old_id
         return Outcome(
             delete=old_key if created else None,
@@ -571,6 +655,10 @@ class Exchange:
             set_cookie=cookie,
             expired_cookie=expired,
             vary=True,
+            owner=meta.owner if created else None,
+            ended_owner=loaded_owner if created else None,
+            login=login,
+            cap=cap,
         )
 
     def _cookie_moves(self, session: Session, expiry: float, persistent: bool) -> bool:

@@ -29,9 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ._errors import ConfigurationError, logger
+
+if TYPE_CHECKING:
+    from ._identity import SessionEvent
 
 TARGETED = ("cdn-cache-control", "surrogate-control")
 """Cache-Control fields for one kind of cache (RFC 9213), lower case; both 17 long."""
@@ -50,6 +53,8 @@ class Reply:
     """The session was read or written: ``Vary: Cookie``."""
     private: bool
     """The response must keep shared caches out (``SharedCaches.applies``)."""
+    events: list[SessionEvent] | None = None
+    """What the store work did to sessions, for ``on_event`` (None: nothing to tell)."""
 
 
 class ResponseHeaders(Protocol[Target_contra]):

@@ -18,6 +18,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+EventKind = Literal["created", "regenerated", "invalidated", "revoked"]
 
 HANDLE_LENGTH = 16
 """Characters in a handle (base32, 5 bits each)."""
@@ -46,6 +49,18 @@ class SessionInfo:
     last_seen: datetime
     expires_at: datetime
     device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """What ``on_event`` is told: a session was ``created`` (first stored), ``regenerated``
+    (moved to a new id: a login), ``invalidated`` (ended by a logout) or ``revoked`` (by the
+    middleware's ``max_sessions_per_owner``). ``handle`` names the session (for
+    ``regenerated``, the new id's); ``owner`` is its owner, or None."""
+
+    kind: EventKind
+    handle: str
+    owner: str | None
 
 
 # Most specific first: Edge and Opera say "Chrome" too, Chrome says "Safari".

@@ -3,6 +3,7 @@ defaults), checked once when the middleware is built (``_options`` says how)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -10,6 +11,7 @@ from ._cookies import CookieSettings
 from ._core import DEFAULT_MAX_SIZE, SessionRules
 from ._errors import ConfigurationError
 from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
+from ._identity import SessionEvent
 from ._options import encrypt_option, fraction_option, seconds_option, size_option
 from ._request import SkipPredicate, is_bearer_request
 from ._shell import Shell
@@ -49,6 +51,9 @@ class MiddlewareOptions(Shell, Generic[App]):
         metrics: Metrics | None = None,
         encrypt: bool = False,
         private_reads: bool = True,
+        record_device: bool = False,
+        max_sessions_per_owner: int | None = None,
+        on_event: Callable[[SessionEvent], object] | None = None,
         clock: Clock = utc_now,
     ) -> None:
         try:
@@ -71,6 +76,9 @@ class MiddlewareOptions(Shell, Generic[App]):
                 sweep_interval=sweep_interval,
                 metrics=metrics,
                 secure_cookie=https_only,
+                record_device=record_device,
+                max_sessions_per_owner=max_sessions_per_owner,
+                on_event=on_event,
             )
             self.rules = SessionRules.from_options(
                 secret_key=secret_key,
@@ -89,6 +97,8 @@ class MiddlewareOptions(Shell, Generic[App]):
                 max_size=size,
                 encrypt=encrypt_option(encrypt),
                 clock=clock,
+                record_device=self.record_device,
+                max_sessions_per_owner=self.max_sessions_per_owner,
             )
         except ConfigurationError as error:
             if not self._refused(app, error):

@@ -106,3 +106,41 @@ def check_policy(on_store_error: str) -> str:
 def predicate_option(name: str, value: object) -> None:
     if not callable(value):
         raise ConfigurationError(f"{name}={value!r}: expected a predicate over the request")
+
+
+def owner_cap_option(value: object, store: Store) -> int | None:
+    """``max_sessions_per_owner``: None, or a whole number of sessions (at least 1) on a
+    store that keeps an index of owners."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"max_sessions_per_owner={value!r}: expected a whole number of sessions (1 or "
+            "more), or None for no cap"
+        )
+    if not keeps_owners(store):
+        raise ConfigurationError(
+            f"max_sessions_per_owner needs a store that keeps an index of owners; "
+            f"{type(store).__name__} keeps none"
+        )
+    return value
+
+
+def keeps_owners(store: Store) -> bool:
+    """Whether ``store`` implements the owner index (``sessions_of`` and the revokes)."""
+    return not store.client_side and type(store).sessions_of is not Store.sessions_of
+
+
+def event_option(value: object) -> object:
+    """``on_event``: None, or a callable (sync or async) taking a ``SessionEvent``."""
+    if value is not None and not callable(value):
+        raise ConfigurationError(
+            f"on_event={value!r}: expected a function taking a SessionEvent, or None"
+        )
+    return value
+
+
+def flag_option(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name}={value!r}: expected True or False")
+    return value

@@ -53,6 +53,10 @@ class RequestView:
             budget = self._budget = StoreBudget()
         return budget.spending()
 
+    def user_agent(self) -> str | None:
+        """The ``User-Agent`` header (read only for a login's device label)."""
+        return self.info().headers.get("user-agent")
+
     def info(self) -> RequestInfo:
         """What a ``skip_persistence`` predicate sees, built once."""
         if self._info is None:

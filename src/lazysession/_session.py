@@ -7,20 +7,27 @@ Rules:
   merge this request's changes onto the latest stored copy instead of overwriting it.
 - Mutating a value in place (``session["cart"].append(x)``) is invisible, as in
   Starlette and Django: assign the key again, or call ``mark_modified()``.
+- A session has an *owner* only once a login names one (``regenerate(owner=...)``); the
+  store then lists it among the owner's sessions. ``regenerate()`` without ``owner`` keeps
+  the owner it has; ``invalidate()`` drops it with the rest.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from ._expiry import Meta, from_timestamp
+from ._identity import handle_of
 from .stores._base import Changes
 
 _UNSET: Any = object()
 _NO_KEYS: frozenset[str] = frozenset()
+OWNER_LIMIT = 255
+"""The longest owner (characters): an id, not a profile."""
 
 
 class Session(dict[str, Any]):
@@ -39,15 +46,31 @@ class Session(dict[str, Any]):
     _pinned: bool | None = None
     _regenerate: bool = False
     _invalidated: bool = False
+    _owner: Any = _UNSET
+    """The owner a login in this request named (``regenerate(owner=...)``)."""
+    _logged_in_at: float | None = None
+    _key: str | None = None
+    """The store key the session was loaded from (set by the core)."""
     cookie_keys: frozenset[str] = frozenset()
     """Keys whose change alters the cookie itself (Flask's ``_permanent``), so that a
     write of one of them re-sends it."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def regenerate(self) -> None:
+    def regenerate(self, owner: str | None = _UNSET) -> None:
         """Give the session a new id and delete the old one, keeping the data: call it
-        at login, so an id an attacker planted before login is worth nothing after it."""
+        at login, so an id an attacker planted before login is worth nothing after it.
+
+        ``owner`` (a user id) records the session as that user's: the store lists it in
+        ``store.sessions_of(owner)``, and ``authenticated_at`` becomes now. Without it
+        the session keeps the owner it has."""
+        if owner is not _UNSET:
+            if owner is not None and (not isinstance(owner, str) or not owner):
+                raise ValueError("a session's owner is a non-empty string, or None")
+            if owner is not None and len(owner) > OWNER_LIMIT:
+                raise ValueError(f"a session's owner is at most {OWNER_LIMIT} characters")
+            self._owner = owner
+            self._logged_in_at = time.time()
         self._regenerate = True
         self.accessed = True
         self.modified = True
@@ -66,6 +89,8 @@ class Session(dict[str, Any]):
         self._lifetime = _UNSET
         self._pinned = None
         self._meta = None
+        self._owner = _UNSET
+        self._logged_in_at = None
 
     def set_lifetime(self, lifetime: int | timedelta | None) -> None:
         """This session's own absolute lifetime, from its creation ("remember me");
@@ -89,18 +114,66 @@ class Session(dict[str, Any]):
         """When the session was first stored, to the second; None while it is new."""
         return None if self._meta is None else from_timestamp(self._meta.created)
 
-    def meta_for_write(self, now: float) -> Meta:
-        """The metadata to store with this write, with this request's changes applied.
-        A new session's creation is kept to the whole second (shorter to store and parse)."""
-        if self._meta is None or self._regenerate:
-            meta = Meta(created=math.floor(now))
+    @property
+    def owner(self) -> str | None:
+        """Whose session this is (``regenerate(owner=...)``); None for an anonymous one."""
+        if self._owner is not _UNSET:
+            owner: str | None = self._owner
+            return owner
+        return None if self._meta is None else self._meta.owner
+
+    @property
+    def authenticated_at(self) -> datetime | None:
+        """When the owner last logged in (``regenerate(owner=...)``); None if never."""
+        if self._owner is not _UNSET:
+            at = None if self._owner is None else self._logged_in_at
         else:
-            meta = self._meta
+            at = None if self._meta is None else self._meta.authenticated
+        return None if at is None else from_timestamp(at)
+
+    def auth_age(self) -> float | None:
+        """Seconds since the owner last logged in; None if never (ask for the password
+        again before a sensitive action when it is too old)."""
+        at = self.authenticated_at
+        return None if at is None else max(0.0, time.time() - at.timestamp())
+
+    @property
+    def handle(self) -> str | None:
+        """A short, non-secret name of the stored session (safe in a page or a log: it
+        grants nothing), as ``store.sessions_of`` lists it; None for a session not yet
+        stored, one this request regenerates or ends, or a cookie-only session."""
+        key = self._key
+        if key is None or self._regenerate or self._invalidated:
+            return None
+        return handle_of(key)
+
+    def meta_for_write(self, now: float, device: str | None = None) -> Meta:
+        """The metadata to store with this write, with this request's changes applied.
+        A new session's creation is kept to the whole second (shorter to store and parse).
+        ``device``: the login request's device label, recorded with a new owner."""
+        old = self._meta
+        if old is None or self._regenerate:
+            meta = Meta(created=math.floor(now))
+            if self._owner is not _UNSET:
+                if self._owner is not None:
+                    meta.owner, meta.authenticated, meta.device = self._owner, now, device
+            elif old is not None and old.owner is not None:  # a regeneration keeps the owner
+                meta.owner, meta.authenticated, meta.device = (
+                    old.owner,
+                    old.authenticated,
+                    old.device,
+                )
+        else:
+            meta = old
         if self._lifetime is not _UNSET:
             meta = meta.with_lifetime(self._lifetime)
         if self._pinned is not None:
             meta = meta.with_pinned(self._pinned)
         return meta
+
+    def logs_in(self) -> bool:
+        """Whether this request names an owner at login (``regenerate(owner=...)``)."""
+        return self._regenerate and self._owner is not _UNSET and self._owner is not None
 
     # -- flags, as in Starlette's Session --------------------------------------------------
 
@@ -219,4 +292,4 @@ class UnavailableSession(Session):
     mark_accessed = mark_modified = _unavailable
     __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _unavailable
     get = keys = values = items = pop = popitem = setdefault = update = clear = _unavailable
-    regenerate = invalidate = set_lifetime = pin = _unavailable
+    regenerate = invalidate = set_lifetime = pin = auth_age = _unavailable

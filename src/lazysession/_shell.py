@@ -18,10 +18,18 @@ Rules:
   app's has left.
 - A shell checks at start-up that the store serves its side, and runs the sweep its
   way: the ASGI lifespan, or a daemon thread (:class:`BlockingShell`).
+- ``on_event`` hears what happened to sessions once the store has done it, before the
+  response goes out; a callback that raises is logged (its type only) and never fails
+  the request. An async callback is awaited under ASGI, and run to completion in a
+  fresh event loop on the blocking side.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,9 +51,13 @@ from ._errors import (
 )
 from ._headers import Reply, SharedCaches
 from ._headers import private_cache_control as private_cache_control
+from ._identity import SessionEvent
 from ._options import (
     check_policy,
+    event_option,
+    flag_option,
     interval_option,
+    owner_cap_option,
     predicate_option,
     store_option,
 )
@@ -63,6 +75,8 @@ from .metrics import Metrics
 if TYPE_CHECKING:
     from ._core import Exchange
     from .stores import Record, Store, SyncStore
+
+logger = logging.getLogger("lazysession")
 
 App = TypeVar("App")
 R = TypeVar("R")
@@ -207,12 +221,18 @@ class Shell:
         sweep_interval: object,
         metrics: Metrics | None,
         secure_cookie: bool,
+        record_device: object = False,
+        max_sessions_per_owner: object = None,
+        on_event: object = None,
     ) -> None:
         """Check and keep the options every shell takes; start no sweep yet."""
         interval = interval_option("sweep_interval", sweep_interval)
         predicate_option("skip_persistence", skip_persistence)
         self.on_store_error = check_policy(on_store_error)
         self.store = store_option("store", store)
+        self.record_device = flag_option("record_device", record_device)
+        self.max_sessions_per_owner = owner_cap_option(max_sessions_per_owner, self.store)
+        self.on_event: Callable[[SessionEvent], object] | None = event_option(on_event)  # type: ignore[assignment]
         self._check_store(self.store)
         self.skip_persistence = skip_persistence
         self.caches = SharedCaches(private_reads)
@@ -278,20 +298,77 @@ class Shell:
         return self._reply(outcome, outcome.set_cookie, view)
 
     def _reply_steps(self, outcome: Outcome, view: RequestView) -> Steps[Reply | Refusal]:
+        events: list[SessionEvent] | None = [] if self.on_event is not None else None
         try:
-            cookie = yield from store_calls(outcome, self.metrics)
+            cookie = yield from store_calls(outcome, self.metrics, events)
         except StoreError as error:
             self.metrics.store_errors += 1
             report_store_error(error, "the response was replaced by a 503")
             return UNAVAILABLE
         except SessionInterrupted:
             return INTERRUPTED
-        return self._reply(outcome, cookie, view)
+        reply = self._reply(outcome, cookie, view)
+        if events:
+            reply.events = events
+        return reply
+
+    def notify(self, reply: Reply) -> None:
+        """Tell ``on_event`` what the reply's store work did (the blocking side)."""
+        callback = self.on_event
+        for event in reply.events or ():
+            try:
+                result = callback(event)  # type: ignore[misc]
+                if inspect.isawaitable(result):
+                    _run_to_completion(result)
+            except Exception as error:
+                _report_callback(error)
+
+    async def notify_async(self, reply: Reply) -> None:
+        """Tell ``on_event`` what the reply's store work did, awaiting an async callback."""
+        callback = self.on_event
+        for event in reply.events or ():
+            try:
+                result = callback(event)  # type: ignore[misc]
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                _report_callback(error)
 
     def _reply(self, outcome: Outcome, cookie: str | None, view: RequestView) -> Reply:
         if cookie is not None and not self._insecure.done:
             self._insecure.check(view.host())
         return Reply(cookie, outcome.vary, self.caches.applies(outcome.vary, cookie))
+
+
+async def _awaited(result: Any) -> None:
+    await result
+
+
+def _run_to_completion(awaitable: Any) -> None:
+    """Run an async callback's awaitable in a fresh event loop: in this thread, or, when
+    this thread already runs one (a WSGI app called from async code), in another."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_awaited(awaitable))
+        return
+    failed: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            asyncio.run(_awaited(awaitable))
+        except BaseException as error:
+            failed.append(error)
+
+    worker = threading.Thread(target=in_thread, name="lazysession-on-event")
+    worker.start()
+    worker.join()
+    if failed:
+        raise failed[0]
+
+
+def _report_callback(error: Exception) -> None:
+    logger.error("lazysession: on_event raised %s; the request goes on", type(error).__name__)
 
 
 def check_sync_store(store: Store) -> SyncStore:

@@ -43,6 +43,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -68,6 +69,7 @@ from ._flask_config import (
     samesite_setting,
 )
 from ._headers import TARGETED, Reply, add_session_headers
+from ._identity import SessionEvent
 from ._options import encrypt_option, fraction_option, seconds_option
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
@@ -226,6 +228,9 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         metrics: Metrics | None = None,
         encrypt: bool = False,
         private_reads: bool = True,
+        record_device: bool = False,
+        max_sessions_per_owner: int | None = None,
+        on_event: Callable[[SessionEvent], object] | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.encrypt = encrypt_option(encrypt)
@@ -241,6 +246,9 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             sweep_interval=sweep_interval,
             metrics=metrics,
             secure_cookie=True,  # Flask's own SESSION_COOKIE_SECURE: no warning of ours
+            record_device=record_device,
+            max_sessions_per_owner=max_sessions_per_owner,
+            on_event=on_event,
         )
         self._start_sweeping()
 
@@ -324,6 +332,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             session_class=FlaskSession,
             value_codec=TaggedValues(self.serializer),
             encrypt=self.encrypt,
+            record_device=self.record_device,
+            max_sessions_per_owner=self.max_sessions_per_owner,
         )
 
     # -- Flask's SessionInterface ------------------------------------------------------------
@@ -363,7 +373,11 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         ):
             session.accessed = True  # Flask refreshes a permanent session on every request
         outcome = session.exchange.finish(
-            response.status_code, self._skip, view, persistent_cookie=permanent
+            response.status_code,
+            self._skip,
+            view,
+            persistent_cookie=permanent,
+            user_agent=view.user_agent,
         )
         if outcome is NOTHING:
             return
@@ -375,6 +389,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
                 _refuse(response, answer)
                 return
             reply = answer
+            if reply.events:
+                self.notify(reply)
         add_session_headers(RESPONSE_HEADERS, response, reply, self.caches)
 
     # -- Flask-Session's API -----------------------------------------------------------------

@@ -108,7 +108,9 @@ class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
         ) -> Write:
             if exc_info is not None and exc_info[1] is not None and response.committed:
                 raise exc_info[1].with_traceback(exc_info[2])
-            response.outcome = exchange.finish(int(status[:3]), self._skip, view)
+            response.outcome = exchange.finish(
+                int(status[:3]), self._skip, view, user_agent=view.user_agent
+            )
             response.pending = (status, headers, exc_info)
             return response.write
 
@@ -165,6 +167,8 @@ class _Response:
                 if isinstance(answer, Refusal):
                     return answer
                 reply = answer
+                if reply.events:
+                    middleware.notify(reply)
         self.committed = True
         status, headers, exc_info = pending
         if reply is not None:
