@@ -3,6 +3,9 @@
     lazysession stats URL [--table NAME | --prefix PREFIX]
     lazysession sweep URL [--dry-run] [--batch-size N] [--table NAME]
     lazysession ddl URL [--table NAME]
+    lazysession sessions URL --owner OWNER          (the owner's live sessions, a table)
+    lazysession revoke URL --owner OWNER [--keep HANDLE]
+    lazysession erase URL --owner OWNER [--yes]     (an erasure request: every session)
     lazysession --version                 (``python -m lazysession`` works the same)
 
 URL is the store URL the app uses, ASGI or WSGI: ``sqlite:///...``,
@@ -10,9 +13,11 @@ URL is the store URL the app uses, ASGI or WSGI: ``sqlite:///...``,
 ``mysql+asyncmy://...``, ``mysql+aiomysql://...``, ``mysql+pymysql://...``, ``redis://...``.
 
 Rules:
-- It only looks: ``stats`` and ``sweep`` never create a database file, a table or a key.
-  A database file that is not there, or a database without the sessions table, is an
-  error naming what is missing (``sweep`` deletes expired sessions, nothing else).
+- It only looks: ``stats``, ``sweep`` and ``sessions`` never create a database file, a
+  table or a key. A database file that is not there, or a database without the sessions
+  table, is an error naming what is missing (``sweep`` deletes expired sessions, nothing
+  else). ``revoke`` and ``erase`` end an owner's sessions and nothing else; ``erase``
+  asks first, unless ``--yes``.
 - What to report is asked of the store (its capabilities: ``in_process``,
   ``expires_by_itself``, the methods it has), never read off its class name.
 - Every failure is one line on stderr and exit status 1 (2 for a command line it cannot
@@ -367,7 +372,10 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"lazysession {_version()}")
     commands = top.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", help="stats, sweep or ddl"
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="stats, sweep, ddl, sessions, revoke or erase",
     )
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -392,7 +400,30 @@ def parser() -> argparse.ArgumentParser:
     swept.add_argument("--table", metavar="NAME", help=table_help)
     made = command("ddl", "Print the CREATE TABLE and CREATE INDEX statements; connect nowhere.")
     made.add_argument("--table", metavar="NAME", help=table_help)
+    prefix_help = "the Redis key prefix, if not lazysession:"
+    owner_help = "the owner, as the app named it at login (regenerate(owner=...))"
+    listed = command("sessions", "List an owner's live sessions: handle, device, times.")
+    revoked = command("revoke", "End an owner's sessions (all but --keep): log out everywhere.")
+    revoked.add_argument(
+        "--keep", metavar="HANDLE", type=_handle, help="the handle of a session to leave alone"
+    )
+    erased = command("erase", "End every session of an owner, for an erasure request.")
+    erased.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for sub in (listed, revoked, erased):
+        sub.add_argument("--owner", required=True, metavar="OWNER", help=owner_help)
+        sub.add_argument("--table", metavar="NAME", help=table_help)
+        sub.add_argument("--prefix", metavar="PREFIX", help=prefix_help)
     return top
+
+
+def _handle(text: str) -> str:
+    from ._identity import HANDLE_LENGTH, is_handle
+
+    if not is_handle(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a session handle ({HANDLE_LENGTH} characters a-z and 2-7), not {text!r}"
+        )
+    return text
 
 
 def _fail(message: str, status: int = EXIT_FAILURE) -> int:
@@ -412,8 +443,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sweep(url, dry_run=args.dry_run, batch_size=args.batch_size, table=args.table)
             )
             print(line)
-        else:
+        elif args.command == "ddl":
             print(ddl(url, table=args.table), end="")
+        elif args.command in ("sessions", "revoke", "erase"):
+            from ._cli_owners import run_owner_command
+
+            print(run_owner_command(args))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Failure as failure:
