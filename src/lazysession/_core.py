@@ -25,7 +25,8 @@ Rules:
    the outcome needed: a session found gone or rotated meanwhile sends none.
 10. A request whose id was retired moments ago (rotated away, or ended) reads an empty
     session and persists nothing, except an explicit logout (which also ends the session
-    the id was rotated to).
+    the id was rotated to), and what a logout then writes (a new session, as with a live
+    id).
 11. A write is never answered as a success and then lost: one whose session ended or
     moved meanwhile (a logout, a login, or a write that emptied it, in another tab), or
     that came with a retired id, is refused (``SessionInterrupted``, a 409).
@@ -516,6 +517,8 @@ class Exchange:
         if skip(request):
             return SKIPPED
         if self.retired:
+            if session._invalidated and session:  # a logout that then wrote: both happen
+                return self._write(session, persistent_cookie, user_agent)
             return self._after_rotation(session)
         return self._write(session, persistent_cookie, user_agent)
 

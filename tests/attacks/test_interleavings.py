@@ -85,14 +85,6 @@ async def test_a_write_that_loaded_before_a_remember_me_keeps_the_longer_lifetim
     assert record.expires_at > datetime.now(timezone.utc) + timedelta(days=20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "with a just-rotated id, invalidate() then a write is treated as a bare logout "
-        "(_after_rotation): 200, the cookie expired, the keys written after the logout "
-        "dropped; with a live id the same request keeps them in a new session"
-    ),
-)
 async def test_a_logout_with_a_just_rotated_id_keeps_what_it_wrote_after_logging_out(
     memory_harness: Harness,
 ) -> None:

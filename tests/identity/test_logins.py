@@ -220,8 +220,17 @@ def build_bare(shell: str, **options: Any) -> object:
     """The shell's middleware itself (not inside a framework that builds it later)."""
     if shell == "flask":
         return LazySessionInterface(store=None, sweep_interval=None, **options)
-    middleware = SessionMiddleware if shell == "asgi" else WSGISessionMiddleware
-    return middleware(lambda *args: None, secret_key=SECRET, sweep_interval=None, **options)
+    if shell == "asgi":
+        return SessionMiddleware(asgi_nothing, secret_key=SECRET, sweep_interval=None, **options)
+    return WSGISessionMiddleware(wsgi_nothing, secret_key=SECRET, sweep_interval=None, **options)
+
+
+async def asgi_nothing(scope: Any, receive: Any, send: Any) -> None:
+    return None
+
+
+def wsgi_nothing(environ: Any, start_response: Any) -> list[bytes]:
+    return []
 
 
 async def listed_infos(shell: str, store: Store, owner: str) -> list[Any]:
