@@ -118,8 +118,12 @@ def test_the_table_is_there_for_alembic() -> None:
         "created_at",
         "updated_at",
         "expires_at",
+        "owner",
     }
-    assert [list(i.columns.keys()) for i in store.table.indexes] == [["expires_at"]]
+    assert sorted(list(i.columns.keys()) for i in store.table.indexes) == [
+        ["expires_at"],
+        ["owner"],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -134,6 +138,8 @@ def test_ddl_is_printed_for_each_dialect(dialect: sa.Dialect, expected: str) -> 
     ddl = SQLAlchemyStore("sqlite+aiosqlite://").ddl(dialect)
     assert "CREATE TABLE lazysession_sessions" in ddl
     assert "CREATE INDEX ix_lazysession_sessions_expires_at" in ddl
+    assert "CREATE INDEX ix_lazysession_sessions_owner" in ddl
+    assert "owner VARCHAR(255)" in ddl
     assert expected in ddl
 
 
