@@ -18,9 +18,8 @@ Rules:
 - A retired id is a row holding a marker (``=>``, then the successor's key for a
   rotation: never JSON) that expires after ``RETIRED_MEMORY`` seconds, and no owner;
   ending a session turns its row into one.
-- A session's owner is written by ``save`` and by ``rotate`` (for the new row) only;
-  every write of a session, and a touch, sets ``updated_at`` (when it was last seen) to
-  ``now``. The owner's operations are in ``owners``.
+- Only ``save`` and ``rotate`` (its new row) write the owner (see ``owners``); each write
+  and touch sets ``updated_at``, when the session was last seen, to ``now``.
 - A rotation creates the new row first (unless that id is taken, by a logout's marker),
   then turns the old row into a marker naming it, if the old row still holds what was
   merged (else it merges again). Once the new row exists the login has succeeded: if the
@@ -316,8 +315,9 @@ class SessionOps:
         return self.dialect.read_batch(result, after)
 
     def create(self, tune_file: bool) -> Program[None]:
-        """Create the table unless it exists, trying again while SQLite is locked;
-        ``tune_file``: switch a SQLite file the store opened to WAL first."""
+        """Create the table unless it exists (adding what an older one lacks), trying
+        again while SQLite is locked; ``tune_file``: switch a SQLite file the store opened
+        to WAL first."""
         for attempt in range(CREATE_ATTEMPTS):
             try:
                 yield Run(None, call=lambda c: self._create(c, tune_file), bulk=True)

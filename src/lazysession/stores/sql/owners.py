@@ -13,7 +13,10 @@ Rules:
   found first, if any), so each row it ends is ended atomically against the writes that
   race it: a merge, a touch or a rotation of an ended row finds the marker and writes
   nothing; a rotation's new row created before the statement is ended by it, one created
-  after it lives and is listed. It counts the live sessions it ended.
+  after it lives and is listed. It counts the live sessions it ended. (Unlike ``delete``
+  it does not end the ids the sessions were rotated from: those are retired by their
+  rotation, or live on with only what they held before the login, owned by nobody, or,
+  for a login again, owned by this owner and ended with the rest.)
 """
 
 from __future__ import annotations
