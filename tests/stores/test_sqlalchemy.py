@@ -118,8 +118,12 @@ def test_the_table_is_there_for_alembic() -> None:
         "created_at",
         "updated_at",
         "expires_at",
+        "owner",
     }
-    assert [list(i.columns.keys()) for i in store.table.indexes] == [["expires_at"]]
+    assert sorted(list(i.columns.keys()) for i in store.table.indexes) == [
+        ["expires_at"],
+        ["owner"],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -134,6 +138,8 @@ def test_ddl_is_printed_for_each_dialect(dialect: sa.Dialect, expected: str) -> 
     ddl = SQLAlchemyStore("sqlite+aiosqlite://").ddl(dialect)
     assert "CREATE TABLE lazysession_sessions" in ddl
     assert "CREATE INDEX ix_lazysession_sessions_expires_at" in ddl
+    assert "CREATE INDEX ix_lazysession_sessions_owner" in ddl
+    assert "owner VARCHAR(255)" in ddl
     assert expected in ddl
 
 
@@ -223,3 +229,53 @@ async def test_an_unreachable_database_raises_a_store_error() -> None:
     with anyio.fail_after(30), pytest.raises(StoreError, match="loading a session failed"):
         await store.load("a" * 64)
     await store.aclose()
+
+
+async def test_the_owner_column_follows_logins_and_updated_at_every_write(url: str) -> None:
+    """``save`` and ``rotate`` write the owner, ``update`` and ``touch`` keep it, an ended
+    session and a rotation's marker have none; each of them sets ``updated_at`` to the
+    store's clock."""
+    table = fresh_table()
+    moments = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    store = SQLAlchemyStore(url, table_name=table, clock=lambda: moments[-1])
+
+    async def rows() -> dict[str, tuple[str | None, datetime]]:
+        engine = store.check_async()
+        query = sa.select(store.table.c.session_id, store.table.c.owner, store.table.c.updated_at)
+        if engine is None:
+            with store.check_sync().connect() as conn:
+                found = conn.execute(query).all()
+        else:
+            async with engine.connect() as conn:
+                found = (await conn.execute(query)).all()
+        return {row.session_id[:1]: (row.owner, row.updated_at) for row in found}
+
+    def later() -> datetime:
+        moments.append(moments[-1] + timedelta(minutes=1))
+        return moments[-1]
+
+    def meta(owner: str) -> dict[str, Any]:
+        return {"__lazysession__": {"c": 1, "u": owner}}
+
+    try:
+        await store.save("a" * 64, {"n": 1, **meta("alice")}, expires_at=moments[0] + HOUR)
+        assert (await rows())["a"] == ("alice", moments[0])
+        now = later()
+        assert await store.update(
+            "a" * 64, Changes(set={"n": 2, **meta("bob")}), expires_at=now + HOUR
+        )
+        assert (await rows())["a"] == ("alice", now)
+        now = later()
+        assert await store.touch("a" * 64, expires_at=now + HOUR)
+        assert (await rows())["a"] == ("alice", now)
+        now = later()
+        changes = Changes(set={"n": 3, **meta("carol")})
+        assert await store.rotate("a" * 64, "b" * 64, changes, expires_at=now + HOUR)
+        assert await rows() == {"a": (None, now), "b": ("carol", now)}
+        now = later()
+        await store.delete("b" * 64)
+        assert (await rows())["b"] == (None, now)
+    finally:
+        await store.aclose()
+        store.sync.close()
+        await drop(url, table)

@@ -7,7 +7,8 @@ Rules:
 - Each dialect holds its upsert, its insert-if-absent, its sweep batch and how to read
   its result, its size query, the isolation of the store's transactions, the statements
   around a sweep batch, how it stores timestamps, the pool and driver settings of the
-  engines the store makes, and the set-up of each new connection.
+  engines the store makes, the set-up of each new connection, and how it adds a column
+  or an index to a table made by an earlier version (racing replicas doing the same).
 - The sweep deletes in batches of at most ``batch_size`` rows, one short transaction
   each, in order of expiry; each dialect says how (see ``sweep_batch``). Replicas
   sweeping at once never deadlock, and their counts add up to exactly the rows that
@@ -24,10 +25,12 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.schema import CreateIndex
 
 from ..._errors import ConfigurationError
 from .._limits import SERVER_SHARE
 from .connections import tune_sqlite_file, watch_server_connections
+from .schema import UTCDateTime, inserted_values, replaced, typed
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -67,6 +70,8 @@ class SQLDialect:
     """Statements after a batch, on any connection, outside the writers' turn."""
     sweep_options: ClassVar[dict[str, Any]] = {}
     """Execution options of the sweep's connection."""
+    creates_index_if_absent: ClassVar[bool] = True
+    """``CREATE INDEX IF NOT EXISTS`` is understood."""
 
     def check_url(self, url: URL) -> None:
         """Refuse, at configuration, a URL whose options the store cannot work with."""
@@ -127,7 +132,28 @@ class SQLDialect:
         """Set up a new connection of an engine the store made."""
 
     def before_create(self, connection: sa.Connection, table: sa.Table) -> None:
-        """Inside the transaction that creates the table, before it does."""
+        """Inside the transaction that creates the table (or upgrades it), before it does."""
+
+    def add_column(self, connection: sa.Connection, table: str, spec: str) -> None:
+        """Add a nullable column (``spec``: its name and type) the table lacks; another
+        replica's adding it first is no error."""
+        self._ddl(connection, sa.text(f"ALTER TABLE {table} ADD COLUMN {spec}"))
+
+    def add_index(self, connection: sa.Connection, index: sa.Index) -> None:
+        """Create an index the table lacks; another replica's creating it first is no
+        error."""
+        self._ddl(connection, CreateIndex(index, if_not_exists=self.creates_index_if_absent))
+
+    def added_already(self, error: sa.exc.DBAPIError) -> bool:
+        """Whether a failed ``add_column`` or ``add_index`` means it is there already."""
+        return False
+
+    def _ddl(self, connection: sa.Connection, statement: sa.Executable) -> None:
+        try:
+            connection.execute(statement)
+        except sa.exc.DBAPIError as error:
+            if not self.added_already(error):
+                raise
 
     def instrument(self, engine: sa.Engine, timeout: float, own_file: bool) -> None:
         """Bounds and health checks on the connections of an engine the store made
@@ -142,12 +168,12 @@ class _OnConflict(SQLDialect):
         raise NotImplementedError
 
     def upsert(self, table: sa.Table) -> sa.Executable:
-        insert = self._insert(table).values(_VALUES)
-        changed = _replaced(insert.excluded)
+        insert = self._insert(table).values(inserted_values())
+        changed = replaced(insert.excluded)
         return insert.on_conflict_do_update(index_elements=["session_id"], set_=changed)  # type: ignore[no-any-return]
 
     def insert_new(self, table: sa.Table) -> sa.Executable:
-        insert = self._insert(table).values(_VALUES).on_conflict_do_nothing()
+        insert = self._insert(table).values(inserted_values()).on_conflict_do_nothing()
         return insert.returning(table.c.session_id)  # type: ignore[no-any-return]
 
 
@@ -174,8 +200,8 @@ class PostgreSQL(_OnConflict):
                     ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))
                 RETURNING expires_at)
             SELECT count(*), max(expires_at) FROM deleted"""  # noqa: S608
-        return _typed(sql, "now", "after").columns(
-            sa.column("count", sa.Integer()), sa.column("last", _utc())
+        return typed(sql, "now", "after").columns(
+            sa.column("count", sa.Integer()), sa.column("last", UTCDateTime())
         )
 
     def read_batch(self, result: Any, after: datetime | None) -> tuple[int, datetime | None]:
@@ -197,8 +223,13 @@ class PostgreSQL(_OnConflict):
         return {"connect_timeout": math.ceil(timeout), "options": options}
 
     def before_create(self, connection: sa.Connection, table: sa.Table) -> None:
+        """Replicas take turns (an advisory lock): concurrent ``CREATE ... IF NOT
+        EXISTS`` statements can still collide in the catalog."""
         lock = sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))")
         connection.execute(lock, {"name": f"lazysession:{table.name}"})
+
+    def add_column(self, connection: sa.Connection, table: str, spec: str) -> None:
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {spec}"))
 
 
 class MySQL(SQLDialect):
@@ -210,6 +241,12 @@ class MySQL(SQLDialect):
     sync_driver = "mysql+pymysql"
     extra = "mysql"
     sweep_options: ClassVar[dict[str, Any]] = {"isolation_level": "READ COMMITTED"}
+    creates_index_if_absent = False  # MariaDB would; MySQL 8 does not
+
+    def added_already(self, error: sa.exc.DBAPIError) -> bool:
+        """Duplicate column name (1060) or key name (1061): another replica won."""
+        code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+        return code in (1060, 1061)
 
     def check_url(self, url: URL) -> None:
         """A connection in ``utf8`` (three bytes a character) cannot send a character
@@ -228,11 +265,11 @@ class MySQL(SQLDialect):
         return column.collate("utf8mb4_bin")  # the default collation ignores case
 
     def upsert(self, table: sa.Table) -> sa.Executable:
-        insert = mysql.insert(table).values(_VALUES)
-        return insert.on_duplicate_key_update(_replaced(insert.inserted))
+        insert = mysql.insert(table).values(inserted_values())
+        return insert.on_duplicate_key_update(replaced(insert.inserted))
 
     def insert_new(self, table: sa.Table) -> sa.Executable:
-        return mysql.insert(table).values(_VALUES).prefix_with("IGNORE")
+        return mysql.insert(table).values(inserted_values()).prefix_with("IGNORE")
 
     def took(self, result: Any) -> bool:
         return bool(result.rowcount)
@@ -242,7 +279,7 @@ class MySQL(SQLDialect):
         # locks in the same order, so they queue briefly but never deadlock (claiming with
         # SKIP LOCKED and then deleting by key does deadlock).
         sql = f"DELETE FROM {table} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n"  # noqa: S608
-        return _typed(sql, "now")
+        return typed(sql, "now")
 
     def size_query(self, table: str) -> sa.TextClause:
         return sa.text(
@@ -292,6 +329,9 @@ class SQLite(_OnConflict):
     def _insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)
 
+    def added_already(self, error: sa.exc.DBAPIError) -> bool:
+        return "duplicate column name" in str(error.orig)
+
     def sweep_batch(self, table: str) -> sa.TextClause:
         # No claiming is needed with one writer, and SQLite removes index entries as it
         # deletes (no dead entries to skip, so no resume point); the expiry index holds
@@ -300,7 +340,7 @@ class SQLite(_OnConflict):
             DELETE FROM {table} WHERE rowid IN (
                 SELECT rowid FROM {table} WHERE expires_at <= :now
                 ORDER BY expires_at LIMIT :n)"""  # noqa: S608
-        return _typed(sql, "now")
+        return typed(sql, "now")
 
     def size_query(self, table: str) -> sa.TextClause:
         return sa.text("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
@@ -323,36 +363,6 @@ def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and (
         not database or database == ":memory:" or "mode=memory" in database
     )
-
-
-_VALUES: dict[str, Any] = {
-    "session_id": sa.bindparam("sid"),
-    "data": sa.bindparam("data"),
-    "created_at": sa.bindparam("now"),
-    "updated_at": sa.bindparam("now"),
-    "expires_at": sa.bindparam("expires"),
-}
-
-
-def _replaced(incoming: Any) -> dict[str, Any]:
-    """What an upsert changes on a row that exists: all but its creation time."""
-    return {
-        "data": incoming.data,
-        "updated_at": incoming.updated_at,
-        "expires_at": incoming.expires_at,
-    }
-
-
-def _utc() -> sa.types.TypeEngine[Any]:
-    from .schema import UTCDateTime
-
-    return UTCDateTime()
-
-
-def _typed(sql: str, *timestamps: str) -> sa.TextClause:
-    """``sql`` with its timestamp parameters typed, and ``n`` as a number."""
-    params = [sa.bindparam(name, type_=_utc()) for name in timestamps]
-    return sa.text(sql).bindparams(*params, sa.bindparam("n", type_=sa.Integer()))
 
 
 _SUPPORTED: tuple[SQLDialect, ...] = (PostgreSQL(), MySQL(), SQLite())

@@ -16,8 +16,10 @@ Rules:
   and merge with the contract's ``merge_onto``, so the rules of merging, emptying and
   ``max_size`` are the same on every dialect.
 - A retired id is a row holding a marker (``=>``, then the successor's key for a
-  rotation: never JSON) that expires after ``RETIRED_MEMORY`` seconds; ending a session
-  turns its row into one.
+  rotation: never JSON) that expires after ``RETIRED_MEMORY`` seconds, and no owner;
+  ending a session turns its row into one.
+- Only ``save`` and ``rotate`` (its new row) write the owner (see ``owners``); each write
+  and touch sets ``updated_at``, when the session was last seen, to ``now``.
 - A rotation creates the new row first (unless that id is taken, by a logout's marker),
   then turns the old row into a marker naming it, if the old row still holds what was
   merged (else it merges again). Once the new row exists the login has succeeded: if the
@@ -51,9 +53,11 @@ from .._base import (
     byte_size,
     merge_onto,
     origin_of,
+    owner_of_changes,
     with_origin,
 )
 from .dialects import EPOCH, SQLDialect
+from .schema import upgrade
 
 T = TypeVar("T")
 
@@ -172,7 +176,9 @@ class SessionOps:
             "data": MARKER,
             "expires_at": sa.bindparam("until"),
             "updated_at": sa.bindparam("now"),
+            "owner": sa.null(),
         }
+        self.ended_values = ended
         self._end_if_unchanged = sa.update(table).where(live, unchanged).values(ended)
         retired = {**ended, "data": sa.bindparam("data")}
         self._retire_if_unchanged = sa.update(table).where(live, unchanged).values(retired)
@@ -188,6 +194,8 @@ class SessionOps:
         # one statement; one that names an origin is read first (``_follow_plan``).
         no_origin = sa.not_(c.data.contains(f'"{ORIGIN}":"', autoescape=True))
         self._end_plain = self._end.where(no_origin)
+        self.live = live
+        self.not_marker = not_marker
 
     # -- operations --------------------------------------------------------------------------
 
@@ -195,8 +203,10 @@ class SessionOps:
         record: Record | None = yield Run(self._read_plan(sid, now), writes=False)
         return record
 
-    def save(self, sid: str, text: str, now: datetime, expires_at: datetime) -> Op[None]:
-        params = {"sid": sid, "data": text, "now": now, "expires": expires_at}
+    def save(
+        self, sid: str, text: str, owner: str | None, now: datetime, expires_at: datetime
+    ) -> Op[None]:
+        params = {"sid": sid, "data": text, "now": now, "expires": expires_at, "owner": owner}
         yield Run(self._one(self._upsert, params))
 
     def touch(self, sid: str, now: datetime, expires_at: datetime) -> Op[bool]:
@@ -230,6 +240,7 @@ class SessionOps:
         self, old: str, new: str, changes: Changes, now: datetime, expires_at: datetime
     ) -> Op[Merge]:
         ended = {"now": now, "until": now + _MEMORY}
+        owner = owner_of_changes(changes)
         created = False
         for _ in range(_ATTEMPTS):
             row = yield Run(self._row_plan(old, now), writes=False)
@@ -242,11 +253,12 @@ class SessionOps:
                 yield Run(self._one(self._end, {"sid": old, **ended}))
                 return Merge.EMPTIED
             merged = with_origin(merged, old)
+            params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
             if created:
-                params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
-                yield Run(self._one(self._rewrite, params))
+                if not (yield Run(self._one(self._replace, params))).rowcount:
+                    return Merge.GONE  # the new id was ended meanwhile (revoke_all)
             else:
-                params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
+                params["owner"] = owner
                 if not self.dialect.took((yield Run(self._one(self._insert_new, params)))):
                     return Merge.GONE  # the new id is taken: a logout blocked it
                 created = True
@@ -303,8 +315,9 @@ class SessionOps:
         return self.dialect.read_batch(result, after)
 
     def create(self, tune_file: bool) -> Program[None]:
-        """Create the table unless it exists, trying again while SQLite is locked;
-        ``tune_file``: switch a SQLite file the store opened to WAL first."""
+        """Create the table unless it exists (adding what an older one lacks), trying
+        again while SQLite is locked; ``tune_file``: switch a SQLite file the store opened
+        to WAL first."""
         for attempt in range(CREATE_ATTEMPTS):
             try:
                 yield Run(None, call=lambda c: self._create(c, tune_file), bulk=True)
@@ -328,6 +341,7 @@ class SessionOps:
         except sa.exc.DBAPIError:
             if not sa.inspect(connection).has_table(self.table.name):
                 raise
+        upgrade(connection, self.table, self.dialect)
 
     # -- plans -----------------------------------------------------------------------------
 
@@ -379,7 +393,8 @@ class SessionOps:
             until = now + _MEMORY
             yield self._rewrite, {"sid": sid, "data": MARKER, "now": now, "expires": until}
             following = (yield self._any_locked, {"sid": successor}).first()
-            yield self._upsert, {"sid": successor, "data": MARKER, "now": now, "expires": until}
+            marker = {"sid": successor, "data": MARKER, "now": now, "expires": until, "owner": None}
+            yield self._upsert, marker
             if following is None or not following.data.startswith(MARKER):
                 return
             sid, row = successor, following

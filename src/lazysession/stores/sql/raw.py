@@ -9,7 +9,7 @@ processors for each column), on the connection's DBAPI cursor.
 
 Rules:
 - Only the statements of ``ops`` are run here (no expanding ``IN``, no executemany).
-- A result offers what the operations read: ``rowcount``, ``first()``, ``one()``,
+- A result offers what the operations read: ``rowcount``, ``all()``, ``first()``, ``one()``,
   ``scalar()`` and ``scalar_one()``, rows with their columns by name.
 - Errors are the driver's own, unwrapped (the store's error rules cover them).
 """
@@ -34,6 +34,9 @@ class RawResult:
     def __init__(self, rows: list[Any], rowcount: int) -> None:
         self.rows = rows
         self.rowcount = rowcount
+
+    def all(self) -> list[Any]:
+        return self.rows
 
     def first(self) -> Any:
         return self.rows[0] if self.rows else None

@@ -6,22 +6,32 @@ Rules:
   handed back aware.
 - The table is one per store, named by the caller (letters, digits and ``_`` only, since
   it is written into a few raw statements).
+- ``owner`` (indexed) is the app's id of the session's owner, NULL for an anonymous
+  session and for a retired id; ``updated_at`` is when the session was last seen.
+- A table made by an earlier version gains the columns and indexes it lacks when the
+  store first uses it (``upgrade``): each is added only if missing, and replicas doing the
+  same at once neither fail nor add it twice (each dialect says how: ``SQLDialect``).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from ..._errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from .dialects import SQLDialect
+
 DEFAULT_TABLE = "lazysession_sessions"
+OWNER_LENGTH = 255
+"""Characters an owner's id may have in the table."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 
 
@@ -71,7 +81,9 @@ def session_table(name: str = DEFAULT_TABLE, metadata: sa.MetaData | None = None
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("owner", sa.String(OWNER_LENGTH), nullable=True),
         sa.Index(f"ix_{name}_expires_at", "expires_at"),
+        sa.Index(f"ix_{name}_owner", "owner"),
         mysql_charset="utf8mb4",
         mysql_engine="InnoDB",
     )
@@ -81,3 +93,52 @@ def ddl(table: sa.Table, dialect: Dialect) -> str:
     """The ``CREATE TABLE`` and ``CREATE INDEX`` statements of ``table``."""
     statements = [CreateTable(table)] + [CreateIndex(i) for i in table.indexes]
     return ";\n".join(str(s.compile(dialect=dialect)).strip() for s in statements) + ";\n"
+
+
+def upgrade(connection: sa.Connection, table: sa.Table, dialect: SQLDialect) -> None:
+    """Add the nullable columns and the indexes of ``table`` that the database's table
+    lacks (one made by an earlier version), in one transaction of ``connection``, under
+    the dialect's lock for creating the table where it has one."""
+    if connection.in_transaction():
+        connection.commit()
+    with connection.begin():
+        dialect.before_create(connection, table)
+        inspector = sa.inspect(connection)
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in columns:
+                spec = str(CreateColumn(column).compile(dialect=connection.dialect)).strip()
+                dialect.add_column(connection, table.name, spec)
+        indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                dialect.add_index(connection, index)
+
+
+def inserted_values() -> dict[str, Any]:
+    """The values of an inserted row (parameters ``sid``, ``data``, ``now``, ``expires``
+    and ``owner``)."""
+    return {
+        "session_id": sa.bindparam("sid"),
+        "data": sa.bindparam("data"),
+        "created_at": sa.bindparam("now"),
+        "updated_at": sa.bindparam("now"),
+        "expires_at": sa.bindparam("expires"),
+        "owner": sa.bindparam("owner"),
+    }
+
+
+def replaced(incoming: Any) -> dict[str, Any]:
+    """What an upsert changes on a row that exists: all but its creation time."""
+    return {
+        "data": incoming.data,
+        "updated_at": incoming.updated_at,
+        "expires_at": incoming.expires_at,
+        "owner": incoming.owner,
+    }
+
+
+def typed(sql: str, *timestamps: str) -> sa.TextClause:
+    """``sql`` with its timestamp parameters typed, and ``n`` as a number."""
+    params = [sa.bindparam(name, type_=UTCDateTime()) for name in timestamps]
+    return sa.text(sql).bindparams(*params, sa.bindparam("n", type_=sa.Integer()))

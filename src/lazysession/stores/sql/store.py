@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ... import _json
 from ..._errors import ConfigurationError
 from ..._expiry import Clock, utc_now
-from .._base import Changes, Merge, Record, Store, SyncStore
+from ..._identity import SessionInfo
+from .._base import Changes, Merge, Record, Store, SyncStore, owner_of_data
 from .._limits import check_timeout
 from . import pacing
 from .dialects import supported
@@ -31,6 +32,7 @@ from .engines import DRIVER_ERRORS, Engines, check_driver, dbapi_errors
 from .executors import AsyncExecutor, Context, SyncExecutor
 from .inline import Inline
 from .ops import SessionOps
+from .owners import OwnerOps
 from .schema import DEFAULT_TABLE, check_table_name, ddl, session_table
 
 DEFAULT_BATCH = 1_000
@@ -92,6 +94,7 @@ class SQLAlchemyStore(Store):
             dialect.check_url(source)
         self._engines = Engines(source, dialect, self.timeout, engine_options or {})
         self._ops = SessionOps(self.table, dialect)
+        self._owners = OwnerOps(self._ops)
         errors = DRIVER_ERRORS + tuple(
             error
             for engine in (self._engines.async_engine, self._engines.sync_engine)
@@ -142,7 +145,8 @@ class SQLAlchemyStore(Store):
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         """See :meth:`Store.save`."""
-        op = self._ops.save(session_id, _json.dumps(data), self._clock(), expires_at)
+        text, owner = _json.dumps(data), owner_of_data(data)
+        op = self._ops.save(session_id, text, owner, self._clock(), expires_at)
         await self._async.call("saving a session", op)
 
     async def delete(self, session_id: str) -> None:
@@ -168,6 +172,24 @@ class SQLAlchemyStore(Store):
         """See :meth:`Store.count`."""
         counted: int = await self._async.call("counting sessions", self._ops.count())
         return counted
+
+    async def sessions_of(self, owner: str) -> list[SessionInfo]:
+        """See :meth:`Store.sessions_of`."""
+        op = self._owners.sessions_of(owner, self._clock())
+        found: list[SessionInfo] = await self._async.call("listing sessions", op)
+        return found
+
+    async def revoke(self, owner: str, handle: str) -> bool:
+        """See :meth:`Store.revoke`."""
+        op = self._owners.revoke(owner, handle, self._clock())
+        ended: bool = await self._async.call("revoking a session", op)
+        return ended
+
+    async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        """See :meth:`Store.revoke_all`."""
+        op = self._owners.revoke_all(owner, keep, self._clock())
+        ended: int = await self._async.call("revoking sessions", op)
+        return ended
 
     async def count_expired(self) -> int:
         """Expired sessions not yet swept: the backlog a sweep would delete now."""
@@ -222,6 +244,7 @@ class _SyncSQLAlchemyStore(SyncStore):
     def __init__(self, store: SQLAlchemyStore, executor: SyncExecutor) -> None:
         self._store = store
         self._ops = store._ops
+        self._owners = store._owners
         self._clock = store._clock
         self._exec = executor
         self._run = executor.run  # one run, unbounded (a test steps through an operation)
@@ -237,7 +260,8 @@ class _SyncSQLAlchemyStore(SyncStore):
         return touched
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        op = self._ops.save(session_id, _json.dumps(data), self._clock(), expires_at)
+        text, owner = _json.dumps(data), owner_of_data(data)
+        op = self._ops.save(session_id, text, owner, self._clock(), expires_at)
         self._exec.call("saving a session", op)
 
     def delete(self, session_id: str) -> None:
@@ -256,6 +280,21 @@ class _SyncSQLAlchemyStore(SyncStore):
     def count(self) -> int:
         counted: int = self._exec.call("counting sessions", self._ops.count())
         return counted
+
+    def sessions_of(self, owner: str) -> list[SessionInfo]:
+        op = self._owners.sessions_of(owner, self._clock())
+        found: list[SessionInfo] = self._exec.call("listing sessions", op)
+        return found
+
+    def revoke(self, owner: str, handle: str) -> bool:
+        op = self._owners.revoke(owner, handle, self._clock())
+        ended: bool = self._exec.call("revoking a session", op)
+        return ended
+
+    def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        op = self._owners.revoke_all(owner, keep, self._clock())
+        ended: int = self._exec.call("revoking sessions", op)
+        return ended
 
     def count_expired(self) -> int:
         op = self._ops.count_expired(self._clock())
