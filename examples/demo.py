@@ -1,4 +1,5 @@
-"""The lazysession demo: log in, count, log out, and call a Bearer API that keeps no session.
+"""The lazysession demo: log in, count, log out, see and log out your other devices, and call
+a Bearer API that keeps no session.
 
 Run it with ``python3 scripts/dev.py demo`` and open http://127.0.0.1:8000. After every
 action the page shows what that request did: whether it carried a session cookie,
@@ -10,6 +11,13 @@ The sessions live in SQLite (``demo-sessions.db``); the secret key is kept next 
 ``LAZYSESSION_*`` setting applies: ``LAZYSESSION_STORE_URL`` picks another server-side
 store, ``LAZYSESSION_SECRET_KEY`` replaces the key file, ``LAZYSESSION_HTTPS_ONLY=true``
 marks the cookie ``Secure``, and so on (docs/configuration.md).
+
+"Your devices" lists the sessions of the logged-in name: a login calls
+``session.regenerate(owner=name)`` and the middleware runs with ``record_device=True``,
+so each entry carries a label read from the login's ``User-Agent``. Its buttons post to
+``/devices/logout`` (``store.revoke``) and ``/devices/logout-others``
+(``store.revoke_all``, keeping this one); both carry the session's form token, so
+another site cannot post them. On a store without an index of owners the section says so.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -28,10 +38,16 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
-from lazysession import SessionMiddleware, Settings, Store, get_session
+from lazysession import SessionInfo, SessionMiddleware, Settings, Store, get_session
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -72,9 +88,10 @@ def _count(name: str) -> None:
         calls.append(name)
 
 
-COUNTED = ("read", "touch", "update", "rotate", "save", "delete")
-"""The store calls the middleware makes for a request (``count``, which the page itself
-calls to show the sessions held, is left out)."""
+COUNTED = ("read", "touch", "update", "rotate", "save", "delete", "revoke", "revoke_all")
+"""The store calls a request makes: the middleware's, and the revokes of the device
+buttons (``count`` and ``sessions_of``, which the page itself calls to show the sessions
+held and the devices, are left out)."""
 
 
 def counting(store: Store) -> Store:
@@ -187,6 +204,12 @@ dd{margin:0;font-weight:600;text-align:right;font-variant-numeric:tabular-nums}
 .counter{font-size:2rem;font-weight:700;font-variant-numeric:tabular-nums}
 code{font-size:.9em;background:var(--bg);padding:0 .25rem;border-radius:.25rem}
 .note{color:var(--muted);font-size:.9rem;margin:.75rem 0 0}
+.devices{list-style:none;margin:0 0 .75rem;padding:0}
+.devices li{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;
+justify-content:space-between;padding:.5rem 0;border-top:1px solid var(--line)}
+.devices li:first-child{border-top:0}
+.when{color:var(--muted);font-size:.9rem}
+.this{color:var(--yes);font-size:.9rem;font-weight:600}
 """
 
 PAGE = """<!doctype html>
@@ -212,7 +235,7 @@ PAGE = """<!doctype html>
 <dt>Sessions in the store</dt><dd id="sessions">{sessions}</dd>
 </dl>
 </section>
-
+{devices}
 <section aria-labelledby="api-title">
 <h2 id="api-title">A token client</h2>
 <div class="row"><button id="api" type="button" class="quiet">Call the API with
@@ -247,11 +270,89 @@ LOGGED_IN = """<p>Counter: <span class="counter" id="counter">{counter}</span></
 <form method="post" action="/logout"><button id="logout" class="quiet">Log out</button></form>
 </div>"""
 
-ACTIONS = {"login": "logging in", "count": "counting", "logout": "logging out"}
+DEVICES = """<section aria-labelledby="devices-title" id="devices">
+<h2 id="devices-title">Your devices</h2>
+{content}
+<p class="note">Each login is a session of its own, named by a handle that grants nothing;
+logging a device out ends its session in the store, so its cookie opens nothing.</p>
+</section>
+"""
+DEVICE = """<li class="device" data-handle="{handle}">
+<div><strong class="device-name">{label}</strong> {mark}<br>
+<span class="when">logged in {created} &#183; last seen {seen}</span></div>
+{button}</li>"""
+THIS_DEVICE = '<span class="this">this device</span>'
+LOG_OUT_DEVICE = """<form method="post" action="/devices/logout">
+<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="handle" value="{handle}">
+<button class="quiet log-out-device">Log out this device</button></form>"""
+LOG_OUT_OTHERS = """<form method="post" action="/devices/logout-others">
+<input type="hidden" name="csrf" value="{csrf}">
+<button id="logout-others" class="quiet">Log out other devices</button></form>"""
+
+ACTIONS = {
+    "login": "logging in",
+    "count": "counting",
+    "logout": "logging out",
+    "logout-device": "logging out a device",
+    "logout-others": "logging out other devices",
+}
 
 
 def yes_no(value: bool) -> str:
     return '<span class="yes">yes</span>' if value else '<span class="no">no</span>'
+
+
+def ago(at: datetime) -> str:
+    """``at`` as a visitor reads it ("just now", "3 min ago"), its UTC time in a title."""
+    seconds = max(0, int(time.time() - at.timestamp()))
+    if seconds < 60:
+        text = "just now"
+    elif seconds < 3600:
+        text = f"{seconds // 60} min ago"
+    elif seconds < 86400:
+        text = f"{seconds // 3600} h ago"
+    else:
+        text = f"on {at:%Y-%m-%d}"
+    stamp = at.isoformat(timespec="seconds")
+    return f'<time datetime="{stamp}" title="{stamp}">{text}</time>'
+
+
+async def devices_section(request: Request) -> str:
+    """The logged-in owner's sessions, this one marked, each other one with its button."""
+    session = get_session(request)
+    owner = session.owner
+    if owner is None:
+        return ""
+    try:
+        sessions: list[SessionInfo] = await store.sessions_of(owner)
+    except NotImplementedError:
+        content = (
+            f'<p id="no-index">This store ({html.escape(type(store).__name__)}) keeps no '
+            "index of owners, so it cannot list your devices.</p>"
+        )
+        return DEVICES.format(content=content)
+    csrf = html.escape(str(session.get("csrf", "")))
+    items = []
+    for info in sessions:
+        this = info.handle == session.handle
+        items.append(
+            DEVICE.format(
+                handle=info.handle,
+                label=html.escape(info.device or "An unnamed device"),
+                mark=THIS_DEVICE if this else "",
+                created=ago(info.created_at),
+                seen=ago(info.last_seen),
+                button="" if this else LOG_OUT_DEVICE.format(csrf=csrf, handle=info.handle),
+            )
+        )
+    others = sum(info.handle != session.handle for info in sessions)
+    content = '<ul class="devices" id="device-list">' + "\n".join(items) + "</ul>"
+    ended = _number(request, "ended")
+    if request.query_params.get("did") in ("logout-device", "logout-others") and ended is not None:
+        content += f'<p id="ended">Logged out {ended} other device{"" if ended == 1 else "s"}.</p>'
+    if others:
+        content += LOG_OUT_OTHERS.format(csrf=csrf)
+    return DEVICES.format(content=content)
 
 
 def _number(request: Request, name: str) -> int | None:
@@ -277,6 +378,7 @@ async def home(request: Request) -> Response:
         style=STYLE,
         who=f"Logged in as {html.escape(user)}." if user else "Not logged in.",
         body=body,
+        devices=await devices_section(request) if user else "",
         action=action,
         cookie=cookie,
         set_cookie=set_cookie,
@@ -288,16 +390,19 @@ async def home(request: Request) -> Response:
     return HTMLResponse(page)
 
 
-def back(action: str) -> Response:
-    return RedirectResponse(f"/?did={action}", status_code=303)
+def back(action: str, **shown: int) -> Response:
+    query = urlencode({"did": action, **shown})
+    return RedirectResponse(f"/?{query}", status_code=303)
 
 
 async def login(request: Request) -> Response:
     form = await request.form()
     user = str(form.get("user", "")).strip()[:64] or "anonymous"
     session = get_session(request)
-    session.regenerate()  # a new id at login: an id planted before it is worth nothing
-    session.update({"user": user, "counter": 0})
+    # A new id at login (an id planted before it is worth nothing), recorded as the
+    # user's: it is listed in store.sessions_of(user), with this browser's device label.
+    session.regenerate(owner=user)
+    session.update({"user": user, "counter": 0, "csrf": secrets.token_urlsafe(16)})
     return back("login")
 
 
@@ -310,6 +415,49 @@ async def count(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     get_session(request).invalidate()  # deleted from the store, cookie expired
     return back("logout")
+
+
+async def _device_form(request: Request) -> tuple[str, dict[str, str]] | Response:
+    """The owner and the fields of a device button's post, or the refusal: no owner, or
+    a form token that is not this session's (a post made by another site)."""
+    session = get_session(request)
+    owner = session.owner
+    form = {name: str(value) for name, value in (await request.form()).items()}
+    expected = str(session.get("csrf", ""))
+    if owner is None or not expected or not secrets.compare_digest(form.get("csrf", ""), expected):
+        return PlainTextResponse("this form is not from this session's page", status_code=403)
+    return owner, form
+
+
+async def logout_device(request: Request) -> Response:
+    """``store.revoke``: end one of the owner's other sessions, named by its handle."""
+    checked = await _device_form(request)
+    if isinstance(checked, Response):
+        return checked
+    owner, form = checked
+    session = get_session(request)
+    handle = form.get("handle", "")
+    if handle == session.handle:  # this device: an ordinary logout
+        session.invalidate()
+        return back("logout")
+    try:
+        ended = await store.revoke(owner, handle)
+    except NotImplementedError:
+        return PlainTextResponse("this store keeps no index of owners", status_code=501)
+    return back("logout-device", ended=int(ended))
+
+
+async def logout_others(request: Request) -> Response:
+    """``store.revoke_all``: end every session of the owner but this one."""
+    checked = await _device_form(request)
+    if isinstance(checked, Response):
+        return checked
+    owner, _form = checked
+    try:
+        ended = await store.revoke_all(owner, keep=get_session(request).handle)
+    except NotImplementedError:
+        return PlainTextResponse("this store keeps no index of owners", status_code=501)
+    return back("logout-others", ended=ended)
 
 
 async def whoami(request: Request) -> Response:
@@ -331,11 +479,13 @@ app = Starlette(
         Route("/login", login, methods=["POST"]),
         Route("/count", count, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/devices/logout", logout_device, methods=["POST"]),
+        Route("/devices/logout-others", logout_others, methods=["POST"]),
         Route("/api/whoami", whoami),
         Route("/stats", stats),
     ],
     middleware=[
         Middleware(Report, store=store, cookie_name=settings.cookie_name),
-        Middleware(SessionMiddleware, **settings.options(store)),
+        Middleware(SessionMiddleware, **{**settings.options(store), "record_device": True}),
     ],
 )

@@ -83,6 +83,94 @@ async def test_login_count_and_logout(demo: httpx.AsyncClient) -> None:
     assert sessions_shown(page) == 0
 
 
+FIREFOX_ON_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAFARI_ON_IOS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+@pytest.fixture
+async def two_devices(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """A laptop and a phone, each with its own cookies, both logged in as ada."""
+    module = load_example("demo", monkeypatch, tmp_path)
+    async with client(module.app) as laptop, client(module.app) as phone:
+        laptop.headers["user-agent"] = FIREFOX_ON_LINUX
+        phone.headers["user-agent"] = SAFARI_ON_IOS
+        for device in (laptop, phone):
+            await device.post("/login", data={"user": "ada"})
+        yield laptop, phone
+    await module.store.aclose()
+
+
+def devices_listed(page: str) -> list[str]:
+    """The devices the page lists, "(this)" after the one it is viewed on."""
+    items = re.findall(r'<li class="device".*?</li>', page, re.DOTALL)
+    return [
+        re.sub(r".*device-name\">([^<]*)<.*", r"\1", item, flags=re.DOTALL)
+        + (" (this)" if 'class="this"' in item else "")
+        for item in items
+    ]
+
+
+def form_token(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_the_demo_lists_the_devices_of_the_logged_in_name(
+    two_devices: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    _laptop, phone = two_devices
+    page = (await phone.get("/")).text
+    assert devices_listed(page) == ["Safari on iOS (this)", "Firefox on Linux"]
+    assert page.count("Log out this device") == 1
+    assert 'id="logout-others"' in page
+
+
+async def test_logging_out_other_devices_ends_their_sessions(
+    two_devices: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    laptop, phone = two_devices
+    token = form_token((await phone.get("/")).text)
+    response = await phone.post("/devices/logout-others", data={"csrf": token})
+    assert response.headers["location"].startswith("/?did=logout-others&ended=1&cookie=1&")
+    assert "calls=2&sessions=1" in response.headers["location"]  # read, revoke_all
+    page = (await phone.get(response.headers["location"])).text
+    assert devices_listed(page) == ["Safari on iOS (this)"]
+    assert "Logged out 1 other device." in page
+    assert "Not logged in." in (await laptop.get("/")).text
+
+
+async def test_logging_out_one_device_by_its_handle(
+    two_devices: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    laptop, phone = two_devices
+    page = (await phone.get("/")).text
+    other = re.search(r'name="handle" value="([a-z2-7]{16})"', page)
+    assert other is not None
+    data = {"csrf": form_token(page), "handle": other.group(1)}
+    response = await phone.post("/devices/logout", data=data, follow_redirects=True)
+    assert devices_listed(response.text) == ["Safari on iOS (this)"]
+    assert "Not logged in." in (await laptop.get("/")).text
+    assert "Logged in as ada." in (await phone.get("/")).text
+
+
+async def test_a_device_post_without_this_sessions_form_token_is_refused(
+    two_devices: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    laptop, phone = two_devices
+    laptop_token = form_token((await laptop.get("/")).text)
+    for data in ({}, {"csrf": "forged"}, {"csrf": laptop_token}):
+        response = await phone.post("/devices/logout-others", data=data)
+        assert response.status_code == 403
+    assert "Logged in as ada." in (await laptop.get("/")).text
+    assert len(devices_listed((await phone.get("/")).text)) == 2
+
+
 async def test_the_fastapi_quick_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     module = load_example("fastapi_app", monkeypatch, tmp_path)
     async with client(module.app) as http:

@@ -243,7 +243,7 @@ def test_the_bearer_button_changes_nothing(page: Page, demo: Demo) -> None:
 
 
 def test_the_page_fits_a_phone_screen(phone: Page, demo: Demo, screenshots: Path) -> None:
-    log_in(phone, demo)
+    log_in(phone, demo, "grace")  # a name of its own: its devices are this one and the next
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     phone.screenshot(path=str(screenshots / "demo-phone.png"), full_page=True)
     assert (screenshots / "demo-phone.png").stat().st_size > 10_000
@@ -254,7 +254,7 @@ def test_screenshots_of_a_visit_and_a_bearer_call(
 ) -> None:
     context = browser.new_context(viewport={"width": 900, "height": 820})
     page = context.new_page()
-    log_in(page, demo, "ada")
+    log_in(page, demo, "grace")
     page.click("#count")
     page.wait_for_selector("text=What counting did")
     page.screenshot(path=str(screenshots / "demo-counting.png"), full_page=True)
@@ -264,3 +264,75 @@ def test_screenshots_of_a_visit_and_a_bearer_call(
     context.close()
     for name in ("demo-counting.png", "demo-bearer.png"):
         assert (screenshots / name).stat().st_size > 10_000
+
+
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+
+
+def devices_shown(page: Page) -> list[tuple[str, bool]]:
+    """Your devices, as listed: each one's label and whether it is marked this device."""
+    return [
+        (
+            (item.locator(".device-name").text_content() or "").strip(),
+            item.locator(".this").count() == 1,
+        )
+        for item in page.locator("#device-list .device").all()
+    ]
+
+
+def test_logging_out_other_devices_logs_out_the_other_browser(browser: Browser, demo: Demo) -> None:
+    user = f"grace-{secrets.token_hex(4)}"  # the demo is shared: a name no other test uses
+    laptop = browser.new_context()
+    phone = browser.new_context(user_agent=ANDROID_CHROME)
+    try:
+        device_a, device_b = laptop.new_page(), phone.new_page()
+        for page in (device_a, device_b):
+            page.set_default_timeout(10_000)
+        log_in(device_a, demo, user)
+        log_in(device_b, demo, user)
+        assert devices_shown(device_b) == [("Chrome on Android", True), ("Chrome on Linux", False)]
+        device_a.reload()
+        assert sorted(devices_shown(device_a)) == [
+            ("Chrome on Android", False),
+            ("Chrome on Linux", True),
+        ]
+        before = demo.sessions_in_store()
+
+        device_b.click("#logout-others")
+        device_b.wait_for_selector("text=What logging out other devices did")
+        assert devices_shown(device_b) == [("Chrome on Android", True)]
+        assert device_b.text_content("#ended") == "Logged out 1 other device."
+        assert device_b.query_selector("#logout-others") is None
+        assert demo.sessions_in_store() == before - 1
+
+        device_a.reload()
+        assert device_a.text_content("#who") == "Not logged in."
+        assert device_a.query_selector("#devices") is None
+        device_b.reload()
+        assert device_b.text_content("#who") == f"Logged in as {user}."
+    finally:
+        laptop.close()
+        phone.close()
+
+
+def test_logging_out_one_device_from_another(browser: Browser, demo: Demo) -> None:
+    user = f"alan-{secrets.token_hex(4)}"
+    laptop = browser.new_context()
+    phone = browser.new_context(user_agent=ANDROID_CHROME)
+    try:
+        device_a, device_b = laptop.new_page(), phone.new_page()
+        for page in (device_a, device_b):
+            page.set_default_timeout(10_000)
+        log_in(device_a, demo, user)
+        log_in(device_b, demo, user)
+        device_b.click(".device:not(:has(.this)) .log-out-device")
+        device_b.wait_for_selector("text=What logging out a device did")
+        assert devices_shown(device_b) == [("Chrome on Android", True)]
+        device_a.reload()
+        assert device_a.text_content("#who") == "Not logged in."
+    finally:
+        laptop.close()
+        phone.close()
