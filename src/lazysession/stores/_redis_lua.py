@@ -244,6 +244,14 @@ if left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1
 """
 
+# KEYS: session hashes; ARGV: fields. Reads those fields of each (HMGET), for one node
+# only (the keys are in any slots); writes nothing.
+FIELDS = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
+return out
+"""
+
 SCRIPTS = (
     SAVE,
     SAVE_NEW,
@@ -257,5 +265,6 @@ SCRIPTS = (
     REVOKE,
     INDEX,
     EXTEND,
+    FIELDS,
 )
 SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}  # noqa: S324 - Redis names scripts by SHA-1

@@ -106,6 +106,7 @@ from ._redis_lua import (
     CREATE,
     END,
     EXTEND,
+    FIELDS,
     INDEX,
     REPLACE,
     RETIRE,
@@ -145,6 +146,16 @@ class Commands:
 
 
 @dataclass(frozen=True, slots=True)
+class Fields:
+    """The same fields of many hashes (``HMGET`` each); the answer is their list. On one
+    node it goes as one read-only script over all the keys (a cluster spreads them over
+    slots: there, a pipeline), sent once more after a connection error."""
+
+    keys: tuple[str, ...]
+    fields: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """One call of a redis-py client: ``client.<method>(*args)``. ``writes``: the call
     may write (a write in flight is given a little more time past the deadline)."""
@@ -175,7 +186,7 @@ class Walk:
 
 
 Request = Call | Batch | Walk
-Op = Generator[Command | Commands | Batch | Walk, Any, T]
+Op = Generator[Command | Commands | Fields | Batch | Walk, Any, T]
 """An operation: its commands (or batches, or walks), each answer sent back in."""
 Calls = Generator[Request, Any, T]
 """What an executor runs: client calls, each answer sent back in, each failure thrown in."""
@@ -219,6 +230,8 @@ def client_calls(operation: Operation[T], cluster: bool) -> Calls[T]:
                     answer = yield from _send(step, cluster)
                 elif isinstance(step, Commands):
                     answer = yield from _send_together(step.commands, cluster)
+                elif isinstance(step, Fields):
+                    answer = yield from _read_fields(step, cluster)
                 else:
                     answer = yield step
             except RedisError as error:
@@ -266,6 +279,24 @@ def _send_together(commands: tuple[Command, ...], cluster: bool) -> Generator[Ba
     except AttributeError:  # never sent again: some of it may have run
         raise RedisConnectionError("connection torn down under a pipeline") from None
     return answers[len(loads) :]
+
+
+def _read_fields(step: Fields, cluster: bool) -> Generator[Request, Any, Any]:
+    """Fields of many hashes: one script on one node, a pipeline on a cluster."""
+    if not step.keys:
+        return []
+    if cluster:
+        commands = tuple(Command(key, args=step.fields, method="hmget") for key in step.keys)
+        return (yield from _send_together(commands, cluster))
+    args = (len(step.keys), *step.keys, *step.fields)
+    call = Call("evalsha", (SHA[FIELDS], *args))
+    try:
+        return (yield call)
+    except NoScriptError:
+        call = Call("eval", (FIELDS, *args))
+    except (AttributeError, RedisConnectionError):
+        pass  # a read: sent once more, on a new connection
+    return (yield call)
 
 
 def _send(command: Command, cluster: bool) -> Generator[Call, Any, Any]:
@@ -336,8 +367,8 @@ session touched all the time extends its index once per ``INDEX_SLACK`` of its l
 PRUNE_FROM = 64
 """Members from which a login that finds the index at a power of two prunes it."""
 _OWNER_KEYS = "owner:"
-_LISTED = (EXPIRY, ROTATED, OWNER, SEEN, _META_FIELD.encode())
-"""The fields ``sessions_of`` reads of each member."""
+_LISTED = (EXPIRY, OWNER, SEEN, _META_FIELD.encode())
+"""The fields ``sessions_of`` reads of each member (a retired id holds no owner)."""
 
 
 def fields(data: Mapping[str, Any]) -> list[str]:
@@ -579,19 +610,15 @@ class RedisOps:
         dead: list[bytes] = []
         for start in range(0, len(members), PAGE):
             page = members[start : start + PAGE]
-            reads = tuple(
-                Command(self.prefix + _text(sid), args=_LISTED, method="hmget") for sid, _ in page
-            )
-            answers = yield Commands(reads)
-            for (sid, filed), (expiry, rotated, held_by, seen, meta) in zip(
-                page, answers, strict=True
-            ):
+            keys = tuple(self.prefix + _text(sid) for sid, _ in page)
+            answers = yield Fields(keys, _LISTED)
+            for (sid, filed), (expiry, held_by, seen, meta) in zip(page, answers, strict=True):
                 if expiry is None:  # absent: dead, unless a login is still creating it
                     if filed < now_ms - _MEMORY_MS:
                         dead.append(sid)
                     continue
                 expiry_ms = int(expiry)
-                if rotated is not None or expiry_ms <= now_ms or _text(held_by) != owner:
+                if expiry_ms <= now_ms or held_by is None or _text(held_by) != owner:
                     dead.append(sid)
                     continue
                 text = b'{"' + META_KEY.encode() + b'":' + (meta or b"null") + b"}"
