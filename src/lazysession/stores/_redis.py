@@ -388,7 +388,8 @@ class RedisStore(Store):
 
     async def sessions_of(self, owner: str) -> list[SessionInfo]:
         """The owner's live sessions, the most recently seen first: one round trip for
-        the index, and one (pipelined) per thousand of its members."""
+        the index, and one per thousand of its members (a script on one node, a
+        pipeline on a cluster)."""
         return await self._run_async(self._ops.sessions_of(owner))
 
     async def revoke(self, owner: str, handle: str) -> bool:

@@ -1,7 +1,8 @@
 """The Lua scripts of the Redis store: each runs on one key, atomically.
 
 The key is ``KEYS[1]``, a session's hash (see ``_redis_ops`` for its fields), or for
-``INDEX`` and ``EXTEND`` an owner's index; each script's arguments are listed above it.
+``INDEX`` and ``EXTEND`` an owner's index (``FIELDS``, a read for a single node only,
+takes many keys); each script's arguments are listed above it.
 The scripts that change a live session (those that begin with ``_LIVE``) leave one that
 has expired (``e`` not after ``now``) or been retired (a field ``r``) alone, so a merge,
 a touch or a replace never brings back a session that is gone. Those that move an owned
@@ -235,12 +236,14 @@ end
 return redis.call('ZCARD', KEYS[1])
 """
 
-# KEYS[1] an owner's index. ARGV: TTL ms: makes the index, if there is one, live at least
-# that long (never shorter).
+# KEYS[1] an owner's index. ARGV: TTL ms, a live session of the owner, now ms: makes the
+# index live at least that long (never shorter), filing the session again should it be
+# missing (the index lost, say, to an operator): a live session is always listed.
 EXTEND = """
-local left = redis.call('PTTL', KEYS[1])
-if left == -2 then return 0 end
-if left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
 return 1
 """
 

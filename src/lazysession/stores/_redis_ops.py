@@ -10,7 +10,9 @@ Rules:
   the epoch) and a field ``d:<key>`` with each session key's JSON value. Keeping keys in
   fields lets Redis merge a request's changes onto the stored copy itself.
 - Every command touches one key: atomic, and legal on a cluster (a key never crosses
-  slots). A rotation, which touches two, goes in steps that are each safe on their own:
+  slots); one read is the exception: on a single node ``sessions_of`` reads the fields
+  of all an owner's sessions in one script (``FIELDS``), on a cluster in a pipeline. A
+  rotation, which touches two keys, goes in steps that are each safe on their own:
   read the old key, create the new key (only if it does not exist) with the merge, then
   turn the old key into a marker (a hash with ``r``, the new key) if its version ``v``
   is still the one merged from (else merge again). Once the new key exists the login has
@@ -35,37 +37,39 @@ Rules:
   ``e`` against the store's clock, so a session is never handed out after its expiry.
 
 The owner index:
-- An owned session's hash also holds ``u``, its owner, ``s``, when it was last seen (ms),
-  and ``x``, the time until which its owner's index is known to
-  live. Each owner has a sorted set ``<prefix>owner:<owner>`` (never a session key:
-  those are hex digits; ``count`` leaves these out): members are session ids, scored by
-  login time (ms). Session keys and index keys are in different slots of a cluster, so
-  every step touches one key, as above.
+- An owned session's hash also holds ``u``, its owner, ``s``, when it was last seen
+  (ms), and ``x``, the time until which its owner's index is known to live. Each owner
+  has a sorted set ``<prefix>owner:<owner>`` (never a session key: those are hex
+  digits; ``count`` leaves these out), its members session ids scored by login time
+  (ms). Session keys and index keys are in different slots of a cluster: every step
+  touches one key, as above.
 - A login with an owner (``save``, or ``rotate`` to an owned id) files the new id in the
-  index first (``INDEX``, one more round trip; none for anonymous sessions) and only then
-  creates the session, refusing an id that was retired meanwhile (``SAVE_NEW``,
-  ``CREATE``): a ``revoke_all`` that ran in between found the id and retired it before it
-  existed. So a live owned session is always a member of its owner's index.
-- ``sessions_of`` reads the members, then a few fields of each session (pipelined; on a
-  cluster redis-py splits the pipeline by node), lists those live, owned by that owner
-  and not retired, and removes the members that are dead: retired, expired, another's,
-  or absent and filed more than ``RETIRED_MEMORY`` seconds ago (a younger absent one may
-  be a login under way, between its two steps). ``revoke`` and ``revoke_all`` run
-  ``REVOKE`` on each member they name (pipelined): it ends a session of that owner as
-  ``delete`` does (also the id it says it was rotated from), retires an id not yet
-  created, and leaves anything else alone; then the members are removed. A login that
-  completed before ``revoke_all`` read the index is ended; one racing it is ended or
-  listed.
-- The index never outlives its sessions for long and never dies before them: each login
-  makes it live at least the session's TTL plus ``INDEX_SLACK`` (``PEXPIRE`` only ever
-  lengthens it) and records that life in ``x``. A ``touch``, ``update`` or replace that
-  would move an owned session's expiry past ``x`` writes nothing and hands back the
-  owner; the operation extends the index (``EXTEND``) and sends the write again, which
-  raises ``x`` (at most once per ``INDEX_SLACK`` of a session's life: two more round
-  trips). Every store's clock is taken to agree, as for expiry. Without any live session
-  the index expires at most ``INDEX_SLACK`` after the last one; dead members in between
-  are dropped by ``sessions_of`` and ``revoke``, and by a login that finds the index has
-  grown to a power of two of at least ``PRUNE_FROM`` members.
+  index first (``INDEX``: one more round trip; none for anonymous sessions) and only
+  then creates the session, refusing an id that was retired meanwhile (``SAVE_NEW``,
+  ``CREATE``): a ``revoke_all`` that ran in between found the id and retired it before
+  it existed. So a live owned session is always a member of its owner's index.
+- ``sessions_of`` reads the members, then a few fields of each session (a thousand at a
+  time: one script on a single node, a pipeline that redis-py splits by node on a
+  cluster), lists those live and owned by that owner, and removes the members that are
+  dead: retired, expired, another's, or absent and filed more than ``RETIRED_MEMORY``
+  seconds ago (a younger absent one may be a login between its two steps). ``revoke``
+  and ``revoke_all`` run ``REVOKE`` on each member they name (pipelined): it ends a
+  session of that owner as ``delete`` does (then the id it says it was rotated from is
+  ended too), retires an id not yet created, and leaves anything else alone; then the
+  members are removed. A login that completed before ``revoke_all`` read the index is
+  ended; one racing it is ended or listed.
+- The index never dies before its sessions, nor lives long after them: each login makes
+  it live at least the session's TTL plus ``INDEX_SLACK`` (its TTL only ever lengthens)
+  and records that life in ``x``. A ``touch``, ``update`` or replace that would move an
+  owned session's expiry past ``x`` writes nothing and hands back the owner; the
+  operation extends the index (``EXTEND``, which also files the session again should its
+  member be missing) and sends the write again, which raises ``x``: two more round
+  trips, at most once per ``INDEX_SLACK`` of a session's life. The index expires at
+  most ``INDEX_SLACK`` after the latest expiry any of its sessions was given. Every
+  store's clock is taken to agree, as for expiry. Dead members are dropped by
+  ``sessions_of`` and ``revoke``, and by a login that finds the index grown to a power
+  of two of at least ``PRUNE_FROM`` members (among its ``PAGE`` oldest, once the session
+  is created: a failure there is not the login's).
 - Commands sent together (``Commands``, one pipeline) that are all reads are sent once
   more after a connection error; a pipeline with a script never is.
 """
@@ -450,23 +454,30 @@ class RedisOps:
         if owner is None:
             yield Command(self.prefix + sid, SAVE, (ttl, expiry_ms, *pairs))
             return
-        yield from self._file(owner, sid, now_ms, ttl)
+        size = yield from self._file(owner, sid, now_ms, ttl)
         owned = (*pairs, *self._owned(owner, now_ms, expiry_ms))
         yield Command(self.prefix + sid, SAVE_NEW, (ttl, expiry_ms, *owned))
+        yield from self._tidy(owner, size)
 
     def _owned(self, owner: str, now_ms: int, expiry_ms: int) -> tuple[Any, ...]:
         """The fields of a new owned session besides its data."""
         return (SEEN, now_ms, OWNER, owner, INDEX_LIFE, expiry_ms + INDEX_SLACK)
 
-    def _file(self, owner: str, sid: str, now_ms: int, ttl: int) -> Op[None]:
-        """File a login's new id in its owner's index (before the session exists), and
-        prune the index when it has grown to a power of two of at least ``PRUNE_FROM``."""
-        size = yield Command(self.index_key(owner), INDEX, (now_ms, sid, ttl + INDEX_SLACK))
-        if size >= PRUNE_FROM and size & (size - 1) == 0:
-            with contextlib.suppress(StoreError):  # housekeeping: the login goes on
-                yield from self._listing(owner, prune=True)
+    def _file(self, owner: str, sid: str, now_ms: int, ttl: int) -> Op[int]:
+        """File a login's new id in its owner's index (before the session exists); the
+        index's size."""
+        size: int = yield Command(self.index_key(owner), INDEX, (now_ms, sid, ttl + INDEX_SLACK))
+        return size
 
-    def _extended(self, done: Any, expiry_ms: int, now_ms: int) -> Op[int]:
+    def _tidy(self, owner: str, size: int) -> Op[None]:
+        """After a login, prune the oldest ``PAGE`` members of an index that has grown to
+        a power of two of at least ``PRUNE_FROM``: housekeeping, whose failure the login
+        never reports."""
+        if size >= PRUNE_FROM and size & (size - 1) == 0:
+            with contextlib.suppress(StoreError):
+                yield from self._listing(owner, prune=True, limit=PAGE)
+
+    def _extended(self, done: Any, sid: str, expiry_ms: int, now_ms: int) -> Op[int]:
         """After a write that handed back an owner (``done``), extend that owner's index
         to live ``INDEX_SLACK`` past ``expiry_ms``: the index life to send the write with
         again. (0 when the write answered otherwise.)"""
@@ -474,7 +485,7 @@ class RedisOps:
             return 0
         owner = done.decode() if isinstance(done, bytes) else done
         until = expiry_ms + INDEX_SLACK
-        yield Command(self.index_key(owner), EXTEND, (until - now_ms,))
+        yield Command(self.index_key(owner), EXTEND, (until - now_ms, sid, now_ms))
         return until
 
     @operation("touching a session")
@@ -486,7 +497,7 @@ class RedisOps:
         until = 0
         for _ in range(2):
             done = yield Command(self.prefix + sid, TOUCH, (ttl, expiry_ms, now_ms, until))
-            until = yield from self._extended(done, expiry_ms, now_ms)
+            until = yield from self._extended(done, sid, expiry_ms, now_ms)
             if not until:
                 return bool(done)
         raise StoreError("touching a session failed: its index kept falling short")
@@ -503,7 +514,7 @@ class RedisOps:
             until = 0
             for _ in range(2):
                 done = yield Command(key, REPLACE, (ttl, expiry_ms, now_ms, until, *pairs))
-                until = yield from self._extended(done, expiry_ms, now_ms)
+                until = yield from self._extended(done, sid, expiry_ms, now_ms)
                 if not until:
                     return Merge.APPLIED if done else Merge.GONE
             raise StoreError("saving a session failed: its index kept falling short")
@@ -514,7 +525,7 @@ class RedisOps:
         for _ in range(2):
             args = (ttl, expiry_ms, now_ms, limit, _META_FIELD, _MEMORY_MS, until)
             done = yield Command(key, UPDATE, (*args, len(removed), *removed, *set_pairs))
-            until = yield from self._extended(done, expiry_ms, now_ms)
+            until = yield from self._extended(done, sid, expiry_ms, now_ms)
             if not until:
                 if done < 0:
                     raise SessionTooLarge(-done, limit, "max_size")
@@ -530,6 +541,7 @@ class RedisOps:
         old_key, new_key = self.prefix + old, self.prefix + new
         marker = (now_ms, _MEMORY_MS)
         created = False
+        size = 0
         owner = owner_of_changes(changes)
         extra = () if owner is None else self._owned(owner, now_ms, expiry_ms)
         for _ in range(_ATTEMPTS):
@@ -549,7 +561,7 @@ class RedisOps:
                     return Merge.GONE  # a revoke of its owner ended it
             else:
                 if owner is not None:  # filed first: a revoke_all meanwhile finds it
-                    yield from self._file(owner, new, now_ms, ttl)
+                    size = yield from self._file(owner, new, now_ms, ttl)
                 if not (yield Command(new_key, CREATE, (ttl, expiry_ms, *pairs))):
                     return Merge.GONE  # the new id is taken: a logout (or revoke) blocked it
                 created = True
@@ -559,6 +571,8 @@ class RedisOps:
             except StoreError:
                 return Merge.APPLIED  # the new id holds the session; the browser moves there
             if retired == 1:
+                if owner is not None:
+                    yield from self._tidy(owner, size)
                 return Merge.APPLIED
             if retired == 0:
                 yield Command(new_key, BLOCK, marker)
@@ -600,12 +614,13 @@ class RedisOps:
         live = yield from self._listing(owner, prune=True)
         return most_recent_first(live)
 
-    def _listing(self, owner: str, *, prune: bool) -> Op[list[SessionInfo]]:
-        """The owner's live sessions; with ``prune``, the dead members are dropped from
-        the index (see the rules above)."""
+    def _listing(self, owner: str, *, prune: bool, limit: int = 0) -> Op[list[SessionInfo]]:
+        """The owner's live sessions (with ``limit``, among the oldest ``limit`` members
+        only); with ``prune``, the dead members are dropped from the index (see the rules
+        above)."""
         now_ms = self.now_ms()
         index = self.index_key(owner)
-        members = yield Command(index, args=(0, -1, False, True), method="zrange")
+        members = yield Command(index, args=(0, limit - 1, False, True), method="zrange")
         found: list[SessionInfo] = []
         dead: list[bytes] = []
         for start in range(0, len(members), PAGE):
