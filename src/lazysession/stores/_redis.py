@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 
 from .._errors import ConfigurationError
 from .._expiry import Clock, seconds_of, utc_now
+from .._identity import SessionInfo
 from ._base import Changes, Merge, Record, Store, StoreErrors, SyncStore
 from ._limits import Bounded, BoundedSync, PerLoop, check_timeout, tracked, tracked_sync
 from ._redis_ops import Batch, Call, Calls, Command, Operation, RedisOps, Request, client_calls
@@ -385,6 +386,18 @@ class RedisStore(Store):
         """Redis deletes expired sessions itself: nothing to do."""
         return 0
 
+    async def sessions_of(self, owner: str) -> list[SessionInfo]:
+        """The owner's live sessions, the most recently seen first: one round trip for
+        the index, and one per thousand of its members (a script on one node, a
+        pipeline on a cluster)."""
+        return await self._run_async(self._ops.sessions_of(owner))
+
+    async def revoke(self, owner: str, handle: str) -> bool:
+        return await self._run_async(self._ops.revoke(owner, handle, None)) > 0
+
+    async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        return await self._run_async(self._ops.revoke(owner, None, keep))
+
     async def _run_async(self, operation: Operation[T]) -> T:
         """Carry out an operation of ``RedisOps`` on the async client, within the
         timeout (unless it walks the keyspace), its failures raised as StoreError."""
@@ -445,6 +458,15 @@ class _SyncRedisStore(SyncStore):
 
     def sweep(self) -> int:
         return 0
+
+    def sessions_of(self, owner: str) -> list[SessionInfo]:
+        return self._run(self._ops.sessions_of(owner))
+
+    def revoke(self, owner: str, handle: str) -> bool:
+        return self._run(self._ops.revoke(owner, handle, None)) > 0
+
+    def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        return self._run(self._ops.revoke(owner, None, keep))
 
     def _run(self, operation: Operation[T]) -> T:
         """Carry out an operation of ``RedisOps`` on the blocking client: each command
