@@ -47,9 +47,9 @@ class RecordingStore(MemoryStore):
         self.calls["load"] += 1
         return await super().read(session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
         self.calls["touch"] += 1
-        return await super().touch(session_id, expires_at=expires_at)
+        return await super().touch(session_id, expires_at=expires_at, base=base)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1

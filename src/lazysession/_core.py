@@ -30,6 +30,10 @@ Rules:
 11. A write is never answered as a success and then lost: one whose session ended or
     moved meanwhile (a logout, a login, or a write that emptied it, in another tab), or
     that came with a retired id, is refused (``SessionInterrupted``, a 409).
+12. A request never undoes what a newer write stored: a read that loaded before another
+    request's ``pin()`` or ``set_lifetime()`` does not touch the copy written since, and
+    a write that changed no lifetime, pin or owner keeps the stored metadata and expiry
+    of a copy written since its load (``Changes.own_meta``, ``touch(base=...)``).
 """
 
 from __future__ import annotations
@@ -128,6 +132,8 @@ class Touch:
 
     session_id: str
     expires_at: datetime
+    base: object = None
+    """The ``Record.version`` the request loaded: the touch applies only to that copy."""
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much
@@ -210,7 +216,10 @@ def store_calls(
                 yield from _cap(outcome, rotate.session_id, events)
         return _cookie_after(outcome, merged, metrics)
     if touch is not None:
-        if (yield "touch", (touch.session_id,), {"expires_at": touch.expires_at}):
+        options: dict[str, Any] = {"expires_at": touch.expires_at}
+        if touch.base is not None:  # a store that versions its copies takes it
+            options["base"] = touch.base
+        if (yield "touch", (touch.session_id,), options):
             metrics.touched += 1
             return outcome.set_cookie
         return None
@@ -557,7 +566,7 @@ class Exchange:
             signed = self.signed_id or rules._id_signer.sign(self.session_id)
             cookie = rules.cookie.render(signed, max_age)
         return Outcome(
-            touch=Touch(self._stored_key(self.session_id), from_timestamp(expiry)),
+            touch=Touch(self._stored_key(self.session_id), from_timestamp(expiry), self._version),
             set_cookie=cookie,
             vary=True,
         )
@@ -633,6 +642,8 @@ class Exchange:
             base=None if session_id != old_id else self._version,
             max_size=rules.max_size,
         )
+        if meta is session._meta and session_id == old_id:
+            changes.own_meta = False  # as loaded: a newer stored copy's metadata stands
         if sealer is not None:
             sealer.changes(changes, data, opened)  # by stored field, the sealed values
         elif rules.value_codec is not None:

@@ -24,14 +24,6 @@ from tests.stores.backends import SERVERS, drop_table, server_reachable, with_dr
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a touch moves the stored expiry to the toucher's idea of it (now + idle_timeout, "
-        "from the metadata it loaded), whatever the session's stored metadata says now: a "
-        "read that loaded before pin() takes the pinned session back to the idle window"
-    ),
-)
 async def test_a_read_that_loaded_before_pin_leaves_the_session_pinned(harness: Harness) -> None:
     """``pin()`` exempts a session from the idle timeout; a read of the same session that
     loaded before the pin and touches after it must not put the idle expiry back (in the
@@ -55,14 +47,6 @@ async def test_a_read_that_loaded_before_pin_leaves_the_session_pinned(harness: 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "every write sends the session's metadata entry among its changes, as the writer "
-        "loaded it, and the merge takes it over the stored one: a write that loaded before "
-        "set_lifetime() (or pin()) in another request undoes it, and its expiry"
-    ),
-)
 async def test_a_write_that_loaded_before_a_remember_me_keeps_the_longer_lifetime(
     harness: Harness,
 ) -> None:

@@ -24,9 +24,9 @@ class RecordedSync(SyncStore):
         self.calls["load"] += 1
         return self.inner.read(session_id)
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+    def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
         self.calls["touch"] += 1
-        return self.inner.touch(session_id, expires_at=expires_at)
+        return self.inner.touch(session_id, expires_at=expires_at, base=base)
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1
@@ -75,9 +75,9 @@ class Recorded(Store):
         self.calls["load"] += 1
         return await self.inner.read(session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
         self.calls["touch"] += 1
-        return await self.inner.touch(session_id, expires_at=expires_at)
+        return await self.inner.touch(session_id, expires_at=expires_at, base=base)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self.calls["save"] += 1

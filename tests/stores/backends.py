@@ -58,9 +58,9 @@ class SyncAsAsync(Store):
     async def read(self, session_id: str) -> Record | None:
         return await anyio.to_thread.run_sync(self._s.read, session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
         return await anyio.to_thread.run_sync(
-            lambda: self._s.touch(session_id, expires_at=expires_at)
+            lambda: self._s.touch(session_id, expires_at=expires_at, base=base)
         )
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:

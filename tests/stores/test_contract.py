@@ -531,3 +531,62 @@ async def test_touch_says_whether_it_moved_a_live_session(store: Store, clock: C
     assert await store.touch("b" * 64, expires_at=clock() + HOUR) is False
     await store.save("a" * 64, {"a": 1}, expires_at=clock() + HOUR)
     assert await store.touch("a" * 64, expires_at=clock() + 2 * HOUR) is True
+
+
+# -- a request's stale copy never undoes what a newer write stored ---------------------------
+
+
+async def test_a_touch_based_on_a_copy_written_since_moves_nothing(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": 1, META_KEY: {"c": 1}}, expires_at=clock() + HOUR)
+    loaded = await store.read("a" * 64)
+    assert loaded is not None
+    pinned = Changes(set={META_KEY: {"c": 1, "p": True}})
+    assert await store.update("a" * 64, pinned, expires_at=clock() + 24 * HOUR)
+    assert not await store.touch("a" * 64, expires_at=clock() + HOUR, base=loaded.version)
+    record = await store.read("a" * 64)
+    assert record is not None
+    assert record.expires_at == clock() + 24 * HOUR
+
+
+async def test_a_touch_based_on_the_stored_copy_moves_the_expiry(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": 1, META_KEY: {"c": 1}}, expires_at=clock() + HOUR)
+    loaded = await store.read("a" * 64)
+    assert loaded is not None
+    assert await store.touch("a" * 64, expires_at=clock() + 2 * HOUR, base=loaded.version)
+    record = await store.read("a" * 64)
+    assert record is not None
+    assert record.expires_at == clock() + 2 * HOUR
+
+
+async def test_a_merge_with_loaded_metadata_onto_a_newer_copy_keeps_its_metadata_and_expiry(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": 1, META_KEY: {"c": 1}}, expires_at=clock() + HOUR)
+    loaded = await store.read("a" * 64)
+    assert loaded is not None
+    remembered = Changes(set={META_KEY: {"c": 1, "l": 86400 * 30}})
+    assert await store.update("a" * 64, remembered, expires_at=clock() + 24 * HOUR)
+    stale = Changes(set={"b": 2, META_KEY: {"c": 1}}, base=loaded.version, own_meta=False)
+    assert await store.update("a" * 64, stale, expires_at=clock() + HOUR) is Merge.APPLIED
+    record = await store.read("a" * 64)
+    assert record is not None
+    assert record.data == {"a": 1, "b": 2, META_KEY: {"c": 1, "l": 86400 * 30}}
+    assert record.expires_at == clock() + 24 * HOUR
+
+
+async def test_a_merge_with_loaded_metadata_onto_the_same_copy_moves_the_expiry(
+    store: Store, clock: Clock
+) -> None:
+    await store.save("a" * 64, {"a": 1, META_KEY: {"c": 1}}, expires_at=clock() + HOUR)
+    loaded = await store.read("a" * 64)
+    assert loaded is not None
+    same = Changes(set={"b": 2, META_KEY: {"c": 1}}, base=loaded.version, own_meta=False)
+    assert await store.update("a" * 64, same, expires_at=clock() + 2 * HOUR) is Merge.APPLIED
+    record = await store.read("a" * 64)
+    assert record is not None
+    assert record.data == {"a": 1, "b": 2, META_KEY: {"c": 1}}
+    assert record.expires_at == clock() + 2 * HOUR

@@ -27,7 +27,15 @@ Rules every store keeps:
   session says it was rotated from (``Meta.origin``), in case that rotation could not
   retire it.
 - ``touch`` moves the expiry of a live session without rewriting its data and says
-  whether it did; it never brings back a session that has expired or been deleted.
+  whether it did; it never brings back a session that has expired or been deleted. With
+  ``base`` (the ``Record.version`` the toucher loaded) it moves nothing, and says False,
+  when the stored copy is another by now: the write that came in between set the expiry
+  from the metadata it stored (a ``pin()``, a new lifetime), which a toucher that loaded
+  before it must not undo.
+- A merge whose changes do not carry metadata of their own (``Changes.own_meta`` False:
+  the request changed no lifetime, pin or owner) onto a copy other than ``base`` keeps
+  the stored metadata and the stored expiry: both came from a write the request did not
+  see.
 - ``sweep`` deletes every expired session (and spent rotation markers), in bounded
   batches, and returns how many; it is safe to run from many processes at once.
 - ``count`` counts the sessions held, expired-but-unswept included (retired ids are not
@@ -83,6 +91,10 @@ class Changes:
     base: object = None
     empty: bool = False
     max_size: int | None = None
+    own_meta: bool = True
+    """The request set the session's metadata (a new session, a login, a lifetime, a
+    pin): its ``META_KEY`` entry and its expiry stand. False: they are as it loaded them,
+    and give way to a stored copy that changed since (``base``)."""
 
     def apply_to(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
         """The session after merging these changes onto ``stored`` (the latest copy)."""
@@ -141,9 +153,11 @@ class Record:
 @dataclass(slots=True)
 class Merged:
     """The outcome of merging changes onto a stored copy: the JSON to store (None: the
-    session is left with no key and is to be deleted)."""
+    session is left with no key and is to be deleted), and whether the stored expiry
+    stands (the changes' metadata gave way to the stored copy's)."""
 
     text: str | None
+    keep_expiry: bool = False
 
 
 def has_keys(data: dict[str, Any]) -> bool:
@@ -158,22 +172,31 @@ def merge_onto(stored: str | bytes | None, changes: Changes, version: object = N
     :class:`~lazysession.SessionTooLarge` when the result passes ``changes.max_size`` and
     is larger than what is stored."""
     same_copy = version is not None and changes.base == version
-    if changes.whole is not None and (changes.replace or same_copy):
+    keep = (
+        not changes.own_meta
+        and not same_copy
+        and stored is not None
+        and version is not None
+        and changes.base is not None
+    )
+    if changes.whole is not None and (same_copy or (changes.replace and not keep)):
         if changes.empty:
             return Merged(None)
         text = changes.whole
     else:
-        base = None if changes.replace or stored is None else _json.loads(stored)
-        merged = changes.apply_to(base)
+        loaded = None if stored is None else _json.loads(stored)
+        merged = changes.apply_to(None if changes.replace else loaded)
         if not has_keys(merged):
             return Merged(None)
+        if keep and isinstance(loaded, dict) and META_KEY in loaded:
+            merged[META_KEY] = loaded[META_KEY]  # the copy's metadata, newer than the request's
         text = _json.dumps(merged)
     limit = changes.max_size
     if limit is not None:
         size = byte_size(text)
         if size > limit and size > (0 if stored is None else byte_size(stored)):
             raise SessionTooLarge(size, limit, "max_size")
-    return Merged(text)
+    return Merged(text, keep)
 
 
 def with_origin(text: str, origin: str) -> str:
@@ -357,8 +380,9 @@ class SyncStore(abc.ABC):
         return None if record is None or record.retired else record.data
 
     @abc.abstractmethod
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        """Move a live session's expiry; False (and nothing written) when it is gone."""
+    def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        """Move a live session's expiry; False (and nothing written) when it is gone, or
+        when it is no longer the copy ``base`` names."""
 
     @abc.abstractmethod
     def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
@@ -419,8 +443,9 @@ class Store(abc.ABC):
         return None if record is None or record.retired else record.data
 
     @abc.abstractmethod
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        """Move a live session's expiry; False (and nothing written) when it is gone."""
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        """Move a live session's expiry; False (and nothing written) when it is gone, or
+        when it is no longer the copy ``base`` names."""
 
     @abc.abstractmethod
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:

@@ -46,7 +46,7 @@ class CookieStore(Store):
     async def read(self, session_id: str) -> Record | None:
         return None
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
         return False
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
@@ -78,7 +78,7 @@ class _SyncCookieStore(SyncStore):
     def read(self, session_id: str) -> Record | None:
         return None
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+    def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
         return False
 
     def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:

@@ -112,11 +112,13 @@ class MemoryStore(Store):
         data = _json.loads(text)
         return None if data is None else Record(data, entry[3], entry[2], byte_size(text))
 
-    def _touch(self, session_id: str, expires_at: datetime) -> bool:
+    def _touch(self, session_id: str, expires_at: datetime, base: object = None) -> bool:
         with self._lock:
             entry = self._live(session_id)
             if entry is None or entry[1].startswith(_RETIRED):
                 return False
+            if base is not None and base != entry[2]:
+                return False  # written since the toucher loaded it: that write's expiry stands
             moved = (to_timestamp(expires_at), entry[1], entry[2], expires_at)
             self._refile(session_id, entry[0], moved)
             self._seen[session_id] = self._now()
@@ -127,10 +129,13 @@ class MemoryStore(Store):
             entry = self._live(session_id)
             if entry is None or entry[1].startswith(_RETIRED):
                 return Merge.GONE
-            merged = merge_onto(entry[1], changes, entry[2]).text
+            merge = merge_onto(entry[1], changes, entry[2])
+            merged = merge.text
             if merged is None:
                 self._retire(session_id, "")
                 return Merge.EMPTIED
+            if merge.keep_expiry:
+                expires_at = entry[3]
             new = (to_timestamp(expires_at), merged, next(self._versions), expires_at)
             self._refile(session_id, entry[0], new)
             self._seen[session_id] = self._now()
@@ -313,8 +318,8 @@ class MemoryStore(Store):
     async def read(self, session_id: str) -> Record | None:
         return self._read(session_id)
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        return self._touch(session_id, expires_at)
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        return self._touch(session_id, expires_at, base)
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         return self._update(session_id, changes, expires_at)
@@ -372,8 +377,8 @@ class _SyncMemoryStore(SyncStore):
     def read(self, session_id: str) -> Record | None:
         return self._store._read(session_id)
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        return self._store._touch(session_id, expires_at)
+    def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        return self._store._touch(session_id, expires_at, base)
 
     def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         return self._store._update(session_id, changes, expires_at)

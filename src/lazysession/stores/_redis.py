@@ -360,8 +360,8 @@ class RedisStore(Store):
     async def read(self, session_id: str) -> Record | None:
         return await self._run_async(self._ops.read(session_id))
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        return await self._run_async(self._ops.touch(session_id, expires_at))
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        return await self._run_async(self._ops.touch(session_id, expires_at, base))
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         await self._run_async(self._ops.save(session_id, data, expires_at))
@@ -438,8 +438,8 @@ class _SyncRedisStore(SyncStore):
     def read(self, session_id: str) -> Record | None:
         return self._run(self._ops.read(session_id))
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        return self._run(self._ops.touch(session_id, expires_at))
+    def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        return self._run(self._ops.touch(session_id, expires_at, base))
 
     def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         self._run(self._ops.save(session_id, data, expires_at))

@@ -64,10 +64,13 @@ return 1
 """
 )
 
-# ARGV: TTL ms, expiry ms, now ms, index life ms (or '0'): moves the expiry of a live
-# session (1), or hands back its owner.
+# ARGV: TTL ms, expiry ms, now ms, index life ms (or '0'), the version loaded ('': any):
+# moves the expiry of a live session still at that version (1; 0 if gone or written
+# since), or hands back its owner.
 TOUCH = (
     _LIVE
+    + "if ARGV[5] ~= '' and (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[5] then"
+    + " return 0 end\n"
     + _indexed(4)
     + """
 redis.call('HSET', KEYS[1], 'e', ARGV[2])
@@ -84,7 +87,7 @@ return 1
 # session (nothing written); else goes on, with ``removed`` and ``first`` set.
 _FITS = """
 local removed = tonumber(ARGV[8])
-local first = 9 + removed
+local first = 10 + removed
 local limit = tonumber(ARGV[4])
 -- bytes of '"key":value,' in the session's JSON: a field is 'd:' and the raw key, and
 -- JSON writes a quote or backslash in two bytes, backspace, tab, newline, form feed
@@ -104,7 +107,7 @@ if limit > 0 then
   local old = 1
   for _, n in pairs(fields) do old = old + n end
   if replace then fields = {} end
-  for i = 9, first - 1 do fields[ARGV[i]] = nil end
+  for i = 10, first - 1 do fields[ARGV[i]] = nil end
   for i = first, #ARGV, 2 do fields[ARGV[i]] = entry(ARGV[i], ARGV[i + 1]) end
   for _, n in pairs(fields) do size = size + n end
   if size > limit and size > old then return -size end
@@ -112,17 +115,30 @@ end
 """
 
 # ARGV: TTL ms, expiry ms, now ms, max size (0: none), the meta field, marker TTL ms,
-# index life ms (or '0'), number of removed fields, removed fields..., field/value pairs.
-# 0 gone, 1 merged, 2 emptied (the id retired), minus the size the merge would have had
-# (too large; nothing written), or the owner (the index to be extended; nothing written).
+# index life ms (or '0'), number of removed fields, the version loaded ('': the request
+# set its own metadata), removed fields..., field/value pairs. Onto a copy written since
+# that version, the stored metadata and expiry stand (the request's metadata is as it
+# loaded it). 0 gone, 1 merged, 2 emptied (the id retired), minus the size the merge
+# would have had (too large; nothing written), or the owner (the index to be extended;
+# nothing written).
 UPDATE = (
     _LIVE
     + _indexed(7)
     + "local replace = false\n"
     + _FITS
     + """
-if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 9, first - 1)) end
-if #ARGV >= first then
+local stale = ARGV[9] ~= '' and (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[9]
+if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 10, first - 1)) end
+if stale then
+  local kept = {}
+  for i = first, #ARGV, 2 do
+    if ARGV[i] ~= ARGV[5] then
+      kept[#kept + 1] = ARGV[i]
+      kept[#kept + 1] = ARGV[i + 1]
+    end
+  end
+  if #kept > 0 then redis.call('HSET', KEYS[1], unpack(kept)) end
+elseif #ARGV >= first then
   redis.call('HSET', KEYS[1], 'e', ARGV[2], unpack(ARGV, first))
 else
   redis.call('HSET', KEYS[1], 'e', ARGV[2])
@@ -140,7 +156,7 @@ if held <= 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
   return 2
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if not stale then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1
 """
 )

@@ -407,7 +407,7 @@ def decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
                     size += len(_json.dumps_value(name, name).encode()) - len(field)
     except ValueError:
         return None  # a value we did not write: treat the session as absent
-    return Record(data, expires_at, size=size)
+    return Record(data, expires_at, raw.get(VERSION, b"0").decode("ascii"), size)
 
 
 def _ms(moment: datetime) -> int:
@@ -489,14 +489,16 @@ class RedisOps:
         return until
 
     @operation("touching a session")
-    def touch(self, sid: str, expires_at: datetime) -> Op[bool]:
+    def touch(self, sid: str, expires_at: datetime, base: object = None) -> Op[bool]:
         now_ms, expiry_ms = self.now_ms(), _ms(expires_at)
         ttl = expiry_ms - now_ms
         if ttl <= 0:
             return False
         until = 0
+        loaded = base if isinstance(base, str) else ""
         for _ in range(2):
-            done = yield Command(self.prefix + sid, TOUCH, (ttl, expiry_ms, now_ms, until))
+            args = (ttl, expiry_ms, now_ms, until, loaded)
+            done = yield Command(self.prefix + sid, TOUCH, args)
             until = yield from self._extended(done, sid, expiry_ms, now_ms)
             if not until:
                 return bool(done)
@@ -522,9 +524,11 @@ class RedisOps:
         limit = changes.max_size or 0
         set_pairs = fields(changes.set)
         until = 0
+        loaded = "" if changes.own_meta or not isinstance(changes.base, str) else changes.base
         for _ in range(2):
             args = (ttl, expiry_ms, now_ms, limit, _META_FIELD, _MEMORY_MS, until)
-            done = yield Command(key, UPDATE, (*args, len(removed), *removed, *set_pairs))
+            fields_ = (len(removed), loaded, *removed, *set_pairs)
+            done = yield Command(key, UPDATE, (*args, *fields_))
             until = yield from self._extended(done, sid, expiry_ms, now_ms)
             if not until:
                 if done < 0:

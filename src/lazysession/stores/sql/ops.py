@@ -126,6 +126,26 @@ def create_backoff(attempt: int) -> float:
     return float(0.02 * 2**attempt * (0.5 + random.random()))  # noqa: S311 - jitter only
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Copy:
+    """A ``Record.version``: the stored JSON the request loaded (a merge's one-statement
+    path compares it), and the expiry it had (what a touch compares: a few bytes, where
+    the JSON could be the whole session). Equal to another copy, or to the JSON, with
+    the same text."""
+
+    text: str
+    expires_at: datetime
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Copy):
+            return self.text == other.text
+        if isinstance(other, str):
+            return self.text == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def record_of(row: Any) -> Record | None:  # a Row; its generics differ across SQLAlchemy 2.x
     """The record for a row of ``data, expires_at`` (None: no row)."""
     if row is None:
@@ -134,7 +154,9 @@ def record_of(row: Any) -> Record | None:  # a Row; its generics differ across S
     if text.startswith(MARKER):
         return Record({}, row.expires_at, retired=True)
     data = _json.loads(text)
-    return None if data is None else Record(data, row.expires_at, text, byte_size(text))
+    if data is None:
+        return None
+    return Record(data, row.expires_at, Copy(text, row.expires_at), byte_size(text))
 
 
 class SessionOps:
@@ -187,6 +209,7 @@ class SessionOps:
             .where(live, not_marker)
             .values(expires_at=sa.bindparam("expires"), updated_at=sa.bindparam("now"))
         )
+        self._touch_if_unmoved = self._touch.where(c.expires_at == sa.bindparam("loaded"))
         self._end = (
             sa.update(table).where(c.session_id == sa.bindparam("sid"), not_marker).values(ended)
         )
@@ -209,20 +232,30 @@ class SessionOps:
         params = {"sid": sid, "data": text, "now": now, "expires": expires_at, "owner": owner}
         yield Run(self._one(self._upsert, params))
 
-    def touch(self, sid: str, now: datetime, expires_at: datetime) -> Op[bool]:
-        params = {"sid": sid, "now": now, "expires": expires_at}
+    def touch(self, sid: str, now: datetime, expires_at: datetime, base: object = None) -> Op[bool]:
+        params: dict[str, Any] = {"sid": sid, "now": now, "expires": expires_at}
+        if isinstance(base, Copy):  # only the copy the toucher loaded
+            params["loaded"] = base.expires_at
+            return bool((yield Run(self._one(self._touch_if_unmoved, params))).rowcount)
         return bool((yield Run(self._one(self._touch, params))).rowcount)
 
     def update(self, sid: str, changes: Changes, now: datetime, expires_at: datetime) -> Op[Merge]:
         params: dict[str, Any] = {"sid": sid, "now": now, "expires": expires_at}
-        if changes.replace:  # the request cleared the session first: no merge to do
+        base = changes.base.text if isinstance(changes.base, Copy) else None
+        if changes.replace and not changes.own_meta and base is not None:
+            # Cleared, with the metadata as loaded: stored whole only over that same copy.
+            assert changes.whole is not None
+            params["data"], params["base"] = changes.whole, base
+            if (yield Run(self._one(self._if_unchanged, params))).rowcount:
+                return Merge.APPLIED
+        elif changes.replace:  # the request cleared the session first: no merge to do
             assert changes.whole is not None
             params["data"] = changes.whole
             done = (yield Run(self._one(self._replace, params))).rowcount
             return Merge.APPLIED if done else Merge.GONE
-        if changes.whole is not None and isinstance(changes.base, str):
+        if changes.whole is not None and base is not None:
             # No other write since the writer's load: its whole session is the merge.
-            params["base"] = changes.base
+            params["base"] = base
             if changes.empty:
                 params["until"] = now + _MEMORY
                 emptied = (yield Run(self._one(self._end_if_unchanged, params))).rowcount
@@ -230,7 +263,7 @@ class SessionOps:
                     return Merge.EMPTIED
             else:
                 params["data"] = changes.whole
-                merge_onto(changes.base, changes, changes.base)  # checks max_size
+                merge_onto(base, changes, base)  # checks max_size
                 if (yield Run(self._one(self._if_unchanged, params))).rowcount:
                     return Merge.APPLIED
         merged: Merge = yield Run(self._merge_plan(sid, changes, now, expires_at), locked=True)
@@ -364,11 +397,12 @@ class SessionOps:
         row = (yield self._read_locked, {"sid": sid, "now": now}).first()
         if row is None or row.data.startswith(MARKER):
             return Merge.GONE
-        merged = merge_onto(row.data, changes, row.data).text
-        if merged is None:
+        merge = merge_onto(row.data, changes, row.data)
+        if merge.text is None:
             yield self._end, {"sid": sid, "now": now, "until": now + _MEMORY}
             return Merge.EMPTIED
-        yield self._rewrite, {"sid": sid, "data": merged, "now": now, "expires": expires_at}
+        expires = row.expires_at if merge.keep_expiry else expires_at
+        yield self._rewrite, {"sid": sid, "data": merge.text, "now": now, "expires": expires}
         return Merge.APPLIED
 
     def _row_plan(self, sid: str, now: datetime) -> Plan[Any]:

@@ -137,9 +137,9 @@ class SQLAlchemyStore(Store):
         record: Record | None = await self._async.call("loading a session", op)
         return record
 
-    async def touch(self, session_id: str, *, expires_at: datetime) -> bool:
+    async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
         """See :meth:`Store.touch`."""
-        op = self._ops.touch(session_id, self._clock(), expires_at)
+        op = self._ops.touch(session_id, self._clock(), expires_at, base)
         touched: bool = await self._async.call("touching a session", op)
         return touched
 
@@ -254,8 +254,8 @@ class _SyncSQLAlchemyStore(SyncStore):
         record: Record | None = self._exec.call("loading a session", op)
         return record
 
-    def touch(self, session_id: str, *, expires_at: datetime) -> bool:
-        op = self._ops.touch(session_id, self._clock(), expires_at)
+    def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        op = self._ops.touch(session_id, self._clock(), expires_at, base)
         touched: bool = self._exec.call("touching a session", op)
         return touched
 
