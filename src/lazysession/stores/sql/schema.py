@@ -91,7 +91,9 @@ def session_table(name: str = DEFAULT_TABLE, metadata: sa.MetaData | None = None
 
 def ddl(table: sa.Table, dialect: Dialect) -> str:
     """The ``CREATE TABLE`` and ``CREATE INDEX`` statements of ``table``."""
-    statements = [CreateTable(table)] + [CreateIndex(i) for i in table.indexes]
+    statements = [CreateTable(table)] + [
+        CreateIndex(i) for i in sorted(table.indexes, key=lambda i: str(i.name))
+    ]
     return ";\n".join(str(s.compile(dialect=dialect)).strip() for s in statements) + ";\n"
 
 
