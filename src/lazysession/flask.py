@@ -378,6 +378,9 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             view,
             persistent_cookie=permanent,
             user_agent=view.user_agent,
+            # a generator body runs after this hook, and may still read the session; a
+            # file Flask passes through (send_file) cannot
+            streaming=response.is_streamed and not response.direct_passthrough,
         )
         if outcome is NOTHING:
             return

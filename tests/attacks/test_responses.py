@@ -148,14 +148,6 @@ async def test_a_refused_write_carries_none_of_the_apps_cache_headers(shell: str
 # -- a session read after the headers left ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the decision is made at the response's start; a streamed body that reads the "
-        "session afterwards goes out with neither Vary: Cookie nor private, although the "
-        "README says Vary: Cookie goes out whenever the session was read (rule 8)"
-    ),
-)
 @pytest.mark.parametrize("shell", SHELLS)
 async def test_a_body_that_reads_the_session_as_it_streams_is_kept_out_of_shared_caches(
     shell: str,
