@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from werkzeug.test import Client
 
-from lazysession import MemoryStore, Session, SessionMiddleware
+from lazysession import MemoryStore, Session, SessionMiddleware, get_session
 from lazysession.flask import LazySessionInterface
 from lazysession.wsgi import SessionMiddleware as WSGISessionMiddleware
 from lazysession.wsgi import get_session as wsgi_session
@@ -51,7 +51,7 @@ async def requests(shell: str, store: MemoryStore, seen: Seen) -> list[str | Non
     if shell == "asgi":
 
         async def handler(request: Request) -> Response:
-            act(request.session, request.url.path, seen)
+            act(get_session(request), request.url.path, seen)
             return PlainTextResponse("ok")
 
         middleware = Middleware(SessionMiddleware, secret_key=SECRET, store=store)
@@ -96,7 +96,7 @@ async def requests(shell: str, store: MemoryStore, seen: Seen) -> list[str | Non
 
 @pytest.mark.parametrize("shell", ["asgi", "wsgi", "flask"])
 async def test_a_new_session_reports_the_instant_it_is_stored_with(shell: str) -> None:
-    store, seen = MemoryStore(), []
+    store, seen = MemoryStore(), Seen()
     before = time.time()
     cookie, _ = await requests(shell, store, seen)
     after = time.time()
