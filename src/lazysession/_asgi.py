@@ -106,13 +106,32 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         with view.spending():
             scope["session"] = await self._load(exchange)
         started = replaced = False
+        held: Message | None = None
+
+        async def start(message: Message, streaming: bool) -> bool:
+            nonlocal started, replaced
+            started = True
+            if not await self._finish(exchange, message, send, view, streaming):
+                replaced = True
+                return False
+            await send(message)
+            return True
 
         async def send_with_session(message: Message) -> None:
-            nonlocal started, replaced
+            nonlocal held
             if message["type"] == "http.response.start":
-                started = True
-                if not await self._finish(exchange, message, send, view):
-                    replaced = True
+                session = exchange.session
+                if exchange.had_cookie and session is not None and not session.accessed:
+                    # The server sends nothing before the first body message (ASGI): the
+                    # decision waits for it, to learn whether more body is to come.
+                    held = message
+                    return
+                await start(message, False)
+                return
+            if held is not None:
+                first, held = held, None
+                more = message["type"] == "http.response.body" and message.get("more_body")
+                if not await start(first, bool(more)):
                     return
             elif replaced:
                 return  # the app's response was replaced by a 503
@@ -124,6 +143,9 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             if started or replaced:
                 raise
             await _send_refusal(send, UNAVAILABLE)
+            return
+        if held is not None:  # a start with no body after it: send what the app sent
+            await start(held, False)
 
     async def _load(self, exchange: Exchange) -> Session:
         key = exchange.load_key
@@ -151,11 +173,19 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         await self.app(scope, receive, send)
 
     async def _finish(
-        self, exchange: Exchange, message: Message, send: Send, view: ScopeView
+        self,
+        exchange: Exchange,
+        message: Message,
+        send: Send,
+        view: ScopeView,
+        streaming: bool = False,
     ) -> bool:
         """At the response's start: decide, carry out the outcome and add its headers.
-        On a store failure, answer 503 instead and return False."""
-        outcome = exchange.finish(message["status"], self._skip, view, user_agent=view.user_agent)
+        On a store failure, answer 503 instead and return False. ``streaming``: more body
+        follows the first message."""
+        outcome = exchange.finish(
+            message["status"], self._skip, view, user_agent=view.user_agent, streaming=streaming
+        )
         if outcome is NOTHING:
             return True
         reply = self.reply_for(outcome, view)

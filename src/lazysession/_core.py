@@ -17,7 +17,9 @@ Rules:
    store deletes the session only if the merge leaves it with no key at all. A
    regenerated session moves to a new id. Either way the old id is remembered, briefly,
    as retired.
-7. ``Vary: Cookie`` goes out whenever the session was read or written.
+7. ``Vary: Cookie`` goes out whenever the session was read or written before the
+   headers left, and on a streamed response (more body to come once they left) to a
+   request that carried a session cookie: its body may still read the session.
 8. Nothing is written that could not be read back: a value JSON cannot hold, or a session
    past its size limit, raises before any store I/O.
 9. ``Set-Cookie`` goes out only when the browser's cookie must change (a new id, a moved
@@ -509,16 +511,21 @@ class Exchange:
         *,
         persistent_cookie: bool = True,
         user_agent: Callable[[], str | None] | None = None,
+        streaming: bool = False,
     ) -> Outcome:
         """Decide what to persist. ``skip(request)`` runs the ``skip_persistence``
         predicate, only when there is something to persist. ``persistent_cookie=False``
         sends a browser-session cookie (Flask's non-permanent sessions). ``user_agent``
-        reads the request's ``User-Agent``, for a login's device label."""
+        reads the request's ``User-Agent``, for a login's device label. ``streaming``:
+        more body is to come once the headers left, and it may still read the session
+        (rule 7)."""
         session = self.session
-        if session is None or self.ephemeral:
-            return VARY_ONLY if session is not None and session.accessed else NOTHING
-        if not session.accessed:
+        if session is None:
             return NOTHING
+        if not session.accessed:
+            return VARY_ONLY if streaming and self.had_cookie else NOTHING
+        if self.ephemeral:
+            return VARY_ONLY
         if status >= 500:
             return VARY_ONLY
         if not session.modified:

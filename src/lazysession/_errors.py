@@ -35,6 +35,19 @@ def _shown(key: object) -> str:
         return f"<{type(key).__name__} too long to show>"
 
 
+class SessionKeyReserved(LazySessionError, ValueError):
+    """A handler set the session key lazysession keeps the session's metadata under
+    (``"__lazysession__"``): refused where it is set, before any store I/O, on every
+    shell and store. ``key`` is that key."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"session[{key!r}] is reserved: lazysession keeps the session's metadata "
+            "under that key; store the value under another name"
+        )
+
+
 class SessionTooLarge(LazySessionError, ValueError):
     """The encoded session passes a size limit; nothing was written or sent."""
 

@@ -6,7 +6,11 @@ Rules:
 - Besides the flag, the session records which keys were set or removed, so a store can
   merge this request's changes onto the latest stored copy instead of overwriting it.
 - Mutating a value in place (``session["cart"].append(x)``) is invisible, as in
-  Starlette and Django: assign the key again, or call ``mark_modified()``.
+  Starlette and Django: assign the key again, or call ``mark_modified()``, or set
+  ``session.modified = True`` (Flask's idiom): either records every key as changed, so
+  the in-place change is written even by a store that merges key by key.
+- The key ``"__lazysession__"`` (``RESERVED_KEY``) holds the session's metadata in the
+  store: setting it raises :class:`~lazysession.SessionKeyReserved`, before any store I/O.
 - A session has an *owner* only once a login names one (``regenerate(owner=...)``); the
   store then lists it among the owner's sessions. ``regenerate()`` without ``owner`` keeps
   the owner it has; ``invalidate()`` drops it with the rest.
@@ -20,12 +24,15 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._expiry import Meta, from_timestamp
+from ._errors import SessionKeyReserved
+from ._expiry import META_KEY, Meta, from_timestamp
 from ._identity import handle_of
 from .stores._base import Changes
 
 _UNSET: Any = object()
 _NO_KEYS: frozenset[str] = frozenset()
+RESERVED_KEY = META_KEY
+"""The one key a handler may not set: the store keeps the session's metadata under it."""
 OWNER_LIMIT = 255
 """The longest owner (characters): an id, not a profile."""
 
@@ -36,12 +43,14 @@ class Session(dict[str, Any]):
     # Class-level defaults instead of an __init__: a session nobody touches costs no more
     # to create than a dict, which matters on every request that never uses it.
     accessed: bool = False
-    modified: bool = False
+    _modified: bool = False
     _touched_keys: set[str] | None = None
     _removed: set[str] | None = None
     _cleared: bool = False
     # Lifecycle, set by the core on load and by the methods below.
     _meta: Meta | None = None
+    _written: Meta | None = None
+    """The metadata the core decided to store with this request's write."""
     _lifetime: Any = _UNSET
     _pinned: bool | None = None
     _regenerate: bool = False
@@ -73,7 +82,7 @@ class Session(dict[str, Any]):
             self._logged_in_at = time.time()
         self._regenerate = True
         self.accessed = True
-        self.modified = True
+        self._modified = True
 
     def invalidate(self) -> None:
         """End the session: delete it from the store and expire its cookie (logout).
@@ -82,7 +91,7 @@ class Session(dict[str, Any]):
         self._invalidated = True
         self._regenerate = False
         self.accessed = True
-        self.modified = True
+        self._modified = True
         self._cleared = True
         self._touched_keys = None
         self._removed = None
@@ -101,18 +110,22 @@ class Session(dict[str, Any]):
             raise ValueError("a session lifetime must be positive, or None")
         self._lifetime = lifetime
         self.accessed = True
-        self.modified = True
+        self._modified = True
 
     def pin(self, pinned: bool = True) -> None:
         """Exempt the session from the idle timeout (not from its absolute lifetime)."""
         self._pinned = pinned
         self.accessed = True
-        self.modified = True
+        self._modified = True
 
     @property
     def created_at(self) -> datetime | None:
-        """When the session was first stored, to the second; None while it is new."""
-        return None if self._meta is None else from_timestamp(self._meta.created)
+        """When the session was first stored, to the second. A session this request
+        creates (or regenerates) reports the instant it is stored with once the core has
+        decided its write, at the response's start; before that, in the handler, a new
+        session reports None and a regenerated one its old creation."""
+        meta = self._written or self._meta
+        return None if meta is None else from_timestamp(meta.created)
 
     @property
     def owner(self) -> str | None:
@@ -169,6 +182,7 @@ class Session(dict[str, Any]):
             meta = meta.with_lifetime(self._lifetime)
         if self._pinned is not None:
             meta = meta.with_pinned(self._pinned)
+        self._written = meta
         return meta
 
     def logs_in(self) -> bool:
@@ -180,10 +194,22 @@ class Session(dict[str, Any]):
     def mark_accessed(self) -> None:
         self.accessed = True
 
+    @property
+    def modified(self) -> bool:
+        """Whether the session is to be written back. Setting it True is
+        ``mark_modified()`` (Flask's idiom after an in-place change): every key counts as
+        changed. Setting it False drops the write, changes included."""
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        if value:
+            self.mark_modified()
+        else:
+            self._modified = False
+
     def mark_modified(self) -> None:
         """Flag the whole session for writing, e.g. after changing a value in place."""
-        self.accessed = True
-        self.modified = True
         self._touch(self.keys())
 
     def changes(
@@ -213,7 +239,7 @@ class Session(dict[str, Any]):
 
     def _touch(self, keys: Iterable[str]) -> None:
         self.accessed = True
-        self.modified = True
+        self._modified = True
         if self._touched_keys is None:
             self._touched_keys = set()
         for key in keys:
@@ -223,7 +249,7 @@ class Session(dict[str, Any]):
 
     def _remove(self, key: str) -> None:
         self.accessed = True
-        self.modified = True
+        self._modified = True
         if self._touched_keys:
             self._touched_keys.discard(key)
         if self._removed is None:
@@ -233,6 +259,8 @@ class Session(dict[str, Any]):
     # -- dict methods that change the session ----------------------------------------------
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if key == RESERVED_KEY:
+            raise SessionKeyReserved(key)
         super().__setitem__(key, value)
         self._touch((key,))
 
@@ -243,7 +271,7 @@ class Session(dict[str, Any]):
     def clear(self) -> None:
         super().clear()
         self.accessed = True
-        self.modified = True
+        self._modified = True
         self._cleared = True
         self._touched_keys = None
         self._removed = None
@@ -268,6 +296,8 @@ class Session(dict[str, Any]):
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         incoming = dict(*args, **kwargs)
+        if RESERVED_KEY in incoming:
+            raise SessionKeyReserved(RESERVED_KEY)
         super().update(incoming)
         self._touch(incoming.keys())  # an empty update still counts, as in Starlette
 

@@ -27,6 +27,11 @@ Rules:
   the data and never creates a session. A request that never uses a permanent session
   still counts as a use under the refresh, as in Flask. ``idle_timeout=`` shortens the
   window; ``max_age=`` adds an absolute lifetime from creation, which Flask has not.
+- ``session.modified = True`` after an in-place change (Flask's idiom) saves it: every
+  key counts as changed, merged onto other tabs' writes on every store.
+- A generator body (``response.is_streamed``, not passed through) may read the session
+  after this hook ran: a request with a session cookie then gets ``Vary: Cookie`` (and
+  ``private``) whether or not it reads it.
 - ``session.permanent`` defaults to ``SESSION_PERMANENT`` (False when unset, as in
   Flask) without that default ever counting as a write. A non-permanent session gets a
   browser-session cookie.
@@ -378,6 +383,9 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             view,
             persistent_cookie=permanent,
             user_agent=view.user_agent,
+            # a generator body runs after this hook, and may still read the session; a
+            # file Flask passes through (send_file) cannot
+            streaming=response.is_streamed and not response.direct_passthrough,
         )
         if outcome is NOTHING:
             return

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._cookies import vary_with_cookie
-from ._core import NOTHING, Outcome
+from ._core import NOTHING, Exchange
 from ._environ import EnvironView
 from ._environ import request_info as request_info
 from ._errors import SessionUnavailable
@@ -101,16 +101,13 @@ class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
         exchange = self.rules.begin(view.cookie)
         with view.spending():
             environ[ENVIRON_KEY] = self._load(exchange)
-        response = _Response(self, view, start_response)
+        response = _Response(self, view, start_response, exchange)
 
         def start_with_session(
             status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
         ) -> Write:
             if exc_info is not None and exc_info[1] is not None and response.committed:
                 raise exc_info[1].with_traceback(exc_info[2])
-            response.outcome = exchange.finish(
-                int(status[:3]), self._skip, view, user_agent=view.user_agent
-            )
             response.pending = (status, headers, exc_info)
             return response.write
 
@@ -124,40 +121,59 @@ class SessionMiddleware(BlockingShell, MiddlewareOptions[WSGIApplication]):
 
 
 class _Response:
-    """Holds the app's ``start_response`` and the decision until the headers are about to
-    leave; then does the store work and hands the server the headers it leads to."""
+    """Holds the app's ``start_response`` until the headers are about to leave (with the
+    first bytes of the body); then decides, does the store work and hands the server the
+    headers it leads to."""
 
     __slots__ = (
         "_server_write",
         "committed",
+        "exchange",
         "middleware",
-        "outcome",
         "pending",
         "start_response",
         "view",
     )
 
     def __init__(
-        self, middleware: SessionMiddleware, view: EnvironView, start_response: StartResponse
+        self,
+        middleware: SessionMiddleware,
+        view: EnvironView,
+        start_response: StartResponse,
+        exchange: Exchange,
     ) -> None:
         self.middleware = middleware
         self.view = view
         self.start_response = start_response
-        self.outcome: Outcome = NOTHING
+        self.exchange = exchange
         self.pending: tuple[str, Headers, OptExcInfo | None] | None = None
         self.committed = False
         self._server_write: Write | None = None
 
-    def try_commit(self) -> Refusal | None:
-        """Do the store work and start the server's response; or say what to answer
-        instead (the response is then left unstarted): the store failed, or the session
-        ended or moved meanwhile."""
-        outcome, pending = self.outcome, self.pending
+    def may_read_later(self) -> bool:
+        """Whether the decision depends on more body being to come: the request carried
+        a session cookie and has not used its session yet."""
+        exchange = self.exchange
+        session = exchange.session
+        return exchange.had_cookie and session is not None and not session.accessed
+
+    def try_commit(self, streaming: bool = False) -> Refusal | None:
+        """Decide, do the store work and start the server's response; or say what to
+        answer instead (the response is then left unstarted): the store failed, or the
+        session ended or moved meanwhile. ``streaming``: more body is to come."""
+        pending = self.pending
         if pending is None:
             raise RuntimeError("the WSGI app sent its body before calling start_response")
+        middleware, view = self.middleware, self.view
+        outcome = self.exchange.finish(
+            int(pending[0][:3]),
+            middleware._skip,
+            view,
+            user_agent=view.user_agent,
+            streaming=streaming,
+        )
         reply: Reply | None = None
         if outcome is not NOTHING:
-            middleware = self.middleware
             reply_or_steps = middleware.reply_for(outcome, self.view)
             if isinstance(reply_or_steps, Reply):
                 reply = reply_or_steps
@@ -180,7 +196,7 @@ class _Response:
     def write(self, data: bytes) -> object:
         """The ``write`` callable handed to the app: commits before the first bytes."""
         if not self.committed:
-            refusal = self.try_commit()
+            refusal = self.try_commit(streaming=True)  # the app still runs: it may read
             if refusal is not None:
                 self.refuse(refusal)
                 raise SessionUnavailable("the response was replaced before its body")
@@ -206,13 +222,23 @@ class _Body:
         self._response = response
 
     def __iter__(self) -> Iterator[bytes]:
-        response = self._response
-        for chunk in self._body:
+        response, body = self._response, self._body
+        chunks = iter(body)
+        for chunk in chunks:
             if chunk and not response.committed:
-                refusal = response.try_commit()
+                after: bytes | None = None
+                if not isinstance(body, list | tuple) and response.may_read_later():
+                    # A body still being produced may read the session later: whether
+                    # more follows decides Vary: Cookie (rule 7), so look one chunk ahead.
+                    after = next(chunks, None)
+                refusal = response.try_commit(streaming=after is not None)
                 if refusal is not None:
                     yield from response.refuse(refusal)
                     return
+                yield chunk
+                if after is None:
+                    continue
+                chunk = after
             yield chunk
         if not response.committed:
             refusal = response.try_commit()

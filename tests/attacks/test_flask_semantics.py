@@ -24,29 +24,6 @@ async def flask_harness(store_kind: str, tmp_path: Path) -> AsyncIterator[Harnes
         await opened.close()
 
 
-MERGES_ONLY_KEYS_SET = (
-    "setting session.modified marks the session modified but records no key as changed, "
-    "so the write carries only the metadata: a store that merges key by key keeps the old "
-    "value"
-)
-
-
-@pytest.mark.parametrize(
-    "store_kind",
-    [
-        "memory",
-        "sqlite",
-        "postgresql",
-        "mysql",
-        pytest.param(
-            "redis",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=MERGES_ONLY_KEYS_SET + " (RedisStore always merges key by key)",
-            ),
-        ),
-    ],
-)
 async def test_an_in_place_change_flagged_with_session_modified_is_saved(
     flask_harness: Harness,
 ) -> None:
@@ -59,10 +36,6 @@ async def test_an_in_place_change_flagged_with_session_modified_is_saved(
     assert (await started(shell, "/read", cookie)).data() == {"cart": ["1", "2"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=MERGES_ONLY_KEYS_SET + " (the merge another tab's write forces, on every store)",
-)
 async def test_an_in_place_change_flagged_with_session_modified_survives_another_tabs_write(
     flask_harness: Harness,
 ) -> None:

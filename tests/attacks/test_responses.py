@@ -148,14 +148,6 @@ async def test_a_refused_write_carries_none_of_the_apps_cache_headers(shell: str
 # -- a session read after the headers left ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the decision is made at the response's start; a streamed body that reads the "
-        "session afterwards goes out with neither Vary: Cookie nor private, although the "
-        "README says Vary: Cookie goes out whenever the session was read (rule 8)"
-    ),
-)
 @pytest.mark.parametrize("shell", SHELLS)
 async def test_a_body_that_reads_the_session_as_it_streams_is_kept_out_of_shared_caches(
     shell: str,
@@ -168,16 +160,43 @@ async def test_a_body_that_reads_the_session_as_it_streams_is_kept_out_of_shared
     assert "public" not in directives(headers)
 
 
-async def streamed(shell: str, cookie: str, store: MemoryStore) -> tuple[int, list[Any], bytes]:
-    """A page marked ``public, max-age=60`` whose body reads the session as it streams."""
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    ("stream", "with_cookie", "varies"),
+    [(True, True, True), (False, True, False), (True, False, False)],
+    ids=["streamed-with-a-cookie", "whole-with-a-cookie", "streamed-without-a-cookie"],
+)
+async def test_a_body_that_never_reads_the_session_varies_only_if_it_streams_to_a_session(
+    shell: str, stream: bool, with_cookie: bool, varies: bool
+) -> None:
+    """A streamed body could still read the session once the headers left, so a response
+    to a request with a session cookie that streams is varied and private; a whole body,
+    or a request without a session cookie (whose session is empty), is left alone."""
+    store = MemoryStore()
+    cookie = await cookie_of(shell, store) if with_cookie else "other=1"
+    status, headers, body = await streamed(shell, cookie, store, stream=stream, read=False)
+    assert (status, body) == (200, b"hello nobody")
+    varied = "cookie" in ",".join(values(headers, "Vary")).lower()
+    assert varied is varies, headers
+    assert ("public" not in directives(headers)) is varies, headers
+
+
+async def streamed(
+    shell: str, cookie: str, store: MemoryStore, *, stream: bool = True, read: bool = True
+) -> tuple[int, list[Any], bytes]:
+    """A page marked ``public, max-age=60`` whose body reads the session as it streams
+    (``read=False``: it never does; ``stream=False``: the whole body, read or not, is
+    made before the headers leave)."""
     cc = ("Cache-Control", "public, max-age=60")
     if shell == "asgi":
 
         async def handler(request: Request) -> Response:
             async def body() -> AsyncIterator[bytes]:
                 yield b"hello "
-                yield request.session.get("user", "nobody").encode()
+                yield request.session.get("user", "nobody").encode() if read else b"nobody"
 
+            if not stream:
+                return PlainTextResponse("hello nobody", headers=dict([cc]))
             return StreamingResponse(body(), headers=dict([cc]))
 
         middleware = Middleware(SessionMiddleware, secret_key=SECRET, store=store)
@@ -192,8 +211,13 @@ async def streamed(shell: str, cookie: str, store: MemoryStore) -> tuple[int, li
             def body() -> Iterator[bytes]:
                 start_response("200 OK", [("Content-Type", "text/plain"), cc])
                 yield b"hello "
-                yield str(wsgi_session(environ).get("user", "nobody")).encode()
+                yield (
+                    str(wsgi_session(environ).get("user", "nobody")).encode() if read else b"nobody"
+                )
 
+            if not stream:
+                start_response("200 OK", [("Content-Type", "text/plain"), cc])
+                return [b"hello ", b"nobody"]
             return body()
 
         wrapped = WSGISessionMiddleware(raw, SECRET, store=store, sweep_interval=None)
@@ -207,8 +231,10 @@ async def streamed(shell: str, cookie: str, store: MemoryStore) -> tuple[int, li
     def view() -> flask.Response:
         def body() -> Iterator[str]:
             yield "hello "
-            yield str(flask.session.get("user", "nobody"))
+            yield str(flask.session.get("user", "nobody")) if read else "nobody"
 
+        if not stream:
+            return flask.Response("hello nobody", headers=[cc])
         return flask.Response(flask.stream_with_context(body()), headers=[cc])
 
     browser = flask_app.test_client(use_cookies=False)

@@ -25,14 +25,6 @@ from tests.stores.backends import REDIS
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the session key '__lazysession__' is where the core keeps the session's metadata: "
-        "a handler's value under it is overwritten by the metadata on save and removed on "
-        "load, silently (200, nothing raised), on every store and the cookie"
-    ),
-)
 async def test_a_key_the_handler_stored_reads_back_or_is_refused(memory_harness: Harness) -> None:
     shell = memory_harness.shell()
     written = await shell.get("/write", None, **{META_KEY: "mine", "cart": "3"})
