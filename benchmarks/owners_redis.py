@@ -84,10 +84,13 @@ def measure(name: str, url: str, cluster: bool, args: argparse.Namespace) -> lis
                         store.save(new_id(), session(owner), expires_at=expires)
                     )
 
-            save(None), save("warm-up")  # connections made, scripts cached
-            anonymous, owned = [], []
+            save(None)  # connections made, scripts cached
+            save("warm-up")
+            anonymous: list[float] = []
+            owned: list[float] = []
             for n in range(args.logins):  # interleaved, so drift hits both alike
-                owned.extend(timed(lambda n=n: save(f"login-{n % 50}"), 1))
+                owner = f"login-{n % 50}"
+                owned.extend(timed(lambda owner=owner: save(owner), 1))  # type: ignore[misc]
                 anonymous.extend(timed(lambda: save(None), 1))
             rows.append([name, side, "login (save), anonymous", ms(anonymous)])
             rows.append([name, side, "login (save), with an owner", ms(owned)])

@@ -119,6 +119,7 @@ def test_a_revoke_all_between_filing_and_creating_a_rotation_ends_it(
     assert next(steps) == Command(store.prefix + key(1))  # reads the old id first
     run = store.sync.run_command  # type: ignore[attr-defined]
     filing = steps.send(run(Command(store.prefix + key(1))))
+    assert isinstance(filing, Command)
     assert filing.key == store._ops.index_key("alice")
     answer = run(filing)
     store.sync.revoke_all("alice")
