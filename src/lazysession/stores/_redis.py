@@ -1,8 +1,8 @@
 """Sessions in Redis (or a Redis Cluster), on redis-py, with Redis's own expiry.
 
 Rules:
-- The operations, their scripts, and the client calls that carry them out are in
-  ``_redis_ops``, written once; this module holds the clients and the two executors
+- The operations and their scripts are in ``_redis_ops``, and the client calls that carry
+  them out in ``_redis_calls``, written once; this module holds the clients and the two executors
   (awaited, and blocking) that make those calls. Both sides behave the same: the same
   commands, the same retries, the same bounds.
 - The key carries its TTL, so Redis deletes expired sessions itself: ``sweep`` has
@@ -45,7 +45,8 @@ from .._expiry import Clock, seconds_of, utc_now
 from .._identity import SessionInfo
 from ._base import Changes, Merge, Record, Store, StoreErrors, SyncStore
 from ._limits import Bounded, BoundedSync, PerLoop, check_timeout, tracked, tracked_sync
-from ._redis_ops import Batch, Call, Calls, Command, Operation, RedisOps, Request, client_calls
+from ._redis_calls import Batch, Call, Calls, Command, Operation, Request, client_calls
+from ._redis_ops import RedisOps
 
 T = TypeVar("T")
 
@@ -62,7 +63,7 @@ _ERRORS = (RedisError,)
 def _retry(kind: Any) -> Any:
     """No resend by the client: a script that ran but whose answer was lost would run
     again and report what the first run did as a conflict (a login as a lost session).
-    The operations send a read once more themselves (``_redis_ops``)."""
+    The operations send a read once more themselves (``_redis_calls``)."""
     return kind(NoBackoff(), 0)
 
 
@@ -114,7 +115,7 @@ class _LoopClient:
         a command that took one of them meanwhile (the first commands of a new client,
         sent together) had its connection closed under it: "Connection closed by
         server", half the time a command that was already written, which is never
-        sent again (``_redis_ops``). Here those tasks end before any command is sent.
+        sent again (``_redis_calls``). Here those tasks end before any command is sent.
         """
         if self._started:
             return
