@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol, TextIO, runtime_checkable
 
 from ._errors import LazySessionError
-from .config import _redacted, check_store_url, missing_module, store_from_url
+from ._store_urls import _redacted, check_store_url, missing_module, store_from_url
 from .stores import Store
 
 EXIT_FAILURE = 1
