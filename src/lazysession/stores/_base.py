@@ -142,6 +142,7 @@ class Merge(enum.Enum):
     """The session was not there (expired, ended or rotated): nothing was written."""
 
     def __bool__(self) -> bool:
+        """False for ``GONE`` only: ``if merged:`` reads as "the write happened"."""
         return self is not Merge.GONE
 
 
@@ -165,9 +166,12 @@ class SyncStore(abc.ABC):
     """The blocking side of a store, for WSGI servers and command-line tools."""
 
     @abc.abstractmethod
-    def read(self, session_id: str) -> Record | None: ...
+    def read(self, session_id: str) -> Record | None:
+        """The session stored under ``session_id``, or None when there is none (or it has
+        expired, swept or not); a retired id reads, for a while, as a ``retired`` record."""
 
     def load(self, session_id: str) -> dict[str, Any] | None:
+        """The data of the live session under ``session_id``; None for none or a retired id."""
         record = self.read(session_id)
         return None if record is None or record.retired else record.data
 
@@ -189,13 +193,16 @@ class SyncStore(abc.ABC):
         """Store a new session whole."""
 
     @abc.abstractmethod
-    def delete(self, session_id: str) -> None: ...
+    def delete(self, session_id: str) -> None:
+        """End the session (its id is retired), and the session it was rotated to or from."""
 
     @abc.abstractmethod
-    def sweep(self) -> int: ...
+    def sweep(self) -> int:
+        """Delete every expired session (and spent rotation markers); how many."""
 
     @abc.abstractmethod
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """How many sessions are held, expired but not yet swept ones included."""
 
     def sessions_of(self, owner: str) -> list[SessionInfo]:
         """The owner's live sessions, the most recently seen first."""
@@ -228,9 +235,12 @@ class Store(abc.ABC):
     ``sweep`` has nothing to do and there is never a backlog."""
 
     @abc.abstractmethod
-    async def read(self, session_id: str) -> Record | None: ...
+    async def read(self, session_id: str) -> Record | None:
+        """The session stored under ``session_id``, or None when there is none (or it has
+        expired, swept or not); a retired id reads, for a while, as a ``retired`` record."""
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
+        """The data of the live session under ``session_id``; None for none or a retired id."""
         record = await self.read(session_id)
         return None if record is None or record.retired else record.data
 
@@ -254,13 +264,16 @@ class Store(abc.ABC):
         """Store a new session whole."""
 
     @abc.abstractmethod
-    async def delete(self, session_id: str) -> None: ...
+    async def delete(self, session_id: str) -> None:
+        """End the session (its id is retired), and the session it was rotated to or from."""
 
     @abc.abstractmethod
-    async def sweep(self) -> int: ...
+    async def sweep(self) -> int:
+        """Delete every expired session (and spent rotation markers); how many."""
 
     @abc.abstractmethod
-    async def count(self) -> int: ...
+    async def count(self) -> int:
+        """How many sessions are held, expired but not yet swept ones included."""
 
     async def sessions_of(self, owner: str) -> list[SessionInfo]:
         """The owner's live sessions (``regenerate(owner=...)`` named it at login), the

@@ -35,9 +35,11 @@ class StoreErrors:
         self.errors = errors
 
     def __enter__(self) -> None:
+        """Start the store call; nothing to set up."""
         return None
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        """Raise one of ``errors`` as a ``StoreError`` naming the action; others pass."""
         if error is not None and isinstance(error, self.errors):
             raise StoreError(f"{self.action} failed: {describe_error(error)}") from None
 

@@ -187,6 +187,9 @@ class RedisStore(Store):
         return self._async
 
     def check_sync(self) -> SyncClient:
+        """The blocking client, made on first use from the URL (a blocking pool of
+        ``max_connections``); a ``ConfigurationError`` when the store was given an asyncio
+        client only."""
         if self._sync_client is None:
             if self._url is None:
                 raise ConfigurationError(
@@ -209,28 +212,36 @@ class RedisStore(Store):
         return self._sync_client
 
     def key(self, session_id: str) -> str:
+        """The Redis key of the session ``session_id``: the prefix, then the id."""
         return self.prefix + session_id
 
     # -- the async side ----------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
+        """The session under ``session_id`` (one ``HGETALL``), checked against the clock."""
         return await self._run_async(self._ops.read(session_id))
 
     async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        """Move a live session's expiry and TTL, in one script; whether it did."""
         return await self._run_async(self._ops.touch(session_id, expires_at, base))
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        """Store a new session whole, in one script (an owned one is filed in its index first)."""
         await self._run_async(self._ops.save(session_id, data, expires_at))
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """Merge ``changes`` onto the stored fields, in Redis, in one script."""
         return await self._run_async(self._ops.update(session_id, changes, expires_at))
 
     async def rotate(
         self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
     ) -> Merge:
+        """Move the live session ``old_id`` to ``new_id`` with ``changes`` merged on, in
+        steps each safe on its own (``_redis_ops``)."""
         return await self._run_async(self._ops.rotate(old_id, new_id, changes, expires_at))
 
     async def delete(self, session_id: str) -> None:
+        """End the session, leaving a marker that retires its id (and end its successor)."""
         await self._run_async(self._ops.delete(session_id))
 
     async def count(self) -> int:
@@ -249,9 +260,11 @@ class RedisStore(Store):
         return await self._run_async(self._ops.sessions_of(owner))
 
     async def revoke(self, owner: str, handle: str) -> bool:
+        """End the session of ``owner`` that ``handle`` names; whether there was one."""
         return await self._run_async(self._ops.revoke(owner, handle, None)) > 0
 
     async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        """End every session of ``owner`` but ``keep``; how many were ended."""
         return await self._run_async(self._ops.revoke(owner, None, keep))
 
     async def _run_async(self, operation: Operation[T]) -> T:
@@ -281,6 +294,7 @@ class RedisStore(Store):
 
     @property
     def sync(self) -> SyncStore:
+        """The blocking side: the same operations, on the blocking client."""
         return self._sync
 
 
