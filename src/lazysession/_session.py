@@ -192,6 +192,7 @@ class Session(dict[str, Any]):
     # -- flags, as in Starlette's Session --------------------------------------------------
 
     def mark_accessed(self) -> None:
+        """Flag the session as read: its response varies by cookie (``Vary: Cookie``)."""
         self.accessed = True
 
     @property
@@ -259,16 +260,19 @@ class Session(dict[str, Any]):
     # -- dict methods that change the session ----------------------------------------------
 
     def __setitem__(self, key: str, value: Any) -> None:
+        """Set ``key``, a change to write; the reserved metadata key is refused."""
         if key == RESERVED_KEY:
             raise SessionKeyReserved(key)
         super().__setitem__(key, value)
         self._touch((key,))
 
     def __delitem__(self, key: str) -> None:
+        """Remove ``key``, a change to write."""
         super().__delitem__(key)
         self._remove(key)
 
     def clear(self) -> None:
+        """Remove every key: the stored copy is replaced, or the session ended if left empty."""
         super().clear()
         self.accessed = True
         self._modified = True
@@ -277,6 +281,7 @@ class Session(dict[str, Any]):
         self._removed = None
 
     def pop(self, key: str, *default: Any) -> Any:
+        """Remove ``key`` and return its value (or ``default``); a change when it was there."""
         present = key in self
         value = super().pop(key, *default)
         if present:
@@ -284,17 +289,20 @@ class Session(dict[str, Any]):
         return value
 
     def popitem(self) -> tuple[str, Any]:
+        """Remove and return the last key set, with its value: a change to write."""
         item = super().popitem()
         self._remove(item[0])
         return item
 
     def setdefault(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``; set to ``default`` (a change) only when absent."""
         if key in self:
             return self[key]
         self[key] = default
         return default
 
     def update(self, *args: Any, **kwargs: Any) -> None:
+        """Set every key given, as ``dict.update``; each is a change, even an empty update."""
         incoming = dict(*args, **kwargs)
         if RESERVED_KEY in incoming:
             raise SessionKeyReserved(RESERVED_KEY)
@@ -302,10 +310,12 @@ class Session(dict[str, Any]):
         self._touch(incoming.keys())  # an empty update still counts, as in Starlette
 
     def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        """``session |= other``: ``update(other)``."""
         self.update(other)
         return self
 
     def __repr__(self) -> str:
+        """The class name and the keys and values, as a dict shows them."""
         return f"{type(self).__name__}({dict.__repr__(self)})"
 
 

@@ -4,7 +4,7 @@ only its header plumbing and its way to wait for the store.
 Rules:
 - A request's store work is a sequence of *steps*: a generator that yields store calls
   (a method's name and arguments) and gets each answer sent back in, or the call's
-  :class:`StoreError` thrown in. ``reply_for`` carries out an ``Outcome`` (the core's
+  :class:`StoreError` thrown in. ``reply_for`` carries out an ``Outcome`` (``_outcome``'s
   ``store_calls``) and says which headers the response gets (at once, without steps,
   when the outcome needs no store call). Each side runs steps with its own executor,
   ``run`` (blocking) or ``run_async``. A load is one call: each side makes it (awaited

@@ -23,7 +23,7 @@ Rules:
 - Every failure is one line on stderr and exit status 1 (2 for a command line it cannot
   parse, 130 when interrupted). A password in a URL is never printed.
 - Progress goes to stderr: a bar redrawn in place on a terminal, and otherwise a plain
-  line each time another tenth of the backlog is gone.
+  line each time another tenth of the backlog is gone (``_cli_words``, with the words).
 - A sync URL is read through its driver family's async twin (``sqlite://`` through the
   store's own worker-thread path, ``mysql+pymysql://`` through ``mysql+aiomysql``, which
   is built on PyMySQL): the same database, with no other driver to install.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,8 +40,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TextIO, runtime_checkable
 
+from ._cli_words import Progress as Progress
+from ._cli_words import _one_line
+from ._cli_words import age as age
+from ._cli_words import human_bytes as human_bytes
+from ._cli_words import plural as plural
 from ._errors import LazySessionError
-from .config import _redacted, check_store_url, missing_module, store_from_url
+from ._store_urls import _redacted, check_store_url, missing_module, store_from_url
 from .stores import Store
 
 EXIT_FAILURE = 1
@@ -107,38 +111,6 @@ class ReportsBacklog(Protocol):
     ) -> int:
         """Delete every expired session, reporting the running total after each batch."""
         ...
-
-
-# -- words ------------------------------------------------------------------------------
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 expired session``, ``2 expired sessions``, with thousands separated."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
-
-
-def human_bytes(size: int) -> str:
-    """``512 B``, ``16.0 KiB``, ``3.2 MiB``, ``1.5 GiB``."""
-    if size < 1024:
-        return f"{size:,} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:,.1f} {unit}"
-
-
-def age(since: datetime, now: datetime) -> str:
-    """``3 days, 2:01:00`` (whole seconds)."""
-    return str(now - since).split(".")[0]
-
-
-def _one_line(error: BaseException) -> str:
-    """The first line of an error, without SQLAlchemy's ``(module.Class)`` tags."""
-    text = next((line for line in str(error).splitlines() if line.strip()), "")
-    text = re.sub(r"\((?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*\) ", "", text)
-    return text or type(error).__name__
 
 
 # -- opening a store without creating anything -------------------------------------------
@@ -241,44 +213,6 @@ async def stats(url: str, *, table: str | None = None, prefix: str | None = None
         return lines
     finally:
         await store.aclose()
-
-
-class Progress:
-    """Sweep progress on ``stream``: a bar redrawn in place on a terminal; otherwise a
-    line each time another tenth of the backlog is done (and at the end)."""
-
-    WIDTH = 30
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        """Report on ``stream`` the deletion of ``total`` sessions."""
-        self.total = total
-        self.stream = stream
-        self.done = 0
-        self.tty = stream.isatty()
-        self._tenths_shown = 0
-        self._drawn = False
-
-    def __call__(self, done: int) -> None:
-        """Show that ``done`` sessions are deleted so far."""
-        self.done = done
-        total = max(self.total, done)
-        share = done / total if total else 1.0
-        if self.tty:
-            filled = round(self.WIDTH * share)
-            bar = "#" * filled + "-" * (self.WIDTH - filled)
-            self.stream.write(f"\r[{bar}] {share:4.0%}  {done:,} of {total:,} deleted")
-            self._drawn = True
-        elif int(share * 10) > self._tenths_shown or (done == total and not self._drawn):
-            self._tenths_shown = int(share * 10)
-            self._drawn = done == total
-            self.stream.write(f"deleted {done:,} of {total:,} ({share:.0%})\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the bar's line."""
-        if self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 async def sweep(

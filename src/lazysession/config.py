@@ -1,6 +1,7 @@
 """Building the middleware from settings: environment variables, ``.env`` files through
 Starlette's ``Config``, a pydantic-settings model, Flask's ``app.config`` or any mapping;
-and picking a store from a URL.
+and picking a store from a URL (``store_from_url``, from ``lazysession._store_urls``). Each
+kind of value has its checker in ``lazysession._setting_checks``.
 
 One set of names, each with the ``LAZYSESSION_`` prefix:
 
@@ -37,14 +38,27 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from ._errors import ConfigurationError
-from .stores import CookieStore, MemoryStore, Store
+from ._setting_checks import (
+    _HOW_TO_MAKE_A_KEY,
+    MIN_SECRET_LENGTH,
+    _boolean,
+    _check_together,
+    _choice,
+    _cookie_name,
+    _domain,
+    _seconds,
+    _secret_keys,
+    _store_url,
+    _unwrap,
+)
+from ._store_urls import _redacted, extra_for, missing_module, store_from_url
+from ._store_urls import check_store_url as check_store_url
+from .stores import Store
 
 __all__ = ["MIN_SECRET_LENGTH", "PREFIX", "Settings", "extra_for", "store_from_url"]
 
@@ -52,9 +66,6 @@ logger = logging.getLogger("lazysession")
 
 PREFIX = "LAZYSESSION_"
 """The prefix every setting's name carries."""
-
-MIN_SECRET_LENGTH = 32
-"""The fewest characters a secret key may have."""
 
 NAMES = (
     "SECRET_KEY",
@@ -70,238 +81,6 @@ NAMES = (
     "ON_STORE_ERROR",
 )
 """Every setting's name, without the prefix."""
-
-_SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
-_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-_EXTRAS = {
-    "sqlalchemy": "sqlalchemy",
-    "aiosqlite": "sqlalchemy",
-    "greenlet": "sqlalchemy",
-    "asyncpg": "postgresql",
-    "psycopg": "postgresql",
-    "psycopg2": "postgresql",
-    "asyncmy": "mysql",
-    "aiomysql": "mysql",
-    "pymysql": "mysql",
-    "MySQLdb": "mysql",
-    "redis": "redis",
-    "prometheus_client": "prometheus",
-    "opentelemetry": "opentelemetry",
-}
-
-
-def extra_for(error: ImportError) -> str | None:
-    """The extra (``pip install 'lazysession[EXTRA]'``) that brings the module an
-    ``ImportError`` is about, or None when it is not one of lazysession's."""
-    name = (error.name or "").split(".")[0]
-    return _EXTRAS.get(name)
-
-
-def missing_module(error: ImportError, needed_by: str) -> str:
-    """One line for a missing optional module: what needs it and what to install."""
-    name = (error.name or str(error)).split(".")[0]
-    extra = extra_for(error)
-    if name == "MySQLdb":
-        return (
-            f"{needed_by} needs the mysqlclient driver, which is not installed: use "
-            "mysql+asyncmy:// (ASGI) or mysql+pymysql:// (WSGI) after "
-            "pip install 'lazysession[mysql]'"
-        )
-    if name == "psycopg2":
-        return (
-            f"{needed_by} needs psycopg2, which is not installed: use postgresql+asyncpg:// "
-            "(ASGI) or postgresql+psycopg:// (both) after pip install 'lazysession[postgresql]'"
-        )
-    install = f"pip install 'lazysession[{extra}]'" if extra else f"pip install {name}"
-    return f"{needed_by} needs {name}, which is not installed: {install}"
-
-
-def _scheme(url: str) -> str:
-    return url.split("://", 1)[0].lower() if "://" in url else ""
-
-
-def _check_redis_url(url: str) -> None:
-    """redis-py reads ``redis://host/abc`` as database 0; refuse what it would misread."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() == "unix":
-        return
-    try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise ConfigurationError(f"{_redacted(url)}: the port is not a number") from None
-    database = unquote(parts.path).strip("/")
-    if database and not database.isdigit():
-        raise ConfigurationError(
-            f"{_redacted(url)}: the database {database!r} is not a number (redis://host:6379/0)"
-        )
-
-
-def _redacted(url: str) -> str:
-    """The URL with its password hidden, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
-
-
-def check_store_url(url: str) -> str:
-    """``url`` if it names a store lazysession can build; a ``ConfigurationError``
-    otherwise. Nothing is imported or connected."""
-    scheme = _scheme(url)
-    if scheme in ("cookie", "memory"):
-        return url
-    if scheme in _REDIS_SCHEMES:
-        _check_redis_url(url)
-        return url
-    if scheme.split("+")[0] in _SQL_SCHEMES:
-        return url
-    raise ConfigurationError(
-        f"cannot tell which store {_redacted(url)!r} names: use cookie://, memory://, "
-        "redis://..., or a database URL such as sqlite+aiosqlite:///sessions.db"
-    )
-
-
-def store_from_url(url: str, **options: Any) -> Store:
-    """The store a URL names: ``cookie://``, ``memory://``, ``redis://`` (``rediss://``,
-    ``unix://``, ``redis+cluster://``), or any SQLAlchemy URL. ``options`` go to the
-    store's constructor.
-
-    Raises:
-        ConfigurationError: the URL names no store, or a malformed one.
-        ImportError: the store's optional dependency is not installed (the message
-            names the extra to install).
-    """
-    scheme = _scheme(check_store_url(url))
-    if scheme == "cookie":
-        return CookieStore(**options)
-    if scheme == "memory":
-        return MemoryStore(**options)
-    if scheme in _REDIS_SCHEMES:
-        from .stores import RedisStore
-
-        if scheme == "redis+cluster":
-            return RedisStore("redis" + url[len("redis+cluster") :], cluster=True, **options)
-        return RedisStore(url, **options)
-    from .stores import SQLAlchemyStore
-
-    return SQLAlchemyStore(url, **options)
-
-
-def _unwrap(value: Any) -> Any:
-    """The value behind a pydantic ``SecretStr`` (its ``str()`` is asterisks)."""
-    reveal = getattr(value, "get_secret_value", None)
-    return reveal() if callable(reveal) else value
-
-
-# -- one checker per kind of value: (label, value) -> the value, typed -------------------
-# Each takes what a mapping may hold (text from the environment, or a typed value from a
-# dict or Flask's config) and names ``label`` in its error.
-
-
-def _boolean(label: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    lowered = str(value).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{label}={value!r}: expected true or false")
-
-
-def _seconds(
-    label: str, value: object, *, allow_none: bool, allow_zero: bool = False
-) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        if allow_none:
-            return None
-        raise ConfigurationError(f"{label} is empty: expected a number of seconds")
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigurationError(f"{label}={value!r}: expected a whole number of seconds")
-    try:
-        seconds = int(value)
-    except ValueError:
-        raise ConfigurationError(
-            f"{label}={value!r}: expected a whole number of seconds"
-            + (", or none" if allow_none else "")
-        ) from None
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        least = "0 or more" if allow_zero else "more than 0"
-        raise ConfigurationError(f"{label}={value!r}: expected {least} seconds")
-    return seconds
-
-
-def _choice(label: str, value: object, choices: tuple[str, ...]) -> str:
-    lowered = str(value).strip().lower()
-    if lowered not in choices:
-        expected = ", ".join(choices[:-1]) + " or " + choices[-1]
-        raise ConfigurationError(f"{label}={value!r}: expected {expected}")
-    return lowered
-
-
-def _cookie_name(label: str, value: object) -> str:
-    if not isinstance(value, str) or not _TOKEN.match(value):
-        raise ConfigurationError(
-            f"{label}={value!r}: a cookie name is letters, digits and !#$%&'*+-.^_`|~"
-        )
-    return value
-
-
-def _domain(label: str, value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if any(c in text for c in ";,\r\n \t"):
-        raise ConfigurationError(f"{label}={value!r}: expected a host name such as example.com")
-    return text or None
-
-
-def _store_url(label: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{label} is empty: expected a store URL such as memory://")
-    try:
-        return check_store_url(value.strip())
-    except ConfigurationError as error:
-        raise ConfigurationError(f"{label}: {error}") from None
-
-
-def _secret_keys(label: str, value: object) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        keys = [str(_unwrap(key)).strip() for key in value]
-    else:
-        keys = [key.strip() for key in str(value).split(",")]
-    keys = [key for key in keys if key]
-    if not keys:
-        raise ConfigurationError(f"{label} is empty: {_HOW_TO_MAKE_A_KEY}")
-    if any(len(key) < MIN_SECRET_LENGTH for key in keys):
-        raise ConfigurationError(f"{label} is too short: use {_HOW_TO_MAKE_A_KEY}")
-    return keys
-
-
-_HOW_TO_MAKE_A_KEY = (
-    f"a random string of {MIN_SECRET_LENGTH} characters or more, e.g. from "
-    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-)
-
-
-def _check_together(
-    label: Callable[[str], str], same_site: str, https_only: bool, partitioned: bool
-) -> None:
-    """Combinations browsers refuse: they drop the cookie without a word."""
-    if same_site == "none" and not https_only:
-        raise ConfigurationError(
-            f"{label('same_site')}=none needs {label('https_only')}=true: browsers refuse a "
-            "SameSite=None cookie without Secure"
-        )
-    if partitioned and not https_only:
-        raise ConfigurationError(
-            f"{label('partitioned')}=true needs {label('https_only')}=true: browsers refuse a "
-            "partitioned cookie without Secure"
-        )
 
 
 def _field_label(name: str) -> str:

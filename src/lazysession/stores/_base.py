@@ -51,23 +51,34 @@ Rules every store keeps:
   write racing it brings an ended session back. ``delete`` and ``sweep`` keep the index
   right: an ended or expired session is never listed.
 - Data is JSON, never pickle; a value that is not JSON-serialisable fails before any I/O.
+
+The merge rule stores share, and what a session's JSON says of itself, are in ``_merge``;
+how a back end's errors become a ``StoreError``, in ``_driver_errors``.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-import errno
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import _json
-from .._errors import SessionTooLarge, StoreError
-from .._expiry import DEVICE, META_KEY, ORIGIN, OWNER
-from .._identity import SessionInfo, handle_of
+from .._identity import SessionInfo
+from ._driver_errors import StoreErrors as StoreErrors
+from ._driver_errors import describe_error as describe_error
+from ._merge import Merged as Merged
+from ._merge import byte_size as byte_size
+from ._merge import has_keys as has_keys
+from ._merge import merge_onto as merge_onto
+from ._merge import most_recent_first as most_recent_first
+from ._merge import origin_of as origin_of
+from ._merge import owner_in as owner_in
+from ._merge import owner_of_changes as owner_of_changes
+from ._merge import owner_of_data as owner_of_data
+from ._merge import session_info as session_info
+from ._merge import with_origin as with_origin
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -131,6 +142,7 @@ class Merge(enum.Enum):
     """The session was not there (expired, ended or rotated): nothing was written."""
 
     def __bool__(self) -> bool:
+        """False for ``GONE`` only: ``if merged:`` reads as "the write happened"."""
         return self is not Merge.GONE
 
 
@@ -150,232 +162,16 @@ class Record:
     retired: bool = False
 
 
-@dataclass(slots=True)
-class Merged:
-    """The outcome of merging changes onto a stored copy: the JSON to store (None: the
-    session is left with no key and is to be deleted), and whether the stored expiry
-    stands (the changes' metadata gave way to the stored copy's)."""
-
-    text: str | None
-    keep_expiry: bool = False
-
-
-def has_keys(data: dict[str, Any]) -> bool:
-    """Whether a session holds anything besides its own metadata."""
-    return len(data) > (1 if META_KEY in data else 0)
-
-
-def merge_onto(stored: str | bytes | None, changes: Changes, version: object = None) -> Merged:
-    """The one merge rule every store that merges in Python uses: ``changes`` onto the
-    ``stored`` JSON (None: nothing stored, as after a clear). ``version`` is the stored
-    copy's, to take the writer's whole session when nothing came in between. Raises
-    :class:`~lazysession.SessionTooLarge` when the result passes ``changes.max_size`` and
-    is larger than what is stored."""
-    same_copy = version is not None and changes.base == version
-    keep = (
-        not changes.own_meta
-        and not same_copy
-        and stored is not None
-        and version is not None
-        and changes.base is not None
-    )
-    if changes.whole is not None and (same_copy or (changes.replace and not keep)):
-        if changes.empty:
-            return Merged(None)
-        text = changes.whole
-    else:
-        loaded = None if stored is None else _json.loads(stored)
-        merged = changes.apply_to(None if changes.replace else loaded)
-        if not has_keys(merged):
-            return Merged(None)
-        if keep and isinstance(loaded, dict) and META_KEY in loaded:
-            merged[META_KEY] = loaded[META_KEY]  # the copy's metadata, newer than the request's
-        text = _json.dumps(merged)
-    limit = changes.max_size
-    if limit is not None:
-        size = byte_size(text)
-        if size > limit and size > (0 if stored is None else byte_size(stored)):
-            raise SessionTooLarge(size, limit, "max_size")
-    return Merged(text, keep)
-
-
-def with_origin(text: str, origin: str) -> str:
-    """A rotation's new session (JSON) with its metadata naming the id it came from, so
-    that a logout ends that id too, should the rotation have failed to retire it."""
-    data = _json.loads(text)
-    meta = None if data is None else data.get(META_KEY)
-    if data is None or not isinstance(meta, dict):
-        return text  # no metadata to carry it (a store used without the middleware)
-    data[META_KEY] = {**meta, ORIGIN: origin}
-    return _json.dumps(data)
-
-
-def origin_of(text: str) -> str | None:
-    """The id a session's JSON says it was rotated from, if any."""
-    data = _json.loads(text)
-    meta = None if data is None else data.get(META_KEY)
-    origin = meta.get(ORIGIN) if isinstance(meta, dict) else None
-    return origin if isinstance(origin, str) else None
-
-
-def owner_in(meta: object) -> str | None:
-    """The owner a session's metadata (the ``META_KEY`` value, as a dict) names, if any."""
-    owner = meta.get(OWNER) if isinstance(meta, dict) else None
-    return owner if isinstance(owner, str) and owner else None
-
-
-def owner_of_data(data: Mapping[str, Any]) -> str | None:
-    """The owner of a session about to be saved whole."""
-    return owner_in(data.get(META_KEY))
-
-
-def owner_of_changes(changes: Changes) -> str | None:
-    """The owner of the session a rotation creates: the request's metadata names it (a
-    rotation's changes always carry the metadata the core wrote)."""
-    return owner_in(changes.set.get(META_KEY))
-
-
-def session_info(
-    store_key: str, text: str | bytes, expires_at: datetime, last_seen: datetime
-) -> SessionInfo:
-    """What ``sessions_of`` lists for the session stored under ``store_key`` as ``text``
-    (its JSON), with the store's expiry and the instant it was last seen."""
-    data = _json.loads(text)
-    meta = data.get(META_KEY) if isinstance(data, dict) else None
-    if not isinstance(meta, dict):
-        meta = {}
-    created = meta.get("c")
-    device = meta.get(DEVICE)
-    return SessionInfo(
-        handle=handle_of(store_key),
-        created_at=datetime.fromtimestamp(created, tz=expires_at.tzinfo)
-        if isinstance(created, (int, float)) and not isinstance(created, bool)
-        else last_seen,
-        last_seen=last_seen,
-        expires_at=expires_at,
-        device=device if isinstance(device, str) else None,
-    )
-
-
-def most_recent_first(infos: list[SessionInfo]) -> list[SessionInfo]:
-    """The order ``sessions_of`` lists in: the most recently seen first (then by handle,
-    so that the order is stable)."""
-    return sorted(infos, key=lambda info: (-info.last_seen.timestamp(), info.handle))
-
-
-def byte_size(text: str | bytes) -> int:
-    """Bytes of UTF-8 in ``text``."""
-    if isinstance(text, bytes):
-        return len(text)
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-class StoreErrors:
-    """``with StoreErrors("loading a session", (DriverError, ...)):`` raises the back end's
-    own errors as :class:`~lazysession.StoreError`, naming what failed. (A class rather
-    than a generator-based context manager: it wraps every store call.)
-
-    The message keeps the action, the error's type (and the driver's, under SQLAlchemy's)
-    and the driver's error code where it has one (SQLSTATE, a MySQL or SQLite error, a
-    Redis error word, an errno), never the driver's text: SQLAlchemy's carries the
-    statement's parameters, which are session data and hashed ids, and database messages
-    quote values too. The driver's error is not chained (``from None``), so a traceback
-    does not print it either."""
-
-    __slots__ = ("action", "errors")
-
-    def __init__(self, action: str, errors: tuple[type[BaseException], ...]) -> None:
-        self.action = action
-        self.errors = errors
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
-        if error is not None and isinstance(error, self.errors):
-            raise StoreError(f"{self.action} failed: {describe_error(error)}") from None
-
-
-_ERROR_WORD = re.compile(r"[A-Z][A-Z_]{1,31}")
-
-
-def describe_error(error: BaseException) -> str:
-    """``error``'s type, its driver's type and its code: what an operator needs to look a
-    failure up, and nothing the statement carried."""
-    kind = type(error).__name__
-    driver = getattr(error, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's
-    if isinstance(driver, BaseException):
-        if type(driver).__name__ != kind:
-            kind = f"{kind} ({type(driver).__name__})"
-    else:
-        driver = error
-    code = _error_code(driver)
-    return kind if code is None else f"{kind}, {code}"
-
-
-def _error_code(error: BaseException) -> str | None:
-    codes = []
-    for name in ("sqlstate", "pgcode"):  # psycopg, pymysql, asyncpg (SQLAlchemy's), psycopg2
-        state = getattr(error, name, None)
-        if isinstance(state, str) and len(state) == 5 and state.isalnum():
-            codes.append(f"SQLSTATE {state}")
-            break
-    first = error.args[0] if error.args else None
-    sqlite = getattr(error, "sqlite_errorname", None)
-    if isinstance(sqlite, str) and _ERROR_WORD.fullmatch(sqlite):
-        codes.append(sqlite)
-    elif isinstance(error, OSError) and error.errno:
-        codes.append(errno.errorcode.get(error.errno, f"errno {error.errno}"))
-    elif isinstance(first, int) and not isinstance(first, bool):  # MySQL and MariaDB drivers
-        codes.append(f"error {first}")
-    elif isinstance(first, str) and type(error).__module__.startswith("redis"):
-        if first in _FIXED_REDIS_MESSAGES:
-            codes.append(first)
-        else:
-            word = first.split(" ", 1)[0]  # a Redis error reply starts with its code
-            if word in _REDIS_CODES:
-                codes.append(word)
-    return ", ".join(codes) or None
-
-
-_REDIS_CODES = frozenset(
-    [
-        "ASK",
-        "BUSY",
-        "BUSYKEY",
-        "CLUSTERDOWN",
-        "CROSSSLOT",
-        "EXECABORT",
-        "LOADING",
-        "MASTERDOWN",
-        "MISCONF",
-        "MOVED",
-        "NOAUTH",
-        "NOPERM",
-        "NOPROTO",
-        "NOREPLICAS",
-        "NOSCRIPT",
-        "NOTBUSY",
-        "OOM",
-        "READONLY",
-        "TRYAGAIN",
-        "UNBLOCKED",
-        "WRONGPASS",
-        "WRONGTYPE",
-    ]
-)
-"""The error codes Redis starts its replies with (redis-py strips a plain ``ERR``)."""
-_FIXED_REDIS_MESSAGES = frozenset(("DB index is out of range", "invalid DB index"))
-"""Whole Redis error messages that carry nothing of a request, kept as they are."""
-
-
 class SyncStore(abc.ABC):
     """The blocking side of a store, for WSGI servers and command-line tools."""
 
     @abc.abstractmethod
-    def read(self, session_id: str) -> Record | None: ...
+    def read(self, session_id: str) -> Record | None:
+        """The session stored under ``session_id``, or None when there is none (or it has
+        expired, swept or not); a retired id reads, for a while, as a ``retired`` record."""
 
     def load(self, session_id: str) -> dict[str, Any] | None:
+        """The data of the live session under ``session_id``; None for none or a retired id."""
         record = self.read(session_id)
         return None if record is None or record.retired else record.data
 
@@ -397,13 +193,16 @@ class SyncStore(abc.ABC):
         """Store a new session whole."""
 
     @abc.abstractmethod
-    def delete(self, session_id: str) -> None: ...
+    def delete(self, session_id: str) -> None:
+        """End the session (its id is retired), and the session it was rotated to or from."""
 
     @abc.abstractmethod
-    def sweep(self) -> int: ...
+    def sweep(self) -> int:
+        """Delete every expired session (and spent rotation markers); how many."""
 
     @abc.abstractmethod
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """How many sessions are held, expired but not yet swept ones included."""
 
     def sessions_of(self, owner: str) -> list[SessionInfo]:
         """The owner's live sessions, the most recently seen first."""
@@ -436,9 +235,12 @@ class Store(abc.ABC):
     ``sweep`` has nothing to do and there is never a backlog."""
 
     @abc.abstractmethod
-    async def read(self, session_id: str) -> Record | None: ...
+    async def read(self, session_id: str) -> Record | None:
+        """The session stored under ``session_id``, or None when there is none (or it has
+        expired, swept or not); a retired id reads, for a while, as a ``retired`` record."""
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
+        """The data of the live session under ``session_id``; None for none or a retired id."""
         record = await self.read(session_id)
         return None if record is None or record.retired else record.data
 
@@ -462,13 +264,16 @@ class Store(abc.ABC):
         """Store a new session whole."""
 
     @abc.abstractmethod
-    async def delete(self, session_id: str) -> None: ...
+    async def delete(self, session_id: str) -> None:
+        """End the session (its id is retired), and the session it was rotated to or from."""
 
     @abc.abstractmethod
-    async def sweep(self) -> int: ...
+    async def sweep(self) -> int:
+        """Delete every expired session (and spent rotation markers); how many."""
 
     @abc.abstractmethod
-    async def count(self) -> int: ...
+    async def count(self) -> int:
+        """How many sessions are held, expired but not yet swept ones included."""
 
     async def sessions_of(self, owner: str) -> list[SessionInfo]:
         """The owner's live sessions (``regenerate(owner=...)`` named it at login), the

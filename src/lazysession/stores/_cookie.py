@@ -39,38 +39,49 @@ class CookieStore(Store):
         self._sync = _SyncCookieStore()
 
     def check_size(self, cookie_name: str, value: str) -> None:
+        """Raise :class:`~lazysession.SessionTooLarge` when the cookie ``cookie_name=value``
+        is past ``max_cookie_size``, which browsers would drop."""
         size = len(cookie_name) + 1 + len(value)
         if size > self.max_cookie_size:
             raise SessionTooLarge(size, self.max_cookie_size, "a browser cookie")
 
     async def read(self, session_id: str) -> Record | None:
+        """Nothing: the session is in the cookie, which the store never sees."""
         return None
 
     async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        """False: the cookie carries its own expiry."""
         return False
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """``GONE``: the cookie is the session, rewritten whole."""
         return Merge.GONE
 
     async def rotate(
         self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
     ) -> Merge:
+        """``GONE``: the cookie is the session, rewritten whole."""
         return Merge.GONE
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        """Nothing to store: the data goes in the cookie."""
         return None
 
     async def delete(self, session_id: str) -> None:
+        """Nothing to delete: the cookie is expired instead."""
         return None
 
     async def sweep(self) -> int:
+        """0: nothing is held, so nothing expires here."""
         return 0
 
     async def count(self) -> int:
+        """0: the sessions are in the browsers' cookies."""
         return 0
 
     @property
     def sync(self) -> SyncStore:
+        """The blocking side, as empty."""
         return self._sync
 
 

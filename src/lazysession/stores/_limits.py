@@ -7,27 +7,18 @@ Rules:
   says what timed out. On the blocking side a call cannot be interrupted from inside, so
   each wait is bounded by the time the call has left (:func:`remaining`): a lock, a
   database's busy wait, a read, the :class:`Watchdog`'s cut of a connection that does not
-  answer.
-- Connections belong to the event loop that opened them. :class:`PerLoop` keeps one
-  client or engine per running loop, opens it on the loop's first call, and closes it
-  when the loop ends (its runner cancels the task that watches for that) or when
-  ``aclose()`` is called from that loop (the ASGI lifespan's shutdown). A store is usable
-  again after ``aclose()``: the next call opens new connections.
+  answer (``_watchdog``).
+- Connections belong to the event loop that opened them: :class:`PerLoop`
+  (``_per_loop``) keeps one client or engine per running loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import heapq
-import itertools
-import logging
-import select
-import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -35,8 +26,10 @@ from .._errors import StoreError
 from ._base import describe_error
 from ._budget import BUDGET as _BUDGET
 from ._budget import StoreBudget as StoreBudget
-
-logger = logging.getLogger("lazysession")
+from ._per_loop import PerLoop as PerLoop
+from ._watchdog import RECANCEL as RECANCEL
+from ._watchdog import Watchdog as Watchdog
+from ._watchdog import looks_dead as looks_dead
 
 T = TypeVar("T")
 
@@ -54,9 +47,6 @@ def check_timeout(timeout: object, owner: str) -> float:
         raise ConfigurationError(f"{owner}: timeout must be a positive number of seconds")
     return float(timeout)
 
-
-RECANCEL = 0.05
-"""Seconds between the checks (and cancellations) of a call past its deadline."""
 
 GRACE_SHARE = 0.5
 """A write already sent when the deadline passes (a COMMIT, an autocommitted statement)
@@ -301,240 +291,3 @@ class BoundedSync(_Call):
             raise self.timed_out() from None
         if ours:
             raise _converted(self.action, error) from None
-
-
-# -- connections per event loop -------------------------------------------------------------
-
-
-class PerLoop(Generic[T]):
-    """One resource (a client, an engine) per running event loop, made by ``open`` on the
-    loop's first call and closed by ``close`` when the loop ends or on ``aclose()``.
-    Outside asyncio (trio, or no loop) one resource is shared and closed by ``aclose()``."""
-
-    __slots__ = ("_by_loop", "_close", "_last", "_last_loop", "_open")
-
-    def __init__(self, open: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> None:
-        self._open = open
-        self._close = close
-        self._by_loop: dict[object, tuple[T, asyncio.Task[None] | None]] = {}
-        self._last_loop: object = None
-        self._last: T | None = None
-
-    def get(self) -> T:
-        """This loop's resource, opened now if it has none."""
-        try:
-            loop: object = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = _NO_LOOP
-        if loop is self._last_loop:
-            return self._last  # type: ignore[return-value]
-        entry = self._by_loop.get(loop)
-        if entry is None:
-            entry = self._start(loop)
-        self._last_loop, self._last = loop, entry[0]
-        return entry[0]
-
-    def _start(self, loop: object) -> tuple[T, asyncio.Task[None] | None]:
-        self._forget_closed_loops()
-        resource = self._open()
-        watcher = None
-        if isinstance(loop, asyncio.AbstractEventLoop):
-            watcher = loop.create_task(
-                self._close_when_the_loop_ends(loop, resource),
-                name="lazysession: closes the store's connections when this loop ends",
-            )
-        entry = self._by_loop[loop] = (resource, watcher)
-        return entry
-
-    async def _close_when_the_loop_ends(self, loop: object, resource: T) -> None:
-        try:
-            await asyncio.Event().wait()  # until cancelled, by the loop's runner at its end
-        finally:
-            if self._drop(loop, resource):
-                await self._quietly_close(resource)
-
-    def _drop(self, loop: object, resource: T) -> bool:
-        entry = self._by_loop.get(loop)
-        if entry is None or entry[0] is not resource:
-            return False
-        del self._by_loop[loop]
-        if self._last_loop is loop:
-            self._last_loop, self._last = None, None
-        return True
-
-    def _forget_closed_loops(self) -> None:
-        """Loops closed without cancelling their tasks took their connections with them;
-        let go of what is left of those."""
-        for loop in [k for k in self._by_loop if getattr(k, "is_closed", lambda: False)()]:
-            self._drop(loop, self._by_loop[loop][0])
-
-    async def _quietly_close(self, resource: T) -> None:
-        try:
-            await self._close(resource)
-        except Exception as error:  # closing is best effort; the loop is ending
-            logger.debug("lazysession: closing a store's connections failed: %r", error)
-
-    def opened(self) -> list[T]:
-        return [resource for resource, _ in self._by_loop.values()]
-
-    async def aclose(self) -> None:
-        """Close this loop's resource (the next call opens a new one)."""
-        try:
-            loop: object = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = _NO_LOOP
-        entry = self._by_loop.get(loop)
-        if entry is None:
-            return
-        resource, watcher = entry
-        self._drop(loop, resource)
-        if watcher is not None:
-            watcher.cancel()
-        await self._close(resource)
-
-    def close_unused(self, close: Callable[[T], None]) -> None:
-        """Close, without a loop, what no running loop holds (at the blocking side's
-        close): resources of loops that have ended."""
-        for loop, (resource, _) in list(self._by_loop.items()):
-            if loop is _NO_LOOP or getattr(loop, "is_closed", lambda: False)():
-                self._drop(loop, resource)
-                close(resource)
-
-
-_NO_LOOP = object()
-
-
-# -- a connection's liveness, without a round trip --------------------------------------------
-
-
-def looks_dead(driver_connection: Any) -> bool:
-    """Whether an idle pooled connection has been closed by its server (or has data
-    nobody asked for, which for an idle connection means the same): its transport is
-    closed, or its socket reads as ready. No I/O beyond a zero-timeout poll."""
-    transport = getattr(driver_connection, "_transport", None)
-    if transport is None:
-        writer = getattr(driver_connection, "_writer", None)
-        transport = getattr(writer, "transport", None)
-        reader = getattr(driver_connection, "_reader", None)
-        if reader is not None and (reader.at_eof() or getattr(reader, "_buffer", b"")):
-            return True
-    if transport is not None:
-        if transport.is_closing():
-            return True
-        sock = transport.get_extra_info("socket")
-        fd = -1 if sock is None else sock.fileno()
-    else:
-        is_closed = getattr(driver_connection, "is_closed", None)
-        if callable(is_closed) and is_closed():
-            return True
-        fd = _fileno(driver_connection)
-    return fd >= 0 and _readable(fd)
-
-
-def _fileno(connection: Any) -> int:
-    fileno = getattr(connection, "fileno", None)
-    if callable(fileno):
-        try:
-            return int(fileno())
-        except Exception:
-            return -1
-    sock = getattr(connection, "_sock", None)  # pymysql
-    if isinstance(sock, socket.socket):
-        return sock.fileno()
-    return -1
-
-
-if hasattr(select, "poll"):
-
-    def _readable(fd: int) -> bool:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLPRI)
-        return bool(poller.poll(0))
-
-else:  # pragma: no cover - Windows
-
-    def _readable(fd: int) -> bool:
-        return bool(select.select([fd], [], [], 0)[0])
-
-
-# -- cutting a blocking connection that does not answer ---------------------------------------
-
-
-class Watchdog:
-    """Shuts down the socket of a blocking connection whose call passed its deadline, so
-    a driver without a read timeout (psycopg) fails with a connection error instead of
-    waiting forever. One thread for the process, started on first use."""
-
-    _lock = threading.Lock()
-    _instance: Watchdog | None = None
-
-    def __init__(self) -> None:
-        self._wake = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int]] = []
-        self._armed: dict[int, tuple[Any, _Call | None]] = {}
-        self._ids = itertools.count()
-        self._thread = threading.Thread(target=self._run, name="lazysession-watchdog", daemon=True)
-        self._thread.start()
-
-    @classmethod
-    def instance(cls) -> Watchdog:
-        if cls._instance is None:
-            with cls._lock:
-                if cls._instance is None:
-                    cls._instance = cls()
-        return cls._instance
-
-    def arm(self, connection: Any, seconds: float, call: _Call | None = None) -> int:
-        """Cut ``connection`` in ``seconds`` unless disarmed (or, past that, as soon as
-        ``call`` allows it); returns the ticket."""
-        ticket = next(self._ids)
-        due = time.monotonic() + seconds
-        with self._wake:
-            self._armed[ticket] = (connection, call)
-            heapq.heappush(self._heap, (due, ticket))
-            if self._heap[0][1] == ticket:
-                self._wake.notify()
-        return ticket
-
-    def disarm(self, ticket: int) -> None:
-        with self._wake:
-            self._armed.pop(ticket, None)
-
-    def _run(self) -> None:
-        with self._wake:
-            while True:
-                now = time.monotonic()
-                heap = self._heap
-                while heap and (heap[0][1] not in self._armed or heap[0][0] <= now):
-                    _, ticket = heapq.heappop(heap)
-                    armed = self._armed.get(ticket)
-                    if armed is None:
-                        continue
-                    connection, call = armed
-                    if call is None or call.may_cut():
-                        del self._armed[ticket]
-                        _cut(connection)
-                    else:  # a write in flight, or answered: look again shortly
-                        heapq.heappush(heap, (now + RECANCEL, ticket))
-                self._wake.wait(self._heap[0][0] - now if self._heap else None)
-
-
-def _cut(connection: Any) -> None:
-    """Shut the connection's socket down (read and write): its driver's wait ends with
-    an error. The descriptor stays open, owned by the driver, which closes it."""
-    if getattr(connection, "closed", False):
-        return
-    fd = _fileno(connection)
-    if fd < 0:
-        return
-    try:
-        with socket.socket(fileno=_dup(fd)) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def _dup(fd: int) -> int:
-    import os
-
-    return os.dup(fd)

@@ -13,6 +13,7 @@ Rules:
   used again (bots, one-shot clients) evicts only its own kind, never a session in use.
   Each eviction is counted in the metrics of every middleware using the store
   (``evicted``, exported as ``sessions_evicted``).
+- The blocking side (``_memory_sync``) runs the same operations under the same lock.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ._base import (
     owner_of_data,
     session_info,
 )
+from ._memory_sync import _SyncMemoryStore
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -316,26 +318,34 @@ class MemoryStore(Store):
     # -- async side ------------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
+        """The session under ``session_id``, unless it has expired."""
         return self._read(session_id)
 
     async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        """Move a live session's expiry; whether it did."""
         return self._touch(session_id, expires_at, base)
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """Merge ``changes`` onto the stored copy, under the lock."""
         return self._update(session_id, changes, expires_at)
 
     async def rotate(
         self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
     ) -> Merge:
+        """Move the live session ``old_id`` to ``new_id`` with ``changes`` merged on, in one
+        step under the lock."""
         return self._rotate(old_id, new_id, changes, expires_at)
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        """Store a new session whole."""
         self._save(session_id, data, expires_at)
 
     async def delete(self, session_id: str) -> None:
+        """End the session (its id is retired), and its successor or origin."""
         self._delete(session_id)
 
     async def sweep(self) -> int:
+        """Delete every expired session, a batch at a time, yielding to the loop between."""
         now = self._now()
         total, more = self._sweep_batch(now)
         while more:
@@ -345,15 +355,19 @@ class MemoryStore(Store):
         return total
 
     async def count(self) -> int:
+        """How many sessions are held, expired but not yet swept ones included."""
         return self._count()
 
     async def sessions_of(self, owner: str) -> list[SessionInfo]:
+        """The owner's live sessions, the most recently seen first."""
         return self._sessions_of(owner)
 
     async def revoke(self, owner: str, handle: str) -> bool:
+        """End the session of ``owner`` that ``handle`` names; whether there was one."""
         return self._revoke(owner, handle, None) > 0
 
     async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        """End every session of ``owner`` but ``keep``; how many were ended."""
         return self._revoke(owner, None, keep)
 
     def report_to(self, metrics: Metrics) -> None:
@@ -365,49 +379,5 @@ class MemoryStore(Store):
 
     @property
     def sync(self) -> SyncStore:
+        """The blocking side: the same dictionary, under the same lock."""
         return self._sync
-
-
-class _SyncMemoryStore(SyncStore):
-    __slots__ = ("_store",)
-
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-
-    def read(self, session_id: str) -> Record | None:
-        return self._store._read(session_id)
-
-    def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
-        return self._store._touch(session_id, expires_at, base)
-
-    def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        return self._store._update(session_id, changes, expires_at)
-
-    def rotate(self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
-        return self._store._rotate(old_id, new_id, changes, expires_at)
-
-    def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
-        self._store._save(session_id, data, expires_at)
-
-    def delete(self, session_id: str) -> None:
-        self._store._delete(session_id)
-
-    def sweep(self) -> int:
-        now = self._store._now()
-        total, more = self._store._sweep_batch(now)
-        while more:
-            deleted, more = self._store._sweep_batch(now)
-            total += deleted
-        return total
-
-    def count(self) -> int:
-        return self._store._count()
-
-    def sessions_of(self, owner: str) -> list[SessionInfo]:
-        return self._store._sessions_of(owner)
-
-    def revoke(self, owner: str, handle: str) -> bool:
-        return self._store._revoke(owner, handle, None) > 0
-
-    def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
-        return self._store._revoke(owner, None, keep)

@@ -1,9 +1,10 @@
 """Sessions in Redis (or a Redis Cluster), on redis-py, with Redis's own expiry.
 
 Rules:
-- The operations, their scripts, and the client calls that carry them out are in
-  ``_redis_ops``, written once; this module holds the clients and the two executors
-  (awaited, and blocking) that make those calls. Both sides behave the same: the same
+- The operations and their scripts are in ``_redis_ops``, and the client calls that carry
+  them out in ``_redis_calls``, written once; the clients and the two executors
+  (awaited, and blocking) that make those calls in ``_redis_clients``; this module holds
+  the store itself. Both sides behave the same: the same
   commands, the same retries, the same bounds.
 - The key carries its TTL, so Redis deletes expired sessions itself: ``sweep`` has
   nothing to do and returns 0. ``load`` also checks ``e`` against the store's clock, so a
@@ -24,9 +25,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -37,15 +35,27 @@ import redis.asyncio.retry
 import redis.cluster
 import redis.exceptions
 import redis.retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .._errors import ConfigurationError
 from .._expiry import Clock, seconds_of, utc_now
 from .._identity import SessionInfo
 from ._base import Changes, Merge, Record, Store, StoreErrors, SyncStore
-from ._limits import Bounded, BoundedSync, PerLoop, check_timeout, tracked, tracked_sync
-from ._redis_ops import Batch, Call, Calls, Command, Operation, RedisOps, Request, client_calls
+from ._limits import Bounded, BoundedSync, PerLoop, check_timeout
+from ._redis_calls import Command, Operation, client_calls
+from ._redis_clients import (
+    AsyncClient,
+    SyncClient,
+    _close_async,
+    _decodes,
+    _driver_options,
+    _execute,
+    _execute_async,
+    _LoopClient,
+    _retry,
+    _url_decodes,
+)
+from ._redis_ops import RedisOps
 
 T = TypeVar("T")
 
@@ -53,161 +63,7 @@ DEFAULT_PREFIX = "lazysession:"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 100
 
-AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
-SyncClient = redis.Redis | redis.cluster.RedisCluster
-
 _ERRORS = (RedisError,)
-
-
-def _retry(kind: Any) -> Any:
-    """No resend by the client: a script that ran but whose answer was lost would run
-    again and report what the first run did as a conflict (a login as a lost session).
-    The operations send a read once more themselves (``_redis_ops``)."""
-    return kind(NoBackoff(), 0)
-
-
-def _decodes(client: Any) -> bool:
-    """Whether a client hands back ``str`` instead of ``bytes`` (``decode_responses``)."""
-    get_encoder = getattr(client, "get_encoder", None)
-    encoder = get_encoder() if get_encoder is not None else None
-    return bool(getattr(encoder, "decode_responses", False))
-
-
-def _url_decodes(url: str | None) -> bool:
-    if url is None:
-        return False
-    from urllib.parse import parse_qs, urlsplit
-
-    values = parse_qs(urlsplit(url).query).get("decode_responses", [])
-    return any(value.lower() in ("1", "true", "yes", "y", "on") for value in values)
-
-
-def _driver_options() -> dict[str, Any]:
-    """What redis-py 7.1+ tells the server about itself (CLIENT SETINFO), given: left to
-    itself it reads its version from the installed package's metadata (a file-system
-    stat) each time it makes a connection, inside the event loop. ``redis.__version__``
-    is read once, at import."""
-    try:
-        from redis.driver_info import DriverInfo
-    except ImportError:  # pragma: no cover - redis-py before 7.1 reads it at import
-        return {}
-    return {"driver_info": DriverInfo(lib_version=redis.__version__)}
-
-
-class _LoopClient:
-    """One event loop's client, and the slots that keep its calls within the pool."""
-
-    __slots__ = ("_started", "_starting", "client", "slots")
-
-    def __init__(self, client: AsyncClient, size: int) -> None:
-        self.client = client
-        self.slots = asyncio.Semaphore(size)
-        self._started = not isinstance(client, redis.asyncio.cluster.RedisCluster)
-        self._starting = asyncio.Lock()
-
-    async def start(self) -> None:
-        """Learn a cluster's topology once, before the first command, and wait until
-        redis-py has finished with the connections that learned it.
-
-        redis-py's asyncio cluster client, when it adopts a topology, marks the
-        connections it has open for reconnection and closes them in background tasks;
-        a command that took one of them meanwhile (the first commands of a new client,
-        sent together) had its connection closed under it: "Connection closed by
-        server", half the time a command that was already written, which is never
-        sent again (``_redis_ops``). Here those tasks end before any command is sent.
-        """
-        if self._started:
-            return
-        async with self._starting:
-            if self._started:
-                return
-            client = self.client
-            assert isinstance(client, redis.asyncio.cluster.RedisCluster)
-            await client.initialize()
-            manager = client.nodes_manager
-            pending = set(getattr(manager, "_background_tasks", ()))
-            for node in manager.nodes_cache.values():
-                pending |= set(getattr(node, "_background_tasks", ()))
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-            self._started = True
-
-
-async def _close_async(opened: _LoopClient) -> None:
-    await opened.client.aclose()
-
-
-# -- the two executors: each makes the calls of ``client_calls``, and nothing else ---------
-
-
-async def _execute_async(client: Any, calls: Calls[T]) -> T:
-    """Await each call (reported to the running call: past the deadline it is not
-    sent), send its answer back in, or throw its failure in."""
-    try:
-        request = next(calls)
-        while True:
-            try:
-                answer = await tracked(request.writes, _answer_async(client, request))
-            except Exception as error:
-                request = calls.throw(error)
-            else:
-                request = calls.send(answer)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-
-
-async def _answer_async(client: Any, request: Request) -> Any:
-    if isinstance(request, Call):
-        return await getattr(client, request.method)(*request.args)
-    if isinstance(request, Batch):
-        pipe = client.pipeline(transaction=False)
-        for call in request.calls:
-            getattr(pipe, call.method)(*call.args)
-        return await pipe.execute()
-    if request.keys is None:
-        request.keys = client.scan_iter(match=request.pattern, count=request.size)
-    page: list[Any] = []
-    async for key in request.keys:
-        page.append(key)
-        if len(page) == request.size:
-            break
-    return page
-
-
-def _execute(client: Any, calls: Calls[T]) -> T:
-    """The blocking executor: the same, without ``await``."""
-    answer_of: Callable[[Request], Any] = functools.partial(_answer, client)
-    try:
-        request = next(calls)
-        while True:
-            try:
-                answer = tracked_sync(request.writes, answer_of, request)
-            except Exception as error:
-                request = calls.throw(error)
-            else:
-                request = calls.send(answer)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-
-
-def _answer(client: Any, request: Request) -> Any:
-    if isinstance(request, Call):
-        return getattr(client, request.method)(*request.args)
-    if isinstance(request, Batch):
-        pipe = client.pipeline(transaction=False)
-        for call in request.calls:
-            getattr(pipe, call.method)(*call.args)
-        return pipe.execute()
-    if request.keys is None:
-        request.keys = client.scan_iter(match=request.pattern, count=request.size)
-    page: list[Any] = []
-    for key in request.keys:
-        page.append(key)
-        if len(page) == request.size:
-            break
-    return page
 
 
 class RedisStore(Store):
@@ -331,6 +187,9 @@ class RedisStore(Store):
         return self._async
 
     def check_sync(self) -> SyncClient:
+        """The blocking client, made on first use from the URL (a blocking pool of
+        ``max_connections``); a ``ConfigurationError`` when the store was given an asyncio
+        client only."""
         if self._sync_client is None:
             if self._url is None:
                 raise ConfigurationError(
@@ -353,28 +212,36 @@ class RedisStore(Store):
         return self._sync_client
 
     def key(self, session_id: str) -> str:
+        """The Redis key of the session ``session_id``: the prefix, then the id."""
         return self.prefix + session_id
 
     # -- the async side ----------------------------------------------------------------------
 
     async def read(self, session_id: str) -> Record | None:
+        """The session under ``session_id`` (one ``HGETALL``), checked against the clock."""
         return await self._run_async(self._ops.read(session_id))
 
     async def touch(self, session_id: str, *, expires_at: datetime, base: object = None) -> bool:
+        """Move a live session's expiry and TTL, in one script; whether it did."""
         return await self._run_async(self._ops.touch(session_id, expires_at, base))
 
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
+        """Store a new session whole, in one script (an owned one is filed in its index first)."""
         await self._run_async(self._ops.save(session_id, data, expires_at))
 
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
+        """Merge ``changes`` onto the stored fields, in Redis, in one script."""
         return await self._run_async(self._ops.update(session_id, changes, expires_at))
 
     async def rotate(
         self, old_id: str, new_id: str, changes: Changes, *, expires_at: datetime
     ) -> Merge:
+        """Move the live session ``old_id`` to ``new_id`` with ``changes`` merged on, in
+        steps each safe on its own (``_redis_ops``)."""
         return await self._run_async(self._ops.rotate(old_id, new_id, changes, expires_at))
 
     async def delete(self, session_id: str) -> None:
+        """End the session, leaving a marker that retires its id (and end its successor)."""
         await self._run_async(self._ops.delete(session_id))
 
     async def count(self) -> int:
@@ -393,9 +260,11 @@ class RedisStore(Store):
         return await self._run_async(self._ops.sessions_of(owner))
 
     async def revoke(self, owner: str, handle: str) -> bool:
+        """End the session of ``owner`` that ``handle`` names; whether there was one."""
         return await self._run_async(self._ops.revoke(owner, handle, None)) > 0
 
     async def revoke_all(self, owner: str, *, keep: str | None = None) -> int:
+        """End every session of ``owner`` but ``keep``; how many were ended."""
         return await self._run_async(self._ops.revoke(owner, None, keep))
 
     async def _run_async(self, operation: Operation[T]) -> T:
@@ -425,6 +294,7 @@ class RedisStore(Store):
 
     @property
     def sync(self) -> SyncStore:
+        """The blocking side: the same operations, on the blocking client."""
         return self._sync
 
 

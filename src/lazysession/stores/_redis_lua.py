@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis store: each runs on one key, atomically.
 
-The key is ``KEYS[1]``, a session's hash (see ``_redis_ops`` for its fields), or for
+The key is ``KEYS[1]``, a session's hash (see ``_redis_hash`` for its fields), or for
 ``INDEX`` and ``EXTEND`` an owner's index (``FIELDS``, a read for a single node only,
 takes many keys); each script's arguments are listed above it.
 The scripts that change a live session (those that begin with ``_LIVE``) leave one that

@@ -8,7 +8,7 @@ Rules:
   commits without an fsync each (``synchronous = NORMAL``).
 - Servers: each new connection gets the dialect's limits (``SQLDialect.on_connect``); a
   pooled connection its server has closed (a restart, an outage) is replaced at
-  checkout, found without a round trip (:func:`~lazysession.stores._limits.looks_dead`),
+  checkout, found without a round trip (:func:`~lazysession.stores._watchdog.looks_dead`),
   so the first call after an outage succeeds.
 - Blocking drivers with no read timeout (psycopg): a :class:`Watchdog` cuts a connection
   whose call passed its deadline.

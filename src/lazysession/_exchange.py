@@ -1,0 +1,352 @@
+"""One request's session, from the cookie it came with to the :class:`Outcome` it leaves.
+
+Rules:
+1. :class:`Exchange` follows the session rules numbered in ``lazysession._core``'s
+   docstring; :class:`~lazysession._core.SessionRules` holds the configuration it reads.
+2. It does no I/O: the shell loads what ``load_key`` names, hands it to ``loaded``, and
+   carries out what ``finish`` returns (``lazysession._outcome.store_calls``).
+3. ``value_codec`` is applied to every top-level value loaded and written (``_loaded``,
+   ``_dumped``); None keeps values as JSON has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from . import _json
+from ._errors import SessionTooLarge
+from ._expiry import (
+    META_KEY,
+    Meta,
+    expires,
+    from_timestamp,
+    hard_expiry,
+    needs_touch,
+)
+from ._identity import device_label
+from ._outcome import INTERRUPTED, NOTHING, SKIPPED, VARY_ONLY, Outcome, Rotate, Touch, Write
+from ._session import _UNSET, Session, UnavailableSession
+from ._signing import new_session_id, store_key
+from .stores import Record
+
+if TYPE_CHECKING:
+    from ._core import SessionRules
+    from ._crypto import Opened
+
+Request = TypeVar("Request")
+
+
+class ValueCodec(Protocol):
+    """Turns each top-level session value into what JSON can hold and back (Flask's
+    tagged JSON): ``dump`` on every value written, ``load`` on every value loaded."""
+
+    def dump(self, value: Any) -> Any: ...
+
+    def load(self, value: Any) -> Any: ...
+
+
+def _dumped(codec: ValueCodec | None, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    if codec is None:
+        return values
+    return {key: codec.dump(value) for key, value in values.items()}
+
+
+def _loaded(codec: ValueCodec | None, data: dict[str, Any]) -> dict[str, Any]:
+    if codec is None:
+        return data
+    return {key: codec.load(value) for key, value in data.items()}
+
+
+class Exchange:
+    """One request's session, from the cookie it came with to the outcome it leaves."""
+
+    __slots__ = (
+        "_key",
+        "_loaded_size",
+        "_opened",
+        "_owner",
+        "_rules",
+        "_version",
+        "ephemeral",
+        "had_cookie",
+        "load_key",
+        "retired",
+        "session",
+        "session_id",
+        "signed_id",
+        "stored_expiry",
+    )
+
+    def __init__(
+        self,
+        rules: SessionRules,
+        session_id: str | None,
+        had_cookie: bool,
+        session: Session | None,
+        key: str | None = None,
+    ) -> None:
+        """``session`` None: the session under store ``key`` is still to be loaded."""
+        self._rules = rules
+        self.session_id = session_id
+        self.had_cookie = had_cookie
+        self.session = session
+        self.signed_id: str | None = None
+        self.stored_expiry: float | None = None
+        """When the loaded session expires as stored, for the idle-timeout rule, the one
+        that looks at it (a store's record is converted only when that rule is on)."""
+        self.ephemeral = False
+        self.load_key: str | None = key
+        """The store key to load before the handler runs, or None: nothing to load."""
+        self._key: str | None = key
+        self._version: object = None
+        self._loaded_size: int | None = None
+        self._opened: Opened | None = None
+        self._owner: str | None = None
+        """The owner of the session as loaded."""
+        self.retired = False
+        """The store said the loaded id was retired moments ago (rule 10)."""
+
+    def _adopt(self, meta: Meta, stored_expiry: float | None) -> None:
+        assert self.session is not None
+        self.session._meta = meta
+        self._owner = meta.owner
+        self.stored_expiry = stored_expiry
+
+    def loaded(self, record: Record | None) -> Session:
+        """Hand in what the store returned for ``load_key``."""
+        self.load_key = None
+        rules = self._rules
+        if record is not None:
+            if record.retired:  # rule 10: the id grants nothing, and mints nothing
+                self.retired = True
+                self.session = rules.session_class()
+                return self.session
+            if rules.sealer is not None:  # encrypted: what fails to decrypt is absent
+                assert self._key is not None
+                record, self._opened = rules.sealer.open(record, self._key)
+        if record is not None:
+            self._version = record.version
+            self._loaded_size = record.size
+            data = record.data  # a fresh dict from the store's JSON: ours to change
+            now = rules.now()
+            meta = Meta.from_json(data.pop(META_KEY, None), now)
+            lifetimes = rules.lifetimes
+            if hard_expiry(meta, lifetimes) > now:
+                session = self.session = rules.session_class(_loaded(rules.value_codec, data))
+                session._key = self._key
+                idle = lifetimes.idle is not None
+                self._adopt(meta, record.expires_at.timestamp() if idle else None)
+                return session
+        self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
+        self.session = rules.session_class()
+        return self.session
+
+    def unavailable(
+        self, *, proceed: bool, placeholder: type[Session] = UnavailableSession
+    ) -> Session:
+        """The store failed to load the session. ``proceed``: the handler gets an empty
+        session that is never saved; otherwise a ``placeholder`` that raises on use."""
+        self.load_key = None
+        self.ephemeral = True
+        self.session = self._rules.session_class() if proceed else placeholder()
+        return self.session
+
+    def finish(
+        self,
+        status: int,
+        skip: Callable[[Request], bool],
+        request: Request,
+        *,
+        persistent_cookie: bool = True,
+        user_agent: Callable[[], str | None] | None = None,
+        streaming: bool = False,
+    ) -> Outcome:
+        """Decide what to persist. ``skip(request)`` runs the ``skip_persistence``
+        predicate, only when there is something to persist. ``persistent_cookie=False``
+        sends a browser-session cookie (Flask's non-permanent sessions). ``user_agent``
+        reads the request's ``User-Agent``, for a login's device label. ``streaming``:
+        more body is to come once the headers left, and it may still read the session
+        (rule 7)."""
+        session = self.session
+        if session is None:
+            return NOTHING
+        if not session.accessed:
+            return VARY_ONLY if streaming and self.had_cookie else NOTHING
+        if self.ephemeral:
+            return VARY_ONLY
+        if status >= 500:
+            return VARY_ONLY
+        if not session.modified:
+            return self._touch(session, skip, request, persistent_cookie)
+        if skip(request):
+            return SKIPPED
+        if self.retired:
+            if session._invalidated and session:  # a logout that then wrote: both happen
+                return self._write(session, persistent_cookie, user_agent)
+            return self._after_rotation(session)
+        return self._write(session, persistent_cookie, user_agent)
+
+    def _after_rotation(self, session: Session) -> Outcome:
+        """Rule 10: a logout with a retired id ends what it was rotated to; any other
+        change is refused (rule 11), and the browser's (newer) cookie is left alone."""
+        if session._invalidated or (session._cleared and not session):
+            assert self.session_id is not None
+            return Outcome(
+                delete=self._stored_key(self.session_id),
+                set_cookie=self._rules.cookie.render_expired(),
+                vary=True,
+            )
+        return INTERRUPTED
+
+    def _touch(
+        self, session: Session, skip: Callable[[Request], bool], request: Request, persistent: bool
+    ) -> Outcome:
+        rules = self._rules
+        meta, stored = session._meta, self.stored_expiry
+        if meta is None or stored is None or rules.lifetimes.idle is None:
+            return VARY_ONLY  # no idle timeout: reads never move the expiry
+        now = rules.now()
+        if not needs_touch(stored, meta, now, rules.lifetimes):
+            return VARY_ONLY
+        if skip(request):
+            return SKIPPED
+        expiry = expires(meta, now, rules.lifetimes)
+        max_age = rules.cookie_max_age(expiry, now, persistent)
+        if not rules.server_side:
+            value = self._sign_data(session, meta)
+            return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
+        assert self.session_id is not None
+        cookie = None
+        if max_age is not None or self.signed_id is None:  # the cookie's expiry moves
+            signed = self.signed_id or rules._id_signer.sign(self.session_id)
+            cookie = rules.cookie.render(signed, max_age)
+        return Outcome(
+            touch=Touch(self._stored_key(self.session_id), from_timestamp(expiry), self._version),
+            set_cookie=cookie,
+            vary=True,
+        )
+
+    def _stored_key(self, session_id: str) -> str:
+        """The store's key for ``session_id``; the loaded one's is hashed only once."""
+        if self._key is not None and session_id == self.session_id:
+            return self._key
+        return store_key(session_id)
+
+    def _write(
+        self, session: Session, persistent: bool, user_agent: Callable[[], str | None] | None
+    ) -> Outcome:
+        rules = self._rules
+        now = rules.now()
+        login = session._regenerate and session.logs_in()
+        device = None
+        if login and rules.record_device and user_agent is not None:
+            device = device_label(user_agent())
+        meta = session.meta_for_write(now, device)
+        expiry = expires(meta, now, rules.lifetimes)
+        lapsed = not session or expiry <= now
+        # A session written that is already past its lifetime (max_age <= 0, as Starlette
+        # allows) is dropped by the browser too, as Starlette's cookie would be.
+        dropped = self.had_cookie or (lapsed and bool(session))
+        expired = rules.cookie.render_expired() if dropped else None
+        if not rules.server_side:  # the cookie is the session
+            if lapsed:
+                return Outcome(set_cookie=expired, vary=True)
+            value = self._sign_data(session, meta)
+            max_age = rules.cookie_max_age(expiry, now, persistent)
+            return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
+        old_id = self.session_id
+        old_key = None if old_id is None else self._stored_key(old_id)
+        loaded_owner = self._owner
+        if session._invalidated:
+            if lapsed:  # rule 6: ended
+                return Outcome(
+                    delete=old_key, set_cookie=expired, vary=True, ended_owner=loaded_owner
+                )
+            old_id = None  # ended, then written: a new session begins
+        elif old_id is None:
+            if lapsed:  # new and left empty: nothing to keep
+                return Outcome(set_cookie=expired, vary=True)
+        elif (session._cleared and not session) or expiry <= now:  # rule 6: ended
+            return Outcome(delete=old_key, set_cookie=expired, vary=True, ended_owner=loaded_owner)
+        rotating = old_id is not None and session._regenerate
+        max_age = rules.cookie_max_age(expiry, now, persistent)
+        if old_id is None or rotating:
+            session_id = new_session_id(now)  # the id carries its creation time
+            signed: str | None = rules._id_signer.sign(session_id)
+        else:
+            session_id = old_id
+            signed = self.signed_id
+            if signed is None:  # verified by a retired key: re-signed with the current one
+                signed = rules._id_signer.sign(old_id)
+            elif not self._cookie_moves(session, expiry, persistent):
+                signed = None  # rule 9: the browser's cookie stays right
+        key = self._stored_key(session_id)
+        sealer, opened = rules.sealer, self._opened if old_id is not None else None
+        if sealer is None:
+            data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
+        else:  # encrypted under the session's binding, which a rotation keeps
+            data = sealer.seal(_dumped(rules.value_codec, session), meta.to_json(), key, opened)
+        whole = _json.dumps(data)
+        size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
+        if size > rules.max_size and (self._loaded_size is None or size > self._loaded_size):
+            raise SessionTooLarge(size, rules.max_size, "max_size")
+        changes = session.changes(
+            also={META_KEY: data[META_KEY]},
+            replace=old_id is None,
+            whole=whole,
+            base=None if session_id != old_id else self._version,
+            max_size=rules.max_size,
+        )
+        if meta is session._meta and session_id == old_id:
+            changes.own_meta = False  # as loaded: a newer stored copy's metadata stands
+        if sealer is not None:
+            sealer.changes(changes, data, opened)  # by stored field, the sealed values
+        elif rules.value_codec is not None:
+            changes.set = {name: data[name] for name in changes.set}  # the encoded values
+        cookie = None if signed is None else rules.cookie.render(signed, max_age)
+        cap = rules.max_per_owner if login else None
+        if rotating:
+            assert old_key is not None
+            rotate = Rotate(old_key, key, changes, from_timestamp(expiry))
+            return Outcome(
+                rotate=rotate,
+                set_cookie=cookie,
+                expired_cookie=expired,
+                vary=True,
+                owner=meta.owner,
+                login=login,
+                cap=cap,
+            )
+        created = session_id != old_id
+        return Outcome(
+            delete=old_key if created else None,
+            write=Write(key, data, from_timestamp(expiry), changes, created),
+            set_cookie=cookie,
+            expired_cookie=expired,
+            vary=True,
+            owner=meta.owner if created else None,
+            ended_owner=loaded_owner if created else None,
+            login=login,
+            cap=cap,
+        )
+
+    def _cookie_moves(self, session: Session, expiry: float, persistent: bool) -> bool:
+        """Whether a write to an existing session changes what its cookie must say: its
+        ``Max-Age`` (under an idle timeout, or a new lifetime) or a cookie-bound key."""
+        if session.cookie_changed():
+            return True
+        if not persistent or self._rules.cookie.max_age is None:
+            return False
+        if session._lifetime is not _UNSET:
+            return True
+        stored = self.stored_expiry
+        return stored is not None and abs(expiry - stored) >= 1
+
+    def _sign_data(self, session: Session, meta: Meta) -> str:
+        rules = self._rules
+        data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
+        value = rules._data_signer.sign(_json.dumps(data))
+        assert rules._codec is not None
+        rules._codec.check_size(rules.cookie.name, value)
+        return value

@@ -1,0 +1,193 @@
+"""What one request leaves for its shell to do, and the store calls that do it.
+
+Rules:
+1. An :class:`Outcome` is plain data, free of I/O: ``Exchange.finish`` (``lazysession._exchange``)
+   decides it, following the rules in ``lazysession._core``; the shells carry it out.
+2. :func:`store_calls` is the one place that turns an outcome into store calls, in order
+   (delete, then write, rotate or touch, then a login's owner cap), for every shell: the
+   async ones await each call, the sync ones make it.
+3. A ``Set-Cookie`` is returned only once the store did what the outcome needed; a session
+   found gone or rotated meanwhile raises ``SessionInterrupted`` instead (rule 11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._errors import SessionInterrupted, StoreError, report_store_error
+from ._identity import SessionEvent, handle_of
+from .stores import Changes
+from .stores._base import Merge
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
+
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
+class Write:
+    """Store ``data`` under ``session_id`` until ``expires_at``."""
+
+    session_id: str
+    data: dict[str, Any]
+    expires_at: datetime
+    changes: Changes
+    """Only what this request changed, for stores that merge onto the stored copy."""
+    created: bool = False
+    """A session id minted by this request: ``data`` is stored whole (``save``); otherwise
+    ``changes`` are merged onto the stored copy, or replace it if still there (``update``)."""
+
+    @property
+    def merge(self) -> bool:
+        """Merge ``changes`` onto the stored copy (an existing session), rather than
+        store ``data`` whole (a new session)."""
+        return not self.created
+
+
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
+class Rotate:
+    """Move the session under ``old_id`` to ``session_id`` with ``changes`` merged on."""
+
+    old_id: str
+    session_id: str
+    changes: Changes
+    expires_at: datetime
+
+
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
+class Touch:
+    """Move the expiry of the session under ``session_id``; its data is unchanged."""
+
+    session_id: str
+    expires_at: datetime
+    base: object = None
+    """The ``Record.version`` the request loaded: the touch applies only to that copy."""
+
+
+@dataclass(slots=True)  # built per request: frozen ones cost twice as much
+class Outcome:
+    """What the shell must do before the response headers go out, in this order:
+    delete, write or touch, then add the headers."""
+
+    delete: str | None = None
+    write: Write | None = None
+    rotate: Rotate | None = None
+    touch: Touch | None = None
+    set_cookie: str | None = None
+    """Sent once the store work succeeded and the session lives on (None: the browser's
+    cookie stays as it is)."""
+    expired_cookie: str | None = None
+    """Sent instead when the store reports the merge left the session empty (deleted)."""
+    vary: bool = False
+    skipped: bool = False
+    """``skip_persistence`` matched: something would have been persisted, and was not."""
+    interrupted: bool = False
+    """The request wrote to a session whose id was retired meanwhile: refused (rule 11)."""
+    owner: str | None = None
+    """The owner of the session written, when it has one."""
+    ended_owner: str | None = None
+    """The owner the ``delete``d session had, when it had one."""
+    login: bool = False
+    """The write is a login that names ``owner`` (``regenerate(owner=...)``)."""
+    cap: int | None = None
+    """For a login: the owner keeps at most this many sessions (``max_sessions_per_owner``);
+    the least recently seen others are revoked."""
+
+
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+"""A store method's name, its arguments and its keyword arguments."""
+
+
+def store_calls(
+    outcome: Outcome, metrics: Metrics, events: list[SessionEvent] | None = None
+) -> Generator[Call, Any, str | None]:
+    """The store calls an outcome needs, in order, each call's answer sent back in (the
+    shells await them or not); counts what was done, and returns the ``Set-Cookie``
+    value to send, if any. Written once, for every shell. Raises
+    :class:`~lazysession.SessionInterrupted` when the changes could not be kept because
+    the session ended or moved meanwhile (rule 11). ``events``, when given, receives
+    what happened to sessions, for ``on_event``."""
+    if outcome.interrupted:
+        metrics.interrupted += 1
+        raise SessionInterrupted("the session's id was retired while the request ran")
+    if outcome.skipped:
+        metrics.skipped += 1
+    write, rotate, touch = outcome.write, outcome.rotate, outcome.touch
+    if outcome.delete is not None:
+        yield "delete", (outcome.delete,), {}
+        metrics.deleted += 1
+        if events is not None:
+            ended = SessionEvent("invalidated", handle_of(outcome.delete), outcome.ended_owner)
+            events.append(ended)
+    if write is not None:
+        if write.created:
+            yield "save", (write.session_id, write.data), {"expires_at": write.expires_at}
+            metrics.saved += 1
+            metrics.created += 1
+            if events is not None:
+                owner = outcome.owner
+                events.append(SessionEvent("created", handle_of(write.session_id), owner))
+            if outcome.login:
+                yield from _cap(outcome, write.session_id, events)
+            return outcome.set_cookie
+        merged = yield "update", (write.session_id, write.changes), {"expires_at": write.expires_at}
+        return _cookie_after(outcome, merged, metrics)
+    if rotate is not None:
+        args = (rotate.old_id, rotate.session_id, rotate.changes)
+        merged = yield "rotate", args, {"expires_at": rotate.expires_at}
+        if merged is Merge.APPLIED:
+            metrics.created += 1
+            if events is not None:
+                handle = handle_of(rotate.session_id)
+                events.append(SessionEvent("regenerated", handle, outcome.owner))
+            if outcome.login:
+                yield from _cap(outcome, rotate.session_id, events)
+        return _cookie_after(outcome, merged, metrics)
+    if touch is not None:
+        options: dict[str, Any] = {"expires_at": touch.expires_at}
+        if touch.base is not None:  # a store that versions its copies takes it
+            options["base"] = touch.base
+        if (yield "touch", (touch.session_id,), options):
+            metrics.touched += 1
+            return outcome.set_cookie
+        return None
+    return outcome.set_cookie
+
+
+def _cap(
+    outcome: Outcome, key: str, events: list[SessionEvent] | None
+) -> Generator[Call, Any, None]:
+    """After a login that named an owner: revoke the owner's least recently seen other
+    sessions past ``outcome.cap``. The login stands whatever this finds: a store error
+    here is logged, and the cap is kept at the next login."""
+    cap, owner = outcome.cap, outcome.owner
+    if cap is None or owner is None:
+        return
+    this = handle_of(key)
+    try:
+        listed = yield "sessions_of", (owner,), {}
+        others = [info.handle for info in listed if info.handle != this]  # most recent first
+        for handle in others[max(0, cap - 1) :]:
+            if (yield "revoke", (owner, handle), {}) and events is not None:
+                events.append(SessionEvent("revoked", handle, owner))
+    except StoreError as error:
+        report_store_error(error, "the login stands; the session cap is kept at the next one")
+
+
+def _cookie_after(outcome: Outcome, merged: object, metrics: Metrics) -> str | None:
+    if merged is Merge.EMPTIED:
+        metrics.deleted += 1
+        return outcome.expired_cookie
+    if merged is Merge.GONE or merged is False:  # False: a store of the older contract
+        metrics.interrupted += 1
+        raise SessionInterrupted("the session ended or moved while the request ran")
+    metrics.saved += 1
+    return outcome.set_cookie
+
+
+NOTHING = Outcome()
+VARY_ONLY = Outcome(vary=True)
+SKIPPED = Outcome(vary=True, skipped=True)
+INTERRUPTED = Outcome(vary=True, interrupted=True)
