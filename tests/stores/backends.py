@@ -173,7 +173,7 @@ def drop_table(sync_url: str, table: str) -> None:
 def forget_keys(store: RedisStore) -> None:
     """Delete every key under the store's prefix, then close its sync client."""
     client = store.check_sync()
-    for key in list(client.scan_iter(match=store.prefix + "*")):
+    for key in list(client.scan_iter(match=store._ops.pattern())):
         client.delete(key)
     store.sync.close()
 
@@ -189,7 +189,7 @@ def sync_driver(url: str) -> str:
     }.get(scheme, scheme)
 
 
-def redis_case(sync: bool, cluster: bool = False) -> Factory:
+def redis_case(sync: bool, cluster: bool = False, callable_prefix: bool = False) -> Factory:
     def make(tmp_path: Path, request: pytest.FixtureRequest) -> StoreCase:
         if cluster:
             url = request.getfixturevalue("redis_cluster_url")
@@ -197,7 +197,13 @@ def redis_case(sync: bool, cluster: bool = False) -> Factory:
             if not server_reachable(REDIS):
                 require_server(f"no redis server at {REDIS}")
             url = REDIS
-        prefix = f"lazysession-test:{uuid.uuid4().hex[:12]}:"
+        tag = uuid.uuid4().hex[:12]
+        prefix: str | Callable[[str], str] = f"lazysession-test:{tag}:"
+        if callable_prefix:  # as starsessions takes it: the whole key, made around the id
+
+            def prefix(key: str) -> str:
+                return f"{{lazysession-test}}:{tag}:{key}:end"
+
         opened: list[RedisStore] = []
 
         def open_store(clock: Clock, batch_size: int) -> Store:
@@ -210,7 +216,9 @@ def redis_case(sync: bool, cluster: bool = False) -> Factory:
             for store in opened:
                 await store.aclose()
 
-        name = "redis-cluster" if cluster else "redis"
+        name = (
+            "redis-cluster" if cluster else "redis-callable-prefix" if callable_prefix else "redis"
+        )
         return StoreCase(name, open_store, cleanup, native_expiry=True)
 
     return make
@@ -231,9 +239,16 @@ CASES: dict[str, Factory] = {
     "redis/sync": redis_case(sync=True),
     "redis-cluster": redis_case(sync=False, cluster=True),
     "redis-cluster/sync": redis_case(sync=True, cluster=True),
+    "redis-callable-prefix": redis_case(sync=False, callable_prefix=True),
 }
 
-NATIVE_EXPIRY = {"redis", "redis/sync", "redis-cluster", "redis-cluster/sync"}
+NATIVE_EXPIRY = {
+    "redis",
+    "redis/sync",
+    "redis-cluster",
+    "redis-cluster/sync",
+    "redis-callable-prefix",
+}
 
 
 _ISOLATED_DRIVERS = {  # kind: (sync driver, async driver)

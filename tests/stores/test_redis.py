@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import pytest
@@ -138,3 +139,34 @@ async def test_the_store_and_its_connections_read_nothing_from_the_file_system(
             group.start_soon(fresh.load, f"{n}" * 64)
     await fresh.aclose()
     assert read_in_loop == []
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [lambda key: "sessions", lambda key: key, lambda key: key + key, lambda key: 7],
+    ids=["drops-the-key", "adds-nothing", "twice", "not-text"],
+)
+def test_a_callable_prefix_that_does_not_keep_the_key_whole_is_refused(prefix: Any) -> None:
+    with pytest.raises(ConfigurationError, match="callable prefix"):
+        RedisStore(REDIS, prefix=prefix)
+
+
+async def test_a_callable_prefix_names_the_keys_and_count_finds_only_those(
+    store: RedisStore,
+) -> None:
+    tag = store.prefix
+    assert isinstance(tag, str)
+
+    def around(key: str) -> str:
+        return f"{tag}tenant:{key}:v1"
+
+    shaped = RedisStore(REDIS, prefix=around)
+    expires = utc_now() + timedelta(hours=1)
+    shaped.sync.save("a" * 64, {"n": 1}, expires_at=expires)
+    store.sync.save("b" * 64, {"n": 2}, expires_at=expires)
+    client = shaped.check_sync()
+    assert client.exists(f"{tag}tenant:{'a' * 64}:v1") == 1
+    assert shaped.sync.count() == 1
+    assert shaped.sync.load("a" * 64) == {"n": 1}
+    client.delete(f"{tag}tenant:{'a' * 64}:v1")
+    shaped.sync.close()

@@ -25,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -77,6 +78,11 @@ class RedisStore(Store):
     (per event loop, and per node of a cluster); calls past that wait for one, within
     ``timeout``. ``socket_timeout`` and ``connect_timeout`` default to ``timeout``. A
     client or pool you pass in keeps its own settings, and is yours to close.
+
+    ``prefix`` may also be a function from a session's store key to its Redis key (as
+    starsessions takes it), e.g. ``lambda key: f"{{app}}:sessions:{key}"``: it must keep
+    the store key whole and add something around it; ``count()`` scans for what it puts
+    around a key.
     """
 
     expires_by_itself: ClassVar[bool] = True
@@ -89,7 +95,7 @@ class RedisStore(Store):
         | redis.ConnectionPool
         | redis.asyncio.ConnectionPool,
         *,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str | Callable[[str], str] = DEFAULT_PREFIX,
         cluster: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -97,17 +103,22 @@ class RedisStore(Store):
         connect_timeout: float | None = None,
         clock: Clock = utc_now,
     ) -> None:
-        if not prefix:
-            raise ConfigurationError("RedisStore needs a non-empty prefix")
+        if not prefix or not (isinstance(prefix, str) or callable(prefix)):
+            raise ConfigurationError(
+                "RedisStore needs a non-empty prefix: a string, or a function from a "
+                "store key to a Redis key"
+            )
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ConfigurationError("RedisStore: max_connections must be a whole number")
         if max_connections < 1:
             raise ConfigurationError("RedisStore: max_connections must be at least 1")
         self.timeout = check_timeout(timeout, "RedisStore")
         self.max_connections = max_connections
-        self.prefix = prefix
         now = seconds_of(clock)
         self._ops = RedisOps(prefix, lambda: int(now() * 1000))
+        self.prefix: str = self._ops.around[0]
+        """What comes before a session's store key in its Redis key: the prefix itself,
+        unless it is a function (then also ``self.key``, whole)."""
         self._url: str | None = None
         self._cluster = cluster
         self._options: dict[str, Any] = {
@@ -212,8 +223,9 @@ class RedisStore(Store):
         return self._sync_client
 
     def key(self, session_id: str) -> str:
-        """The Redis key of the session ``session_id``: the prefix, then the id."""
-        return self.prefix + session_id
+        """The Redis key of the session ``session_id``: the prefix, then the id (or what
+        a callable prefix makes of it)."""
+        return self._ops.key(session_id)
 
     # -- the async side ----------------------------------------------------------------------
 

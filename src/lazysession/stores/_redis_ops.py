@@ -69,7 +69,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import _json
-from .._errors import SessionTooLarge, StoreError
+from .._errors import ConfigurationError, SessionTooLarge, StoreError
 from .._expiry import META_KEY, from_timestamp
 from .._identity import SessionInfo, handle_of
 from ._base import FOLLOW_ROTATIONS as _FOLLOW
@@ -144,17 +144,21 @@ class RedisOps:
     """Every operation of the store, under its key prefix, timed by its clock
     (``now_ms``: milliseconds since the epoch)."""
 
-    def __init__(self, prefix: str, now_ms: Callable[[], int]) -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str | Callable[[str], str], now_ms: Callable[[], int]) -> None:
+        self.key: Callable[[str], str] = prefix.__add__ if isinstance(prefix, str) else prefix
+        """The Redis key of a store key: the prefix, then the key (or what a callable
+        prefix makes of it)."""
+        self.around = key_parts(self.key)
+        """What comes before and after the store key in every Redis key of the store."""
         self.now_ms = now_ms
 
     def index_key(self, owner: str) -> str:
         """The key of ``owner``'s index."""
-        return self.prefix + _OWNER_KEYS + owner
+        return self.key(_OWNER_KEYS + owner)
 
     @operation("loading a session")
     def read(self, sid: str) -> Op[Record | None]:
-        raw = yield Command(self.prefix + sid)
+        raw = yield Command(self.key(sid))
         return decode(raw, self.now_ms())
 
     @operation("saving a session")
@@ -166,11 +170,11 @@ class RedisOps:
             return
         owner = owner_of_data(data)
         if owner is None:
-            yield Command(self.prefix + sid, SAVE, (ttl, expiry_ms, *pairs))
+            yield Command(self.key(sid), SAVE, (ttl, expiry_ms, *pairs))
             return
         size = yield from self._file(owner, sid, now_ms, ttl)
         owned = (*pairs, *self._owned(owner, now_ms, expiry_ms))
-        yield Command(self.prefix + sid, SAVE_NEW, (ttl, expiry_ms, *owned))
+        yield Command(self.key(sid), SAVE_NEW, (ttl, expiry_ms, *owned))
         yield from self._tidy(owner, size)
 
     def _owned(self, owner: str, now_ms: int, expiry_ms: int) -> tuple[Any, ...]:
@@ -212,7 +216,7 @@ class RedisOps:
         loaded = base if isinstance(base, str) else ""
         for _ in range(2):
             args = (ttl, expiry_ms, now_ms, until, loaded)
-            done = yield Command(self.prefix + sid, TOUCH, args)
+            done = yield Command(self.key(sid), TOUCH, args)
             until = yield from self._extended(done, sid, expiry_ms, now_ms)
             if not until:
                 return bool(done)
@@ -222,7 +226,7 @@ class RedisOps:
     def update(self, sid: str, changes: Changes, expires_at: datetime) -> Op[Merge]:
         now_ms, expiry_ms = self.now_ms(), _ms(expires_at)
         ttl = expiry_ms - now_ms
-        key = self.prefix + sid
+        key = self.key(sid)
         if ttl <= 0:
             return Merge.GONE
         if changes.replace:
@@ -256,7 +260,7 @@ class RedisOps:
         ttl = expiry_ms - now_ms
         if ttl <= 0:
             return Merge.GONE
-        old_key, new_key = self.prefix + old, self.prefix + new
+        old_key, new_key = self.key(old), self.key(new)
         marker = (now_ms, _MEMORY_MS)
         created = False
         size = 0
@@ -301,7 +305,7 @@ class RedisOps:
     def delete(self, sid: str) -> Op[None]:
         now_ms = self.now_ms()
         ending = (now_ms, _MEMORY_MS, _META_FIELD)
-        kind, key = yield Command(self.prefix + sid, END, ending)
+        kind, key = yield Command(self.key(sid), END, ending)
         for _ in range(_FOLLOW):
             if not key:
                 return
@@ -309,20 +313,21 @@ class RedisOps:
             if kind in (b"r", "r"):  # the session the id was rotated to
                 kind, key = yield Command(name, BLOCK, (now_ms, _MEMORY_MS))
             else:  # the id the session was rotated from, should it still be live
-                kind, key = yield Command(self.prefix + name, END, ending)
+                kind, key = yield Command(self.key(name), END, ending)
 
     @operation("counting sessions", bounded=False)
     def count(self) -> Op[int]:
         """Sessions under the prefix, retired ids and owners' indexes left out: O(n) in
         the keys of the database, with one pipelined round trip per page of keys."""
         walk, total = Walk(self.pattern(), PAGE), 0
-        indexes = self.index_key("").encode()
+        before = len(self.around[0].encode())
+        indexes = _OWNER_KEYS.encode()
         while True:
             keys = yield walk
             if not keys:
                 return total
             sessions = tuple(
-                Call("hexists", (k, "r")) for k in keys if not _bytes(k).startswith(indexes)
+                Call("hexists", (k, "r")) for k in keys if not _bytes(k).startswith(indexes, before)
             )
             retired = (yield Batch(sessions)) if sessions else []
             total += sum(1 for flag in retired if not flag)
@@ -343,7 +348,7 @@ class RedisOps:
         dead: list[bytes] = []
         for start in range(0, len(members), PAGE):
             page = members[start : start + PAGE]
-            keys = tuple(self.prefix + _text(sid) for sid, _ in page)
+            keys = tuple(self.key(_text(sid)) for sid, _ in page)
             answers = yield Fields(keys, _LISTED)
             for (sid, filed), (expiry, held_by, seen, meta) in zip(page, answers, strict=True):
                 if expiry is None:  # absent: dead, unless a login is still creating it
@@ -386,17 +391,37 @@ class RedisOps:
             page = named[start : start + PAGE]
             args = (now_ms, _MEMORY_MS, _META_FIELD, owner)
             answers = yield Commands(
-                tuple(Command(self.prefix + _text(sid), REVOKE, args) for sid in page)
+                tuple(Command(self.key(_text(sid)), REVOKE, args) for sid in page)
             )
             origins = [_text(origin) for live, origin in answers if origin]
             ended += sum(int(live) for live, _ in answers)
             if origins:  # the ids they were rotated from, should those still be live
                 ending = (now_ms, _MEMORY_MS, _META_FIELD)
-                yield Commands(tuple(Command(self.prefix + o, END, ending) for o in origins))
+                yield Commands(tuple(Command(self.key(o), END, ending) for o in origins))
             yield Command(index, args=tuple(page), method="zrem", writes=True)
         return ended
 
     def pattern(self) -> str:
-        """A SCAN pattern that matches the prefix literally."""
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
-        return escaped + "*"
+        """A SCAN pattern that matches the store's keys: what comes before and after a
+        store key, literally, around a wildcard."""
+        before, after = self.around
+        return _glob_literal(before) + "*" + _glob_literal(after)
+
+
+def _glob_literal(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def key_parts(key: Callable[[str], str]) -> tuple[str, str]:
+    """What a store's key function puts before and after a store key; a
+    ``ConfigurationError`` for one that does not keep the store key whole, once, or that
+    adds nothing (the sessions would share Redis's keyspace with everything else)."""
+    probe = "\x00"
+    made = key(probe)
+    if not isinstance(made, str) or made.count(probe) != 1 or made == probe:
+        raise ConfigurationError(
+            "RedisStore: a callable prefix takes the session's store key and returns the "
+            "Redis key: the store key once, with something before or after it"
+        )
+    before, _, after = made.partition(probe)
+    return before, after
