@@ -100,6 +100,9 @@ def expired_rows(backlog: str, expired: int, seed: int = 42) -> Iterator[tuple[d
     yield from rows
 
 
+_COLUMNS = "session_id, data, created_at, updated_at, expires_at"
+
+
 def fill_sqlite(path: Path, table: str, backlog: str, expired: int, live: int) -> list[str]:
     """Bulk-load with the sqlite3 module (the backlog an older system left behind); the
     live sessions' keys."""
@@ -112,10 +115,10 @@ def fill_sqlite(path: Path, table: str, backlog: str, expired: int, live: int) -
     )  # fmt: skip
     live_keys = [key(backlog, expired + i, NOW) for i in range(live)]
     with connection:
-        connection.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", rows)
+        connection.executemany(f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
         now, live_expiry = NOW.strftime(stamp), (NOW + LIFETIME).strftime(stamp)
         connection.executemany(
-            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
             ((k, '{"user_id":1}', now, now, live_expiry) for k in live_keys),
         )
     connection.close()

@@ -37,7 +37,12 @@ Rules every store keeps:
   the stored metadata and the stored expiry: both came from a write the request did not
   see.
 - ``sweep`` deletes every expired session (and spent rotation markers), in bounded
-  batches, and returns how many; it is safe to run from many processes at once.
+  batches, and returns how many; it is safe to run from many processes at once. A store
+  with ``reports_swept`` takes ``on_swept`` (an ``OnSwept``): after each batch that
+  deleted owned sessions, it is told their ``(store key, owner)`` pairs, each session
+  once even when several processes sweep at once; anonymous sessions are never reported
+  (and cost the sweep nothing more). A store that expires sessions by itself (Redis)
+  has no sweep to report from: its expired sessions are never reported.
 - ``count`` counts the sessions held, expired-but-unswept included (retired ids are not
   sessions and are left out).
 - A session's *owner* is the ``OWNER`` field of the metadata a ``save`` or a ``rotate``
@@ -60,7 +65,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -115,6 +120,12 @@ class Changes:
             merged = {k: v for k, v in stored.items() if k not in self.removed}
         merged.update(self.set)
         return merged
+
+
+OnSwept = Callable[[list[tuple[str, str]]], None]
+"""What a reporting ``sweep`` tells after a batch: the ``(store key, owner)`` of each
+owned session the batch deleted. It is called between batches, on the thread (or event
+loop) running the sweep; it should return quickly."""
 
 
 FOLLOW_ROTATIONS = 64
@@ -233,6 +244,12 @@ class Store(abc.ABC):
     expires_by_itself: ClassVar[bool] = False
     """True when the back end deletes expired sessions itself (Redis keys carry a TTL):
     ``sweep`` has nothing to do and there is never a backlog."""
+
+    reports_swept: ClassVar[bool] = False
+    """True when ``sweep`` (on both sides) takes ``on_swept=`` (an :data:`OnSwept`) and
+    tells it the owned sessions each batch deleted; the middleware's ``on_event`` then
+    hears ``swept`` events. False for a store that keeps no owners, or that expires
+    sessions by itself (Redis), whose expired sessions are never reported."""
 
     @abc.abstractmethod
     async def read(self, session_id: str) -> Record | None:
