@@ -56,9 +56,10 @@ class SessionEvent:
     """What ``on_event`` is told: a session was ``created`` (first stored), ``regenerated``
     (moved to a new id: a login), ``invalidated`` (ended by a logout), ``revoked`` (by the
     middleware's ``max_sessions_per_owner``) or ``swept`` (deleted, expired, by the
-    middleware's sweep: owned sessions only, on stores that sweep and report it, see
-    ``Store.reports_swept``). ``handle`` names the session (for ``regenerated``, the new
-    id's); ``owner`` is its owner, or None (never None for ``swept``)."""
+    middleware's sweep: owned sessions only, on stores whose ``sweep`` reports them, the
+    memory and SQL stores; never on Redis, which expires sessions by itself). ``handle``
+    names the session (for ``regenerated``, the new id's); ``owner`` is its owner, or None
+    (never None for ``swept``)."""
 
     kind: EventKind
     handle: str

@@ -1,4 +1,4 @@
-"""A sweep that reports (``Store.reports_swept``): each owned session it deletes is told
+"""A sweep that reports (``on_swept``): each owned session it deletes is told
 to ``on_swept`` once, with its owner, and anonymous ones never; on every store that
 sweeps (memory and SQL, each side), and on SQL through both ways a batch finds its owned
 rows (``DELETE ... RETURNING``, or reading the batch before deleting it)."""
@@ -13,9 +13,10 @@ from typing import Any
 import anyio
 import pytest
 
-from lazysession import Changes, Store
+from lazysession import Changes, CookieStore, Store
 from lazysession._expiry import META_KEY
-from lazysession.stores import MemoryStore, SQLAlchemyStore
+from lazysession._sweep import takes_on_swept
+from lazysession.stores import MemoryStore, RedisStore, SQLAlchemyStore
 from lazysession.stores.sql import dialects
 from tests.helpers import Clock
 from tests.stores.backends import CASES, NATIVE_EXPIRY, StoreCase
@@ -73,6 +74,12 @@ async def put(store: Store, clock: Clock, n: int, owner: str | None, lifetime: f
     await store.save(key(n), session(clock, owner), expires_at=expires)
 
 
+async def sweep(store: Store, on_swept: Heard) -> int:
+    sweeping: Any = store.sweep  # the memory and SQL stores' take on_swept
+    deleted: int = await sweeping(on_swept=on_swept)
+    return deleted
+
+
 class Heard:
     """What ``on_swept`` was told, batch by batch."""
 
@@ -87,9 +94,13 @@ class Heard:
         return [pair for batch in self.batches for pair in batch]
 
 
-def test_the_stores_that_sweep_say_they_report() -> None:
-    assert MemoryStore.reports_swept and SQLAlchemyStore.reports_swept
-    assert not Store.reports_swept
+def test_the_stores_that_sweep_take_on_swept_and_the_others_do_not() -> None:
+    memory = MemoryStore()
+    sql = SQLAlchemyStore("sqlite://")
+    for sweep in (memory.sweep, memory.sync.sweep, sql.sweep, sql.sync.sweep):
+        assert takes_on_swept(sweep)
+    assert not takes_on_swept(CookieStore().sweep)
+    assert not takes_on_swept(RedisStore("redis://127.0.0.1:6379/0").sweep)
 
 
 async def test_an_owned_expired_session_is_reported_with_its_owner(
@@ -101,7 +112,7 @@ async def test_an_owned_expired_session_is_reported_with_its_owner(
     await put(store, clock, 3, "bob", 3 * 3600)  # alive: neither
     clock.advance(120)
     heard = Heard()
-    assert await store.sweep(on_swept=heard) == 2
+    assert await sweep(store, heard) == 2
     assert heard.pairs == [(key(1), "alice")]
     assert await store.sessions_of("bob") != []
 
@@ -114,7 +125,7 @@ async def test_a_sweep_of_anonymous_sessions_reports_nothing(
         await put(store, clock, n, None, 60)
     clock.advance(120)
     heard = Heard()
-    assert await store.sweep(on_swept=heard) == 5
+    assert await sweep(store, heard) == 5
     assert heard.batches == []
 
 
@@ -129,7 +140,7 @@ async def test_each_batch_reports_what_it_deleted_each_session_once(
         await put(store, clock, n, None, 60 + n)
     clock.advance(600)
     heard = Heard()
-    assert await store.sweep(on_swept=heard) == 12
+    assert await sweep(store, heard) == 12
     assert sorted(heard.pairs) == sorted(owners.items())
     assert all(batch for batch in heard.batches)  # only batches that deleted owned ones
 
@@ -145,7 +156,7 @@ async def test_retired_ids_and_logged_out_sessions_are_not_reported(
     await store.delete(key(2))  # a logout: its marker holds no owner
     clock.advance(600)
     heard = Heard()
-    await store.sweep(on_swept=heard)
+    await sweep(store, heard)
     assert heard.pairs == [(key(3), "alice")]  # the login's new id; the old one is a marker
 
 
@@ -161,12 +172,12 @@ async def test_replicas_sweeping_at_once_report_each_session_once(
     heard = Heard()
     deleted: list[int] = []
 
-    async def sweep(store: Store) -> None:
-        deleted.append(await store.sweep(on_swept=heard))
+    async def replica(store: Store) -> None:
+        deleted.append(await sweep(store, heard))
 
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(sweep, first)
-        tasks.start_soon(sweep, second)
+        tasks.start_soon(replica, first)
+        tasks.start_soon(replica, second)
     assert sum(deleted) == 80
     assert sorted(heard.pairs) == sorted(owners.items())
 

@@ -37,12 +37,13 @@ Rules every store keeps:
   the stored metadata and the stored expiry: both came from a write the request did not
   see.
 - ``sweep`` deletes every expired session (and spent rotation markers), in bounded
-  batches, and returns how many; it is safe to run from many processes at once. A store
-  with ``reports_swept`` takes ``on_swept`` (an ``OnSwept``): after each batch that
-  deleted owned sessions, it is told their ``(store key, owner)`` pairs, each session
-  once even when several processes sweep at once; anonymous sessions are never reported
-  (and cost the sweep nothing more). A store that expires sessions by itself (Redis)
-  has no sweep to report from: its expired sessions are never reported.
+  batches, and returns how many; it is safe to run from many processes at once. A
+  store's ``sweep`` (each side) may take ``on_swept=`` (an ``OnSwept``; the memory and
+  SQL stores do, and the middleware then tells ``on_event`` of ``swept`` sessions):
+  after each batch that deleted owned sessions, it is told their ``(store key, owner)``
+  pairs, each session once even when several processes sweep at once; anonymous
+  sessions are never reported. A store that expires sessions by itself (Redis) has no
+  sweep to report from: its expired sessions are never reported.
 - ``count`` counts the sessions held, expired-but-unswept included (retired ids are not
   sessions and are left out).
 - A session's *owner* is the ``OWNER`` field of the metadata a ``save`` or a ``rotate``
@@ -244,12 +245,6 @@ class Store(abc.ABC):
     expires_by_itself: ClassVar[bool] = False
     """True when the back end deletes expired sessions itself (Redis keys carry a TTL):
     ``sweep`` has nothing to do and there is never a backlog."""
-
-    reports_swept: ClassVar[bool] = False
-    """True when ``sweep`` (on both sides) takes ``on_swept=`` (an :data:`OnSwept`) and
-    tells it the owned sessions each batch deleted; the middleware's ``on_event`` then
-    hears ``swept`` events. False for a store that keeps no owners, or that expires
-    sessions by itself (Redis), whose expired sessions are never reported."""
 
     @abc.abstractmethod
     async def read(self, session_id: str) -> Record | None:

@@ -68,7 +68,6 @@ class MemoryStore(Store):
     bound, for tests that count on keeping everything)."""
 
     in_process: ClassVar[bool] = True
-    reports_swept: ClassVar[bool] = True
 
     def __init__(
         self, *, max_entries: int | None = DEFAULT_MAX_ENTRIES, clock: Clock = utc_now
@@ -358,7 +357,7 @@ class MemoryStore(Store):
 
     async def sweep(self, *, on_swept: OnSwept | None = None) -> int:
         """Delete every expired session, a batch at a time, yielding to the loop between;
-        ``on_swept`` is told the owned sessions of each batch (``Store.reports_swept``)."""
+        ``on_swept`` is told the owned sessions of each batch."""
         now = self._now()
         total, more = self._sweep_batch(now, on_swept)
         while more:

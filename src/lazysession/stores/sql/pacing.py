@@ -60,7 +60,7 @@ def sweep(
     on_swept: OnSwept | None = None,
 ) -> Program[int]:
     """Delete every row expired by ``now``; returns how many went. ``on_swept`` hears
-    the owned rows of each batch that deleted any (``Store.reports_swept``)."""
+    the owned rows of each batch that deleted any."""
     pacer = SweepPacer(batch_size, ops.dialect.sweep_budget)
     report = on_swept is not None
     total, after = 0, None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
@@ -58,8 +58,6 @@ class SQLAlchemyStore(Store):
     ASGI lifespan's shutdown) closes the calling loop's; an engine you pass in is yours
     to dispose of.
     """
-
-    reports_swept: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -228,7 +226,7 @@ class SQLAlchemyStore(Store):
         total after each batch (for progress reports). ``full_speed`` skips the rests
         between batches (an operator's one-off purge). ``on_swept`` hears the ``(key,
         owner)`` of the owned sessions each batch deleted, each once across replicas
-        sweeping at once (``Store.reports_swept``)."""
+        sweeping at once."""
         program = pacing.sweep(
             self._ops, self._clock(), self.batch_size, on_batch, full_speed, on_swept
         )
