@@ -160,7 +160,8 @@ class Watched(MemoryStore):
 
         def sync_sweep(*, on_swept: OnSwept | None = None) -> int:
             self.handed.append(on_swept)
-            return sweep(on_swept=on_swept)
+            deleted: int = sweep(on_swept=on_swept)
+            return deleted
 
         self.sync.sweep = sync_sweep  # type: ignore[method-assign]
 
