@@ -21,6 +21,10 @@ Rows go in in creation order, as a live system inserts them.
 
     python benchmarks/sweep.py [--expired 1000000] [--live 10000] [--clients 8]
                                [--backlogs random,time,sliding] [--stores sqlite,postgresql]
+                               [--owned 0.1] [--report]
+
+``--report`` sweeps as the middleware does with ``on_event`` set (``on_swept``), and
+``--owned`` gives that share of SQLite's expired rows an owner.
 """
 
 from __future__ import annotations
@@ -100,22 +104,29 @@ def expired_rows(backlog: str, expired: int, seed: int = 42) -> Iterator[tuple[d
     yield from rows
 
 
-def fill_sqlite(path: Path, table: str, backlog: str, expired: int, live: int) -> list[str]:
-    """Bulk-load with the sqlite3 module (the backlog an older system left behind); the
-    live sessions' keys."""
+_COLUMNS = "session_id, data, created_at, updated_at, expires_at, owner"
+
+
+def fill_sqlite(
+    path: Path, table: str, backlog: str, expired: int, live: int, owned: float = 0.0
+) -> list[str]:
+    """Bulk-load with the sqlite3 module (the backlog an older system left behind), a
+    share ``owned`` of the expired rows with an owner; the live sessions' keys."""
     connection = sqlite3.connect(path)
     stamp = "%Y-%m-%d %H:%M:%S.%f"
+    every = round(1 / owned) if owned > 0 else 0
     rows = (
         (key(backlog, i, created), '{"user_id":%d}' % i, created.strftime(stamp),
-         created.strftime(stamp), expires.strftime(stamp))
+         created.strftime(stamp), expires.strftime(stamp),
+         f"user{i % 1000}" if every and i % every == 0 else None)
         for i, (created, expires) in enumerate(expired_rows(backlog, expired))
     )  # fmt: skip
     live_keys = [key(backlog, expired + i, NOW) for i in range(live)]
     with connection:
-        connection.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", rows)
+        connection.executemany(f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
         now, live_expiry = NOW.strftime(stamp), (NOW + LIFETIME).strftime(stamp)
         connection.executemany(
-            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL)",
             ((k, '{"user_id":1}', now, now, live_expiry) for k in live_keys),
         )
     connection.close()
@@ -235,7 +246,7 @@ async def run_backend(name: str, url: str, backlog: str, args: argparse.Namespac
     )
     if name == "SQLite":
         path = Path(url.split(":///", 1)[1])
-        live_keys = fill_sqlite(path, table, backlog, args.expired, args.live)
+        live_keys = fill_sqlite(path, table, backlog, args.expired, args.live, args.owned)
     else:
         live_keys = fill_postgres(POSTGRES, table, backlog, args.expired, args.live)
     assert len(live_keys) == args.live
@@ -251,7 +262,11 @@ async def run_backend(name: str, url: str, backlog: str, args: argparse.Namespac
     during_task = asyncio.create_task(clients_saving(writer, args.clients, live_keys, stop))
     await asyncio.sleep(0.2)
     started, before = time.perf_counter(), written()
-    deleted = await sweeper.sweep()
+    reported: list[int] = []
+    if args.report:  # as the middleware sweeps with on_event set: the owned rows told
+        deleted = await sweeper.sweep(on_swept=lambda owned: reported.append(len(owned)))
+    else:
+        deleted = await sweeper.sweep()
     elapsed, after = time.perf_counter() - started, written()
     stop.set()
     during = await during_task
@@ -282,6 +297,7 @@ async def run_backend(name: str, url: str, backlog: str, args: argparse.Namespac
         f"{p99_during / p99_base:.2f}",
         f"{left:,}",
         "yes" if left == args.live else "NO",
+        f"{sum(reported):,}" if args.report else "-",
     ]
 
 
@@ -333,6 +349,7 @@ async def main(args: argparse.Namespace) -> None:
                 "p99 ratio",
                 "rows left",
                 "left = live",
+                "owned told",
             ],
             rows,
         )
@@ -347,4 +364,15 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--backlogs", default=",".join(BACKLOGS), help="default: all three")
     parser.add_argument("--stores", default="sqlite,postgresql", help="default: both")
+    parser.add_argument(
+        "--owned",
+        type=float,
+        default=0.0,
+        help="share of the expired rows (SQLite) that have an owner; default none",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="sweep with on_swept, as the middleware does when on_event is set",
+    )
     asyncio.run(main(parser.parse_args()))

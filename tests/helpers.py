@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 
 from lazysession import Changes, MemoryStore, SessionMiddleware, get_session
 from lazysession.stores import Merge, Record
+from lazysession.stores._base import OnSwept
 
 SECRET = "test-secret-" + "x" * 24
 
@@ -69,9 +70,9 @@ class RecordingStore(MemoryStore):
         self.calls["delete"] += 1
         await super().delete(session_id)
 
-    async def sweep(self) -> int:
+    async def sweep(self, *, on_swept: OnSwept | None = None) -> int:
         self.calls["sweep"] += 1
-        return await super().sweep()
+        return await super().sweep(on_swept=on_swept)
 
 
 async def untouched(request: Request) -> Response:

@@ -17,7 +17,7 @@ from ._session import Session
 from ._shell import UNAVAILABLE, Refusal, run_async
 from ._shell import check_async_store as check_async_store
 from ._startup import RefusedStartup, in_lifespan
-from ._sweep import AsyncSweeper, SweepSchedule
+from ._sweep import AsyncSweeper, SweepSchedule, takes_on_swept
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .stores import Store
 
@@ -53,7 +53,9 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         check_async_store(store)
 
     def _start_sweeper(self, interval: float) -> None:
-        self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(interval), self.metrics)
+        sweep = self.store.sweep
+        tell = self.tell_async if self.on_event is not None and takes_on_swept(sweep) else None
+        self.sweeper = AsyncSweeper(sweep, SweepSchedule(interval), self.metrics, tell)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

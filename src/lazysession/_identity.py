@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-EventKind = Literal["created", "regenerated", "invalidated", "revoked"]
+EventKind = Literal["created", "regenerated", "invalidated", "revoked", "swept"]
 
 HANDLE_LENGTH = 16
 """Characters in a handle (base32, 5 bits each)."""
@@ -54,9 +54,12 @@ class SessionInfo:
 @dataclass(frozen=True, slots=True)
 class SessionEvent:
     """What ``on_event`` is told: a session was ``created`` (first stored), ``regenerated``
-    (moved to a new id: a login), ``invalidated`` (ended by a logout) or ``revoked`` (by the
-    middleware's ``max_sessions_per_owner``). ``handle`` names the session (for
-    ``regenerated``, the new id's); ``owner`` is its owner, or None."""
+    (moved to a new id: a login), ``invalidated`` (ended by a logout), ``revoked`` (by the
+    middleware's ``max_sessions_per_owner``) or ``swept`` (deleted, expired, by the
+    middleware's sweep: owned sessions only, on stores whose ``sweep`` reports them, the
+    memory and SQL stores; never on Redis, which expires sessions by itself). ``handle``
+    names the session (for ``regenerated``, the new id's); ``owner`` is its owner, or None
+    (never None for ``swept``)."""
 
     kind: EventKind
     handle: str

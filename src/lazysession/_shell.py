@@ -21,7 +21,8 @@ Rules:
 - ``on_event`` hears what happened to sessions once the store has done it, before the
   response goes out; a callback that raises is logged (its type only) and never fails
   the request. An async callback is awaited under ASGI, and run to completion in a
-  fresh event loop on the blocking side.
+  fresh event loop on the blocking side. The sweep tells it the owned sessions it
+  deleted (``swept``) the same way, when the store's sweep reports them (``_sweep``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,7 +70,7 @@ from ._request import (
     is_bearer_request,
 )
 from ._session import Session, UnavailableSession
-from ._sweep import SweepSchedule, ThreadSweeper
+from ._sweep import SweepSchedule, ThreadSweeper, takes_on_swept
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -314,8 +315,13 @@ class Shell:
 
     def notify(self, reply: Reply) -> None:
         """Tell ``on_event`` what the reply's store work did (the blocking side)."""
+        self.tell(reply.events or ())
+
+    def tell(self, events: Iterable[SessionEvent]) -> None:
+        """Tell ``on_event`` each of ``events``, running an async callback to completion
+        (the blocking side: a request's, or the sweep thread's)."""
         callback = self.on_event
-        for event in reply.events or ():
+        for event in events:
             try:
                 result = callback(event)  # type: ignore[misc]
                 if inspect.isawaitable(result):
@@ -325,8 +331,12 @@ class Shell:
 
     async def notify_async(self, reply: Reply) -> None:
         """Tell ``on_event`` what the reply's store work did, awaiting an async callback."""
+        await self.tell_async(reply.events or ())
+
+    async def tell_async(self, events: Iterable[SessionEvent]) -> None:
+        """Tell ``on_event`` each of ``events``, awaiting an async callback."""
         callback = self.on_event
-        for event in reply.events or ():
+        for event in events:
             try:
                 result = callback(event)  # type: ignore[misc]
                 if inspect.isawaitable(result):
@@ -368,7 +378,7 @@ def _run_to_completion(awaitable: Any) -> None:
 
 
 def _report_callback(error: Exception) -> None:
-    logger.error("lazysession: on_event raised %s; the request goes on", type(error).__name__)
+    logger.error("lazysession: on_event raised %s; carrying on", type(error).__name__)
 
 
 def check_sync_store(store: Store) -> SyncStore:
@@ -397,7 +407,9 @@ class BlockingShell(Shell):
         self.sync_store = check_sync_store(store)
 
     def _start_sweeper(self, interval: float) -> None:
-        self.sweeper = ThreadSweeper(self.sync_store.sweep, SweepSchedule(interval), self.metrics)
+        sweep = self.sync_store.sweep
+        tell = self.tell if self.on_event is not None and takes_on_swept(sweep) else None
+        self.sweeper = ThreadSweeper(sweep, SweepSchedule(interval), self.metrics, tell)
 
     def _load(self, exchange: Exchange) -> Session:
         """The request's session, loaded if its cookie names one."""

@@ -8,11 +8,18 @@ Rules:
   A store's failure is logged as its StoreError, in one line; anything else with its
   traceback.
 - Each sweep logs one line: how many sessions it deleted and how long it took.
+- With a ``tell`` (the middleware's ``on_event`` is set, and the store's ``sweep`` takes
+  ``on_swept``), each owned session the sweep deleted is told as a ``swept`` event: the
+  thread sweeper tells each batch's as it goes, the async sweeper a sweep's once it ends
+  (or fails; cancelled at shutdown, it still tells what it deleted, for at most
+  ``TELL_AT_SHUTDOWN`` seconds). ``tell`` reports a failing callback itself, so the
+  sweep goes on. Without one, the sweep is called as it always was.
 """
 
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import os
 import random
@@ -23,12 +30,30 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from ._errors import StoreError
+from ._identity import SessionEvent, handle_of
 from .metrics import Metrics
 
 logger = logging.getLogger("lazysession")
 
 FIRST_SWEEP_WITHIN = 5.0
 JITTER = 0.1
+TELL_AT_SHUTDOWN = 5.0
+
+
+def takes_on_swept(sweep: Callable[..., object]) -> bool:
+    """Whether a store's ``sweep`` reports what it deletes (takes ``on_swept=``): the
+    SQL and memory stores do; a store that expires sessions by itself (Redis) has no
+    sweep to report from."""
+    try:
+        parameters = inspect.signature(sweep).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "on_swept" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def swept_events(owned: list[tuple[str, str]]) -> list[SessionEvent]:
+    """The ``swept`` events for what a sweep batch reported: ``(store key, owner)``."""
+    return [SessionEvent("swept", handle_of(key), owner) for key, owner in owned]
 
 
 class SweepSchedule:
@@ -72,13 +97,14 @@ class AsyncSweeper:
     """Runs ``sweep`` as a background task of the ASGI lifespan, or, for servers without
     lifespan, after the response of a request that finds a sweep due."""
 
-    __slots__ = ("_busy", "_due", "_sweep", "lifespan_running", "metrics", "schedule")
+    __slots__ = ("_busy", "_due", "_sweep", "_tell", "lifespan_running", "metrics", "schedule")
 
     def __init__(
         self,
-        sweep: Callable[[], Awaitable[int]],
+        sweep: Callable[..., Awaitable[int]],
         schedule: SweepSchedule,
         metrics: Metrics | None = None,
+        tell: Callable[[list[SessionEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self._sweep = sweep
         self.metrics = metrics
@@ -86,6 +112,7 @@ class AsyncSweeper:
         self.lifespan_running = False
         self._busy = False
         self._due: float | None = None
+        self._tell = tell
 
     async def sweep_once(self) -> None:
         if self._busy:
@@ -93,7 +120,7 @@ class AsyncSweeper:
         self._busy = True
         started = time.perf_counter()
         try:
-            deleted = await self._sweep()
+            deleted = await (self._sweep() if self._tell is None else self._sweep_telling())
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as error:
@@ -102,6 +129,23 @@ class AsyncSweeper:
             report(deleted, started, self.metrics)
         finally:
             self._busy = False
+
+    async def _sweep_telling(self) -> int:
+        assert self._tell is not None
+        swept: list[SessionEvent] = []
+        try:
+            deleted: int = await self._sweep(
+                on_swept=lambda owned: swept.extend(swept_events(owned))
+            )
+        except BaseException as error:
+            if swept:  # what the batches before the failure deleted is gone all the same
+                cancelled = isinstance(error, anyio.get_cancelled_exc_class())
+                with anyio.move_on_after(TELL_AT_SHUTDOWN if cancelled else None, shield=cancelled):
+                    await self._tell(swept)
+            raise
+        if swept:
+            await self._tell(swept)
+        return deleted
 
     async def run_forever(self) -> None:
         """The lifespan task: sleep, sweep, repeat, until cancelled at shutdown."""
@@ -135,9 +179,14 @@ class ThreadSweeper:
     """
 
     def __init__(
-        self, sweep: Callable[[], int], schedule: SweepSchedule, metrics: Metrics | None = None
+        self,
+        sweep: Callable[..., int],
+        schedule: SweepSchedule,
+        metrics: Metrics | None = None,
+        tell: Callable[[list[SessionEvent]], None] | None = None,
     ) -> None:
         self._sweep = sweep
+        self._tell = tell
         self.schedule = schedule
         self.metrics = metrics
         self._lock = threading.Lock()
@@ -174,8 +223,12 @@ class ThreadSweeper:
 
     def sweep_once(self) -> None:
         started = time.perf_counter()
+        tell = self._tell
         try:
-            deleted = self._sweep()
+            if tell is None:
+                deleted = self._sweep()
+            else:
+                deleted = self._sweep(on_swept=lambda owned: tell(swept_events(owned)))
         except Exception as error:
             report_failure(error)
         else:

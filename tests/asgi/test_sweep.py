@@ -10,6 +10,7 @@ import pytest
 
 from lazysession import CookieStore, MemoryStore
 from lazysession._sweep import FIRST_SWEEP_WITHIN, JITTER, SweepSchedule
+from lazysession.stores._base import OnSwept
 from tests.helpers import Clock, RecordingStore, client, lifespan, make_app
 
 pytestmark = pytest.mark.anyio
@@ -51,7 +52,7 @@ async def test_shutdown_stops_the_sweep() -> None:
 
 
 class FlakyStore(RecordingStore):
-    async def sweep(self) -> int:
+    async def sweep(self, *, on_swept: OnSwept | None = None) -> int:
         self.calls["sweep"] += 1
         if self.calls["sweep"] == 1:
             raise ConnectionError("store is down")

@@ -83,8 +83,8 @@ class SyncAsAsync(Store):
     async def delete(self, session_id: str) -> None:
         await anyio.to_thread.run_sync(self._s.delete, session_id)
 
-    async def sweep(self) -> int:
-        return await anyio.to_thread.run_sync(self._s.sweep)
+    async def sweep(self, **options: Any) -> int:
+        return await anyio.to_thread.run_sync(lambda: self._s.sweep(**options))
 
     async def count(self) -> int:
         return await anyio.to_thread.run_sync(self._s.count)

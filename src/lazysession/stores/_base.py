@@ -37,7 +37,13 @@ Rules every store keeps:
   the stored metadata and the stored expiry: both came from a write the request did not
   see.
 - ``sweep`` deletes every expired session (and spent rotation markers), in bounded
-  batches, and returns how many; it is safe to run from many processes at once.
+  batches, and returns how many; it is safe to run from many processes at once. A
+  store's ``sweep`` (each side) may take ``on_swept=`` (an ``OnSwept``; the memory and
+  SQL stores do, and the middleware then tells ``on_event`` of ``swept`` sessions):
+  after each batch that deleted owned sessions, it is told their ``(store key, owner)``
+  pairs, each session once even when several processes sweep at once; anonymous
+  sessions are never reported. A store that expires sessions by itself (Redis) has no
+  sweep to report from: its expired sessions are never reported.
 - ``count`` counts the sessions held, expired-but-unswept included (retired ids are not
   sessions and are left out).
 - A session's *owner* is the ``OWNER`` field of the metadata a ``save`` or a ``rotate``
@@ -60,7 +66,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -115,6 +121,12 @@ class Changes:
             merged = {k: v for k, v in stored.items() if k not in self.removed}
         merged.update(self.set)
         return merged
+
+
+OnSwept = Callable[[list[tuple[str, str]]], None]
+"""What a reporting ``sweep`` tells after a batch: the ``(store key, owner)`` of each
+owned session the batch deleted. It is called between batches, on the thread (or event
+loop) running the sweep; it should return quickly."""
 
 
 FOLLOW_ROTATIONS = 64

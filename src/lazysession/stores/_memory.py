@@ -36,6 +36,7 @@ from ._base import (
     RETIRED_MEMORY,
     Changes,
     Merge,
+    OnSwept,
     Record,
     Store,
     SyncStore,
@@ -300,20 +301,30 @@ class MemoryStore(Store):
         if not keys:
             del self._buckets[bucket]
 
-    def _sweep_batch(self, now: float) -> tuple[int, bool]:
-        """Delete up to one batch of expired entries; report whether more may be left."""
-        deleted = 0
+    def _sweep_batch(self, now: float, on_swept: OnSwept | None = None) -> tuple[int, bool]:
+        """Delete up to one batch of expired entries; report whether more may be left.
+        ``on_swept`` is told the owned ones, once the lock is released."""
+        swept: list[tuple[str, str]] | None = None if on_swept is None else []
+        deleted, more = 0, False
         with self._lock:
             current = now // _BUCKET_SECONDS
             for bucket in sorted(b for b in self._buckets if b <= current):
                 for session_id in list(self._buckets[bucket]):
                     if self._entries[session_id][0] > now:
                         continue  # lives on, later in this same minute
+                    if swept is not None and (owner := self._owned.get(session_id)):
+                        swept.append((session_id, owner))
                     self._remove(session_id)
                     deleted += 1
                     if deleted >= _SWEEP_BATCH:
-                        return deleted, True
-        return deleted, False
+                        more = True
+                        break
+                if more:
+                    break
+        if swept:
+            assert on_swept is not None
+            on_swept(swept)
+        return deleted, more
 
     # -- async side ------------------------------------------------------------------------
 
@@ -344,13 +355,14 @@ class MemoryStore(Store):
         """End the session (its id is retired), and its successor or origin."""
         self._delete(session_id)
 
-    async def sweep(self) -> int:
-        """Delete every expired session, a batch at a time, yielding to the loop between."""
+    async def sweep(self, *, on_swept: OnSwept | None = None) -> int:
+        """Delete every expired session, a batch at a time, yielding to the loop between;
+        ``on_swept`` is told the owned sessions of each batch."""
         now = self._now()
-        total, more = self._sweep_batch(now)
+        total, more = self._sweep_batch(now, on_swept)
         while more:
             await anyio.lowlevel.checkpoint()
-            deleted, more = self._sweep_batch(now)
+            deleted, more = self._sweep_batch(now, on_swept)
             total += deleted
         return total
 

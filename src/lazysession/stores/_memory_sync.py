@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._identity import SessionInfo
-from ._base import Changes, Merge, Record, SyncStore
+from ._base import Changes, Merge, OnSwept, Record, SyncStore
 
 if TYPE_CHECKING:
     from ._memory import MemoryStore
@@ -42,11 +42,11 @@ class _SyncMemoryStore(SyncStore):
     def delete(self, session_id: str) -> None:
         self._store._delete(session_id)
 
-    def sweep(self) -> int:
+    def sweep(self, *, on_swept: OnSwept | None = None) -> int:
         now = self._store._now()
-        total, more = self._store._sweep_batch(now)
+        total, more = self._store._sweep_batch(now, on_swept)
         while more:
-            deleted, more = self._store._sweep_batch(now)
+            deleted, more = self._store._sweep_batch(now, on_swept)
             total += deleted
         return total
 

@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -104,6 +105,20 @@ class SQLDialect:
     def read_batch(self, result: Any, after: datetime | None) -> tuple[int, datetime | None]:
         """Rows a sweep batch deleted, and where the next batch resumes."""
         return int(result.rowcount), None
+
+    def swept_batch(self, table: str) -> sa.Executable | None:
+        """A sweep batch, as :meth:`sweep_batch`, that also returns what it deleted (read
+        by :meth:`read_swept`), for a sweep that reports the owned sessions it deletes.
+        None: the dialect has no ``DELETE ... RETURNING`` (MySQL; MariaDB shares its
+        class), and the batch's rows are read, locked, before the plain batch."""
+        return None
+
+    def read_swept(
+        self, result: Any, after: datetime | None
+    ) -> tuple[int, datetime | None, list[tuple[str, str]]]:
+        """Rows a :meth:`swept_batch` deleted, where the next batch resumes, and the
+        ``(key, owner)`` of the owned ones."""
+        raise NotImplementedError
 
     def size_query(self, table: str) -> sa.TextClause | None:
         """The bytes the table and its indexes take (None: the database cannot say)."""
@@ -192,13 +207,7 @@ class PostgreSQL(_OnConflict):
         # the statement ends): replicas take disjoint rows and never wait, no primary-key
         # lookup is needed, and each batch resumes where the last ended, never rescanning
         # the dead index entries behind it.
-        sql = f"""
-            WITH deleted AS (
-                DELETE FROM {table} WHERE ctid = ANY(ARRAY(
-                    SELECT ctid FROM {table}
-                    WHERE expires_at <= :now AND expires_at >= :after
-                    ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))
-                RETURNING expires_at)
+        sql = f"""{self._deleting(table, "expires_at")}
             SELECT count(*), max(expires_at) FROM deleted"""  # noqa: S608
         return typed(sql, "now", "after").columns(
             sa.column("count", sa.Integer()), sa.column("last", UTCDateTime())
@@ -207,6 +216,38 @@ class PostgreSQL(_OnConflict):
     def read_batch(self, result: Any, after: datetime | None) -> tuple[int, datetime | None]:
         count, last = result.one()
         return int(count), last or after
+
+    def swept_batch(self, table: str) -> sa.Executable:
+        # The same batch; its owned rows come back in two arrays of one row (anonymous
+        # rows add nothing to send). Rows claimed under SKIP LOCKED are each deleted,
+        # and so reported, by one sweeper only.
+        owned = "FILTER (WHERE owner IS NOT NULL)"
+        sql = f"""{self._deleting(table, "expires_at, session_id, owner")}
+            SELECT count(*), max(expires_at), array_agg(session_id) {owned},
+                array_agg(owner) {owned}
+            FROM deleted"""  # noqa: S608
+        return typed(sql, "now", "after").columns(
+            sa.column("count", sa.Integer()),
+            sa.column("last", UTCDateTime()),
+            sa.column("keys", postgresql.ARRAY(sa.String())),
+            sa.column("owners", postgresql.ARRAY(sa.String())),
+        )
+
+    def read_swept(
+        self, result: Any, after: datetime | None
+    ) -> tuple[int, datetime | None, list[tuple[str, str]]]:
+        count, last, keys, owners = result.one()
+        return int(count), last or after, list(zip(keys or (), owners or (), strict=True))
+
+    @staticmethod
+    def _deleting(table: str, returning: str) -> str:
+        return f"""
+            WITH deleted AS (
+                DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM {table}
+                    WHERE expires_at <= :now AND expires_at >= :after
+                    ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))
+                RETURNING {returning})"""  # noqa: S608
 
     def size_query(self, table: str) -> sa.TextClause:
         return sa.text(f"SELECT pg_total_relation_size('{table}')")
@@ -336,11 +377,27 @@ class SQLite(_OnConflict):
         # No claiming is needed with one writer, and SQLite removes index entries as it
         # deletes (no dead entries to skip, so no resume point); the expiry index holds
         # the rowid, so a batch is found without the table.
-        sql = f"""
+        return typed(self._deleting(table), "now")
+
+    def swept_batch(self, table: str) -> sa.Executable | None:
+        # RETURNING came with SQLite 3.35; before it, the batch's owners are read first,
+        # under the write lock the batch holds (so by one sweeper only).
+        if sqlite3.sqlite_version_info < (3, 35, 0):
+            return None
+        return typed(f"{self._deleting(table)} RETURNING session_id, owner", "now")
+
+    def read_swept(
+        self, result: Any, after: datetime | None
+    ) -> tuple[int, datetime | None, list[tuple[str, str]]]:
+        rows = result.all()
+        return len(rows), None, [(key, owner) for key, owner in rows if owner is not None]
+
+    @staticmethod
+    def _deleting(table: str) -> str:
+        return f"""
             DELETE FROM {table} WHERE rowid IN (
                 SELECT rowid FROM {table} WHERE expires_at <= :now
                 ORDER BY expires_at LIMIT :n)"""  # noqa: S608
-        return typed(sql, "now")
 
     def size_query(self, table: str) -> sa.TextClause:
         return sa.text("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")

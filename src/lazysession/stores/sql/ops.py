@@ -99,6 +99,16 @@ failed run means); it runs as one call, within the store's timeout."""
 
 
 @dataclass(slots=True)
+class Batch:
+    """What a sweep batch did: the rows it deleted, where the next batch resumes (None:
+    from the start), and the ``(key, owner)`` of the owned rows it deleted, when asked."""
+
+    deleted: int
+    resume: datetime | None
+    owned: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Rest:
     """A pause of a program, between its calls."""
 
@@ -182,6 +192,17 @@ class SessionOps:
         )
         self._size = dialect.size_query(table.name)
         self._sweep_batch = dialect.sweep_batch(table.name)
+        self._swept_batch = dialect.swept_batch(table.name)
+        # The owners of a batch's rows, the rows locked in the order the batch's delete
+        # takes them: anonymous rows come back as two NULLs.
+        owned_id = sa.case((c.owner.is_not(None), c.session_id), else_=sa.null())
+        self._claim_batch = (
+            sa.select(owned_id.label("session_id"), c.owner)
+            .where(c.expires_at <= sa.bindparam("now"))
+            .order_by(c.expires_at)
+            .limit(sa.bindparam("n", type_=sa.Integer()))
+            .with_for_update()
+        )
         self._read = sa.select(c.data, c.expires_at).where(live)
         self._read_locked = self._read.with_for_update()
         self._any_locked = sa.select(c.data).where(c.session_id == sa.bindparam("sid"))
@@ -330,13 +351,25 @@ class SessionOps:
         return None if size is None else int(size)
 
     def sweep_batch(
-        self, now: datetime, after: datetime | None, size: int
-    ) -> Op[tuple[int, datetime | None]]:
-        """One batch of the sweep, in its own short transaction: the rows deleted and
-        where the next batch resumes."""
+        self, now: datetime, after: datetime | None, size: int, report: bool = False
+    ) -> Op[Batch]:
+        """One batch of the sweep, in its own short transaction: the rows deleted, where
+        the next batch resumes, and, with ``report``, the ``(key, owner)`` of the owned
+        rows it deleted (else none).
+
+        A reported row was deleted by this batch and by no other sweeper's: the batch's
+        delete returns them where the dialect can (``SQLDialect.swept_batch``); elsewhere
+        the batch's rows are read first, in its transaction, locking them (a row lock,
+        or SQLite's write lock) in the order the delete takes them."""
         params = {"now": now, "after": after or EPOCH, "n": size}
-        result = yield Run(
-            self._one(self._sweep_batch, params),
+        if not report:
+            plan: Plan[Batch] = self._batch_plan(params, after)
+        elif self._swept_batch is not None:
+            plan = self._swept_plan(params, after)
+        else:
+            plan = self._claimed_plan(params, after)
+        batch: Batch = yield Run(
+            plan,
             locked=True,
             before=self.dialect.before_batch,
             after=self.dialect.after_batch,
@@ -345,7 +378,7 @@ class SessionOps:
         )
         if self.dialect.after_sweep:
             yield Run(self._statements(self.dialect.after_sweep), writes=False, bulk=True)
-        return self.dialect.read_batch(result, after)
+        return batch
 
     def create(self, tune_file: bool) -> Program[None]:
         """Create the table unless it exists (adding what an older one lacks), trying
@@ -386,6 +419,24 @@ class SessionOps:
     @staticmethod
     def _one(statement: sa.Executable, params: dict[str, Any]) -> Plan[Any]:
         return (yield statement, params)
+
+    def _batch_plan(self, params: dict[str, Any], after: datetime | None) -> Plan[Batch]:
+        result = yield self._sweep_batch, params
+        return Batch(*self.dialect.read_batch(result, after))
+
+    def _swept_plan(self, params: dict[str, Any], after: datetime | None) -> Plan[Batch]:
+        assert self._swept_batch is not None
+        result = yield self._swept_batch, params
+        return Batch(*self.dialect.read_swept(result, after))
+
+    def _claimed_plan(self, params: dict[str, Any], after: datetime | None) -> Plan[Batch]:
+        claimed = (yield self._claim_batch, params).all()
+        if not claimed:
+            return Batch(0, after)
+        result = yield self._sweep_batch, params
+        deleted, resume = self.dialect.read_batch(result, after)
+        owned = [(row.session_id, row.owner) for row in claimed if row.owner is not None]
+        return Batch(deleted, resume, owned)
 
     def _read_plan(self, sid: str, now: datetime) -> Plan[Record | None]:
         result = yield self._read, {"sid": sid, "now": now}

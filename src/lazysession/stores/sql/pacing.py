@@ -9,7 +9,8 @@ Rules:
   follows; elsewhere batches are fixed and the sweep rests half as long as each batch
   took, leaving the database (and, on small machines, the CPU) to live traffic.
 - ``full_speed`` (an operator's one-off purge) skips the rests; ``on_batch`` hears the
-  running total after each batch.
+  running total after each batch, and ``on_swept`` the owned rows each batch deleted
+  (asked for only then: without it, batches are the plain delete).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from .ops import Call, Program, Rest, SessionOps
+from .._base import OnSwept
+from .ops import Batch, Call, Program, Rest, SessionOps
 
 SWEEP_REST = 0.5
 """The share of a batch's time the built-in sweep rests after it (fixed batches)."""
@@ -55,17 +57,24 @@ def sweep(
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
     full_speed: bool = False,
+    on_swept: OnSwept | None = None,
 ) -> Program[int]:
-    """Delete every row expired by ``now``; returns how many went."""
+    """Delete every row expired by ``now``; returns how many went. ``on_swept`` hears
+    the owned rows of each batch that deleted any."""
     pacer = SweepPacer(batch_size, ops.dialect.sweep_budget)
+    report = on_swept is not None
     total, after = 0, None
     while True:
         size, started = pacer.size, time.perf_counter()
-        deleted: int
-        deleted, after = yield Call("sweeping expired sessions", ops.sweep_batch(now, after, size))
+        batch: Batch = yield Call(
+            "sweeping expired sessions", ops.sweep_batch(now, after, size, report)
+        )
+        deleted, after = batch.deleted, batch.resume
         took = time.perf_counter() - started
         pacer.record(deleted, took)
         total += deleted
+        if batch.owned and on_swept is not None:
+            on_swept(batch.owned)
         if on_batch is not None:
             on_batch(total)
         if deleted < size:

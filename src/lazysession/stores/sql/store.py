@@ -24,7 +24,7 @@ from ... import _json
 from ..._errors import ConfigurationError
 from ..._expiry import Clock, utc_now
 from ..._identity import SessionInfo
-from .._base import Changes, Merge, Record, Store, SyncStore, owner_of_data
+from .._base import Changes, Merge, OnSwept, Record, Store, SyncStore, owner_of_data
 from .._limits import check_timeout
 from . import pacing
 from .dialects import supported
@@ -216,12 +216,20 @@ class SQLAlchemyStore(Store):
         return found
 
     async def sweep(
-        self, *, on_batch: Callable[[int], None] | None = None, full_speed: bool = False
+        self,
+        *,
+        on_batch: Callable[[int], None] | None = None,
+        full_speed: bool = False,
+        on_swept: OnSwept | None = None,
     ) -> int:
         """Delete every expired session, batch by batch; ``on_batch`` hears the running
         total after each batch (for progress reports). ``full_speed`` skips the rests
-        between batches (an operator's one-off purge)."""
-        program = pacing.sweep(self._ops, self._clock(), self.batch_size, on_batch, full_speed)
+        between batches (an operator's one-off purge). ``on_swept`` hears the ``(key,
+        owner)`` of the owned sessions each batch deleted, each once across replicas
+        sweeping at once."""
+        program = pacing.sweep(
+            self._ops, self._clock(), self.batch_size, on_batch, full_speed, on_swept
+        )
         deleted: int = await self._async.drive("sweeping expired sessions", program)
         return deleted
 
@@ -311,10 +319,16 @@ class _SyncSQLAlchemyStore(SyncStore):
         return size
 
     def sweep(
-        self, *, on_batch: Callable[[int], None] | None = None, full_speed: bool = False
+        self,
+        *,
+        on_batch: Callable[[int], None] | None = None,
+        full_speed: bool = False,
+        on_swept: OnSwept | None = None,
     ) -> int:
         store = self._store
-        program = pacing.sweep(self._ops, self._clock(), store.batch_size, on_batch, full_speed)
+        program = pacing.sweep(
+            self._ops, self._clock(), store.batch_size, on_batch, full_speed, on_swept
+        )
         deleted: int = self._exec.drive("sweeping expired sessions", program)
         return deleted
 
