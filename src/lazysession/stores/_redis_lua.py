@@ -183,16 +183,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# ARGV: now ms, marker TTL ms, the metadata field. Ends a session (its id retired) and
-# hands back {'o', the id it says it was rotated from}; for a marker, forgets its
-# successor and hands back {'r', that key}: the caller ends that one too.
-END = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'', ''} end
-local successor = redis.call('HGET', KEYS[1], 'r')
-if successor then
-  redis.call('HSET', KEYS[1], 'r', '')
-  return {'r', successor}
-end
+# Ends the session at KEYS[1] (ARGV[1] now ms, ARGV[2] marker TTL ms, ARGV[3] the
+# metadata field): it becomes a marker naming nothing, and ``origin`` holds the id its
+# metadata says it was rotated from ('' if none).
+_RETIRE_NAMING_ORIGIN = """
 local origin = ''
 local meta = redis.call('HGET', KEYS[1], ARGV[3])
 if meta then
@@ -202,8 +196,25 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'r', '', 'e', tonumber(ARGV[1]) + tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+# ARGV: now ms, marker TTL ms, the metadata field. Ends a session (its id retired) and
+# hands back {'o', the id it says it was rotated from}; for a marker, forgets its
+# successor and hands back {'r', that key}: the caller ends that one too.
+END = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'', ''} end
+local successor = redis.call('HGET', KEYS[1], 'r')
+if successor then
+  redis.call('HSET', KEYS[1], 'r', '')
+  return {'r', successor}
+end
+"""
+    + _RETIRE_NAMING_ORIGIN
+    + """
 return {'o', origin}
 """
+)
 
 # ARGV: now ms, marker TTL ms. Turns a rotation's successor into a marker naming nothing,
 # so a rotation still under way cannot create it; hands back {'r', what it named}.
@@ -220,7 +231,8 @@ return {'r', successor}
 # says it was rotated from} ({0, ...} when it had already expired); an id not yet created
 # (a login under way) is retired so that it never is: {0, ''}; anything else (a marker,
 # another's session) is left alone: {0, ''}.
-REVOKE = """
+REVOKE = (
+    """
 local now, memory = tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'r', '', 'e', now + memory)
@@ -230,17 +242,12 @@ end
 if redis.call('HGET', KEYS[1], 'u') ~= ARGV[4] then return {0, ''} end
 local live = 0
 if tonumber(redis.call('HGET', KEYS[1], 'e') or '0') > now then live = 1 end
-local origin = ''
-local meta = redis.call('HGET', KEYS[1], ARGV[3])
-if meta then
-  local ok, value = pcall(cjson.decode, meta)
-  if ok and type(value) == 'table' and type(value['o']) == 'string' then origin = value['o'] end
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'r', '', 'e', now + memory)
-redis.call('PEXPIRE', KEYS[1], memory)
+"""
+    + _RETIRE_NAMING_ORIGIN
+    + """
 return {live, origin}
 """
+)
 
 # KEYS[1] an owner's index. ARGV: login ms, the session id, TTL ms: files the session
 # under its login time and makes the index live at least TTL ms; hands back its size.
