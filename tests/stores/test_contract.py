@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,33 +25,6 @@ SWEEPING = [name for name in CASES if name not in NATIVE_EXPIRY]  # stores that 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # asyncpg and asyncmy run on asyncio only
-
-
-@pytest.fixture(params=list(CASES))
-async def case(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreCase]:
-    made = CASES[request.param](tmp_path, request)
-    try:
-        yield made
-    finally:
-        await made.cleanup()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def open_store(case: StoreCase, clock: Clock) -> Callable[..., Store]:
-    def opener(batch_size: int = 1000) -> Store:
-        return case.open(clock, batch_size)
-
-    return opener
-
-
-@pytest.fixture
-def store(open_store: Callable[..., Store]) -> Store:
-    return open_store()
 
 
 async def test_an_unknown_session_loads_as_none(store: Store) -> None:

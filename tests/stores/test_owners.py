@@ -5,9 +5,8 @@ store can list, revoke and revoke all of an owner's sessions."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,7 +16,7 @@ from lazysession import Changes, Merge, Store
 from lazysession._expiry import META_KEY
 from lazysession._identity import handle_of
 from tests.helpers import Clock
-from tests.stores.backends import CASES, NATIVE_EXPIRY, StoreCase
+from tests.stores.backends import NATIVE_EXPIRY, StoreCase
 
 pytestmark = pytest.mark.anyio
 
@@ -27,33 +26,6 @@ HOUR = timedelta(hours=1)
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # asyncpg and asyncmy run on asyncio only
-
-
-@pytest.fixture(params=list(CASES))
-async def case(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreCase]:
-    made = CASES[request.param](tmp_path, request)
-    try:
-        yield made
-    finally:
-        await made.cleanup()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def open_store(case: StoreCase, clock: Clock) -> Callable[..., Store]:
-    def opener() -> Store:
-        return case.open(clock, 1000)
-
-    return opener
-
-
-@pytest.fixture
-def store(open_store: Callable[..., Store]) -> Store:
-    return open_store()
 
 
 def key(n: int) -> str:

@@ -48,16 +48,6 @@ async def case(
         await made.cleanup()
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def open_store(case: StoreCase, clock: Clock) -> Callable[[int], Store]:
-    return lambda batch_size: case.open(clock, batch_size)
-
-
 def key(n: int) -> str:
     return f"{n:064x}"
 
