@@ -53,7 +53,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         check_async_store(store)
 
     def _start_sweeper(self, interval: float) -> None:
-        self.sweeper = AsyncSweeper(self.store.sweep, SweepSchedule(interval), self.metrics)
+        assert self.backend is not None  # a sweep runs only with a store
+        self.sweeper = AsyncSweeper(self.backend.sweep, SweepSchedule(interval), self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,8 +154,10 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             session = exchange.session
             assert session is not None
             return session
+        store = self.backend
+        assert store is not None  # only a store's session has a key to load
         try:
-            record = await self.store.read(key)
+            record = await store.read(key)
         except StoreError as error:
             return self.load_failed(exchange, error)
         return self.loaded(exchange, record)
@@ -191,7 +194,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         reply = self.reply_for(outcome, view)
         if not isinstance(reply, Reply):
             with view.spending():
-                answer = await run_async(reply, self.store)
+                answer = await run_async(reply, self.backend)
             if isinstance(answer, Refusal):
                 await _send_refusal(send, answer)
                 return False
@@ -207,7 +210,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app's lifespan, with the sweep running beside it; at shutdown the sweep
         stops and the store closes what it opened, before the server hears it is done."""
-        sweeper, store = self.sweeper, self.store
+        sweeper, store = self.sweeper, self.backend
         sweeping = anyio.CancelScope()
         swept = anyio.Event()
 
@@ -216,7 +219,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 if sweeper is not None:
                     sweeping.cancel()
                     await swept.wait()
-                await store.aclose()
+                if store is not None:
+                    await store.aclose()
             await send(message)
 
         if sweeper is None:

@@ -18,7 +18,7 @@ from ._shell import Shell
 from .metrics import Metrics
 
 if TYPE_CHECKING:
-    from .stores import Store
+    from .stores import CookieStore, Store
 
 App = TypeVar("App")
 
@@ -41,7 +41,7 @@ class MiddlewareOptions(Shell, Generic[App]):
         domain: str | None = None,
         partitioned: bool = False,
         *,
-        store: Store | str | None = None,
+        store: Store | CookieStore | str | None = None,
         skip_persistence: SkipPredicate = is_bearer_request,
         idle_timeout: int | timedelta | None = None,
         touch_after: float = DEFAULT_TOUCH_AFTER,

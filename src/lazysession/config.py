@@ -58,7 +58,7 @@ from ._setting_checks import (
 )
 from ._store_urls import _redacted, extra_for, missing_module, store_from_url
 from ._store_urls import check_store_url as check_store_url
-from .stores import Store
+from .stores import CookieStore, Store
 
 __all__ = ["MIN_SECRET_LENGTH", "PREFIX", "Settings", "extra_for", "store_from_url"]
 
@@ -237,8 +237,8 @@ class Settings:
         )
         return cls(**options)
 
-    def store(self) -> Store:
-        """A new store for ``store_url``.
+    def store(self) -> Store | CookieStore:
+        """A new store for ``store_url`` (``cookie://``: the cookie mode's CookieStore).
 
         Raises:
             ConfigurationError: naming ``LAZYSESSION_STORE_URL`` when the store cannot be
@@ -253,7 +253,9 @@ class Settings:
         except ConfigurationError as error:
             raise ConfigurationError(f"{PREFIX}STORE_URL: {error}") from None
 
-    def options(self, store: Store | None = None, *, wsgi: bool = False) -> dict[str, Any]:
+    def options(
+        self, store: Store | CookieStore | None = None, *, wsgi: bool = False
+    ) -> dict[str, Any]:
         """Keyword arguments for ``SessionMiddleware``: the ASGI one, or with ``wsgi=True``
         ``lazysession.wsgi.SessionMiddleware``. ``store`` replaces the one ``store_url``
         names.
@@ -291,11 +293,14 @@ def _check_as_the_middleware_will(options: dict[str, Any], *, wsgi: bool, where:
     from .wsgi import SessionMiddleware as WSGISessionMiddleware
     from .wsgi import check_sync_store
 
+    store = options["store"]
     try:
-        if wsgi:
-            check_sync_store(options["store"])
+        if isinstance(store, CookieStore):
+            pass  # the cookie mode: no store to check
+        elif wsgi:
+            check_sync_store(store)
         else:
-            check_async_store(options["store"])
+            check_async_store(store)
     except ImportError as error:
         raise ConfigurationError(missing_module(error, where)) from None
     except ConfigurationError as error:

@@ -81,7 +81,7 @@ from ._session import Session
 from ._shell import UNAVAILABLE, BlockingShell, Refusal, placeholder_class, run
 from ._signing import store_key
 from .metrics import Metrics
-from .stores import Store
+from .stores import CookieStore, Store
 
 __all__ = ["FlaskSession", "LazySessionInterface", "SessionUnavailableError"]
 
@@ -222,7 +222,7 @@ class LazySessionInterface(BlockingShell, SessionInterface):
 
     def __init__(
         self,
-        store: Store | str | None = None,
+        store: Store | CookieStore | str | None = None,
         *,
         skip_persistence: SkipPredicate = is_bearer_request,
         idle_timeout: int | timedelta | None = None,
