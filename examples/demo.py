@@ -486,6 +486,6 @@ app = Starlette(
     ],
     middleware=[
         Middleware(Report, store=store, cookie_name=settings.cookie_name),
-        Middleware(SessionMiddleware, **{**settings.options(store), "record_device": True}),
+        Middleware(SessionMiddleware, **settings.options(store), record_device=True),
     ],
 )

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from . import _defaults
 from ._cookies import CookieSettings, cookie_values
 from ._exchange import Exchange, ValueCodec, _loaded
 from ._expiry import (
@@ -92,7 +93,7 @@ __all__ = [
     "store_calls",
 ]
 
-DEFAULT_MAX_SIZE = 64 * 1024
+DEFAULT_MAX_SIZE = _defaults.MAX_SIZE
 """Bytes of JSON a server-side session may hold unless ``max_size`` says otherwise."""
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ._defaults import STORE_ERROR_POLICIES
 from ._errors import ConfigurationError
 from .stores import CookieStore, Store
-
-STORE_ERROR_POLICIES = ("503", "empty")
 
 
 def seconds_option(
