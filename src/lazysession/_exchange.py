@@ -8,7 +8,7 @@ Rules:
 3. ``value_codec`` is applied to every top-level value loaded and written (``_loaded``,
    ``_dumped``); None keeps values as JSON has them.
 4. It reads what the handler did through the session's :class:`RequestLog` and builds the
-   store's :class:`~lazysession.Changes` from it (:func:`changes_of`).
+   store's :class:`~lazysession.Changes` from it (``lazysession._outcome.changes_of``).
 5. Its steps come in one order, each once: ``loaded`` (or ``unavailable``) while
    ``LOADING``, then ``finish`` when ``READY`` (or ``UNAVAILABLE``); anything else raises
    ``RuntimeError``. An exchange made with its session (no cookie, or the cookie store)
@@ -32,10 +32,20 @@ from ._expiry import (
     needs_touch,
 )
 from ._identity import device_label
-from ._outcome import INTERRUPTED, NOTHING, SKIPPED, VARY_ONLY, Outcome, Rotate, Touch, Write
-from ._session import _NO_KEYS, RequestLog, Session, UnavailableSession, adopt, log_of
+from ._outcome import (
+    INTERRUPTED,
+    NOTHING,
+    SKIPPED,
+    VARY_ONLY,
+    Outcome,
+    Rotate,
+    Touch,
+    Write,
+    changes_of,
+)
+from ._session import RequestLog, Session, UnavailableSession, adopt, log_of
 from ._signing import new_session_id, store_key
-from .stores import Changes, Record
+from .stores import Record
 
 if TYPE_CHECKING:
     from ._core import SessionRules
@@ -65,28 +75,6 @@ def _loaded(codec: ValueCodec | None, data: dict[str, Any]) -> dict[str, Any]:
     return {key: codec.load(value) for key, value in data.items()}
 
 
-def changes_of(
-    session: Session,
-    log: RequestLog | None = None,
-    *,
-    also: Mapping[str, Any] | None = None,
-    replace: bool = False,
-    whole: str | None = None,
-    base: object = None,
-    max_size: int | None = None,
-) -> Changes:
-    """The store's :class:`~lazysession.Changes` for what the request did to ``session``
-    (``log``, read from it when not given): the keys it set, with their values, and the
-    ones it removed; ``also`` adds keys set by the core (the session's metadata)."""
-    if log is None:
-        log = log_of(session)
-    changed = {k: session[k] for k in log.set_keys if k in session}
-    if also:
-        changed.update(also)
-    removed = log.removed or _NO_KEYS
-    return Changes(changed, removed, replace or log.cleared, whole, base, not session, max_size)
-
-
 class State(enum.Enum):
     """Where an :class:`Exchange` is in its request (rule 5)."""
 
@@ -98,6 +86,15 @@ class State(enum.Enum):
     """The store could not load the session; ``finish`` persists nothing."""
     FINISHED = "finished"
     """``finish`` has decided: nothing more to do."""
+
+
+# Module globals: read on every request, one lookup each instead of two.
+_LOADING, _READY, _UNAVAILABLE, _FINISHED = (
+    State.LOADING,
+    State.READY,
+    State.UNAVAILABLE,
+    State.FINISHED,
+)
 
 
 class Exchange:
@@ -134,7 +131,7 @@ class Exchange:
         self.session_id = session_id
         self.had_cookie = had_cookie
         self.session = session
-        self.state = State.LOADING if session is None else State.READY
+        self.state = _LOADING if session is None else _READY
         self.signed_id: str | None = None
         self.stored_expiry: float | None = None
         """When the loaded session expires as stored, for the idle-timeout rule, the one
@@ -157,16 +154,16 @@ class Exchange:
         self._owner = meta.owner
         self.stored_expiry = stored_expiry
 
-    def _step(self, name: str) -> None:
-        """Leave ``LOADING``, or raise: ``name`` comes once, before ``finish``."""
-        if self.state is not State.LOADING:
-            raise RuntimeError(f"Exchange.{name}() while {self.state.value}: nothing to load")
-        self.load_key = None
+    def _out_of_order(self, name: str) -> RuntimeError:
+        """``name`` comes once, while ``LOADING``: before ``finish``."""
+        return RuntimeError(f"Exchange.{name}() while {self.state.value}: nothing to load")
 
     def loaded(self, record: Record | None) -> Session:
         """Hand in what the store returned for ``load_key``."""
-        self._step("loaded")
-        self.state = State.READY
+        if self.state is not _LOADING:
+            raise self._out_of_order("loaded")
+        self.state = _READY
+        self.load_key = None
         rules = self._rules
         if record is not None:
             if record.retired:  # rule 10: the id grants nothing, and mints nothing
@@ -185,8 +182,10 @@ class Exchange:
             lifetimes = rules.lifetimes
             if hard_expiry(meta, lifetimes) > now:
                 session = self.session = rules.session_class(_loaded(rules.value_codec, data))
-                idle = lifetimes.idle is not None
-                self._adopt(meta, record.expires_at.timestamp() if idle else None)
+                adopt(session, meta, self._key)
+                self._owner = meta.owner
+                if lifetimes.idle is not None:  # the rule that looks at it
+                    self.stored_expiry = record.expires_at.timestamp()
                 return session
         self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
         self.session = rules.session_class()
@@ -197,8 +196,10 @@ class Exchange:
     ) -> Session:
         """The store failed to load the session. ``proceed``: the handler gets an empty
         session that is never saved; otherwise a ``placeholder`` that raises on use."""
-        self._step("unavailable")
-        self.state = State.UNAVAILABLE
+        if self.state is not _LOADING:
+            raise self._out_of_order("unavailable")
+        self.state = _UNAVAILABLE
+        self.load_key = None
         self.ephemeral = True
         self.session = self._rules.session_class() if proceed else placeholder()
         return self.session
@@ -220,9 +221,9 @@ class Exchange:
         more body is to come once the headers left, and it may still read the session
         (rule 7). Comes once, after ``loaded`` or ``unavailable`` (rule 5)."""
         state = self.state
-        if state is not State.READY and state is not State.UNAVAILABLE:
+        if state is not _READY and state is not _UNAVAILABLE:
             raise RuntimeError(f"Exchange.finish() while {state.value}")
-        self.state = State.FINISHED
+        self.state = _FINISHED
         session = self.session
         assert session is not None
         if not session.accessed:

@@ -330,17 +330,18 @@ class RequestLog:
 
 def log_of(session: Session) -> RequestLog:
     """What the request did to ``session``, for the core to decide its write."""
-    removed = session._removed
-    return RequestLog(
-        session._touched_keys or _NO_KEYS,
+    touched, removed, regenerate = session._touched_keys, session._removed, session._regenerate
+    owner, cookie_keys = session._owner, session.cookie_keys
+    return RequestLog(  # logs_in() and cookie_changed(), inline: this runs on every write
+        touched or _NO_KEYS,
         frozenset(removed) if removed else _NO_KEYS,
         session._cleared,
-        session._regenerate,
+        regenerate,
         session._invalidated,
-        session._regenerate and session.logs_in(),
+        regenerate and owner is not _UNSET and owner is not None,
         session._lifetime is not _UNSET,
         session._meta,
-        session.cookie_changed(),
+        bool(cookie_keys and touched and not cookie_keys.isdisjoint(touched)),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lazysession import Changes, Session
-from lazysession._exchange import changes_of
+from lazysession._outcome import changes_of
 
 
 def test_a_session_built_from_a_mapping_is_neither_accessed_nor_modified() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from lazysession import Session, SessionKeyReserved
-from lazysession._exchange import changes_of
 from lazysession._expiry import META_KEY
+from lazysession._outcome import changes_of
 from lazysession.flask import FlaskSession
 
 
