@@ -11,7 +11,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from _http import Connection
+from benchmarks._http import Connection
 
 _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)

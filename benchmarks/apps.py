@@ -10,8 +10,12 @@ lazysession stores.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -77,7 +81,7 @@ def middleware(stack: str) -> list[Middleware]:
     if stack == "bare":
         return []
     if stack in ("pass-through", "lazy-minimum"):
-        from _floors import LazyMinimum, PassThrough
+        from benchmarks._floors import LazyMinimum, PassThrough
 
         return [Middleware(PassThrough if stack == "pass-through" else LazyMinimum)]
     if stack == "starlette":

@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 import redis
 import sqlalchemy as sa
-from _server import reachable, uvicorn_serving
-from _table import machine_line, markdown_table
 from tests.reliability.proxy import Proxy
+
+from benchmarks._server import reachable, uvicorn_serving
+from benchmarks._table import machine_line, markdown_table
 
 HERE = Path(__file__).resolve().parent
 

@@ -30,16 +30,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
-from _table import machine_line, markdown_table
 from tests.helpers import client
 from tests.reliability.faults import asgi_app, sync_url, wsgi_client
 from tests.reliability.proxy import Proxy
 from tests.reliability.test_timeouts import HOLD_THE_WRITE_LOCK
 
+from benchmarks._table import machine_line, markdown_table
 from lazysession import RedisStore, SQLAlchemyStore, Store
 
 PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379}

@@ -29,18 +29,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
 import sqlalchemy as sa
-from _chart import RESULTS, line_chart
-from _server import reachable
-from _table import machine_line, markdown_table
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from benchmarks._chart import RESULTS, line_chart
+from benchmarks._server import reachable
+from benchmarks._table import machine_line, markdown_table
 from lazysession import SessionMiddleware, SQLAlchemyStore
 
 POSTGRES = os.environ.get("LAZYSESSION_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

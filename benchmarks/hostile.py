@@ -30,10 +30,9 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
-from _table import machine_line, markdown_table
-
+from benchmarks._table import machine_line, markdown_table
 from lazysession import MemoryStore, SessionMiddleware
 
 SECRET = "benchmark-secret-" + "x" * 20

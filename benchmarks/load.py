@@ -22,12 +22,13 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
 import sqlalchemy as sa
-from _http import Connection
-from _server import served
-from _table import machine_line, markdown_table
+
+from benchmarks._http import Connection
+from benchmarks._server import served
+from benchmarks._table import machine_line, markdown_table
 
 POSTGRES = os.environ.get("LAZYSESSION_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TIME_LIMIT = 240.0

@@ -23,10 +23,8 @@ from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
-from _floors import FLOORS, LazyMinimum, PassThrough, measured_in
-from _table import machine_line, markdown_table, median_and_spread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware as StarletteSessionMiddleware
@@ -34,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from benchmarks._floors import FLOORS, LazyMinimum, PassThrough, measured_in
+from benchmarks._table import machine_line, markdown_table, median_and_spread
 from lazysession import MemoryStore
 from lazysession import SessionMiddleware as LazySessionMiddleware
 

@@ -30,14 +30,14 @@ import tempfile
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
-from _chart import RESULTS, bar_chart
-from _floors import FLOORS, measured_in
-from _http import Connection
-from _load import Load
-from _server import reachable, served
-from _table import machine_line, markdown_table, median_and_spread
+from benchmarks._chart import RESULTS, bar_chart
+from benchmarks._floors import FLOORS, measured_in
+from benchmarks._http import Connection
+from benchmarks._load import Load
+from benchmarks._server import reachable, served
+from benchmarks._table import machine_line, markdown_table, median_and_spread
 
 SCENARIOS = {
     "untouched, no cookie": ("/untouched", False, {}),

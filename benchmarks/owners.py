@@ -25,12 +25,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
 import sqlalchemy as sa
-from _server import reachable
-from _table import machine_line, markdown_table
 
+from benchmarks._server import reachable
+from benchmarks._table import machine_line, markdown_table
 from lazysession import SQLAlchemyStore
 from lazysession._identity import handle_of
 

@@ -17,10 +17,12 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from _table import machine_line, markdown_table, median_and_spread
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
+from benchmarks._table import machine_line, markdown_table, median_and_spread
 from lazysession._expiry import META_KEY, utc_now
 from lazysession.stores import RedisStore
 

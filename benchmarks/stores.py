@@ -23,11 +23,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks, a package
 
-from _server import reachable
-from _table import machine_line, markdown_table
-
+from benchmarks._server import reachable
+from benchmarks._table import machine_line, markdown_table
 from lazysession import MemoryStore, RedisStore, SQLAlchemyStore, Store
 
 POSTGRES = os.environ.get("LAZYSESSION_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

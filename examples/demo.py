@@ -47,7 +47,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from lazysession import SessionInfo, SessionMiddleware, Settings, Store, get_session
+from lazysession import CookieStore, SessionInfo, SessionMiddleware, Settings, Store, get_session
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -94,10 +94,10 @@ buttons (``count`` and ``sessions_of``, which the page itself calls to show the 
 held and the devices, are left out)."""
 
 
-def counting(store: Store) -> Store:
+def counting(store: Store | CookieStore) -> Store:
     """``store``, its calls counted for the current request (the store itself, so its
     kind and capabilities stay what they are)."""
-    if store.client_side or store.in_process:
+    if isinstance(store, CookieStore) or store.in_process:
         raise SystemExit("the demo needs a server-side store: a database or Redis URL")
     for name in COUNTED:
         method = getattr(store, name, None)
@@ -486,6 +486,6 @@ app = Starlette(
     ],
     middleware=[
         Middleware(Report, store=store, cookie_name=settings.cookie_name),
-        Middleware(SessionMiddleware, **{**settings.options(store), "record_device": True}),
+        Middleware(SessionMiddleware, **settings.options(store), record_device=True),
     ],
 )

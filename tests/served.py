@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
+
+from benchmarks._server import uvicorn_serving as _uvicorn_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _server import uvicorn_serving as _uvicorn_serving  # noqa: E402
 
 
 def uvicorn_serving(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from _chart import bar_chart, line_chart
+from benchmarks._chart import bar_chart, line_chart
 
 
 def test_a_grouped_bar_chart_is_written_as_png(tmp_path: Path) -> None:

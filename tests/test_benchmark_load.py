@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from _load import parse_wrk
+from benchmarks._load import parse_wrk
 
 REPORT = """Running 2s test @ http://127.0.0.1:8766/untouched
   1 threads and 8 connections

@@ -53,7 +53,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         check_async_store(store)
 
     def _start_sweeper(self, interval: float) -> None:
-        sweep = self.store.sweep
+        assert self.backend is not None  # a sweep runs only with a store
+        sweep = self.backend.sweep
         tell = self.tell_async if self.on_event is not None and takes_on_swept(sweep) else None
         self.sweeper = AsyncSweeper(sweep, SweepSchedule(interval), self.metrics, tell)
 
@@ -155,8 +156,10 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             session = exchange.session
             assert session is not None
             return session
+        store = self.backend
+        assert store is not None  # only a store's session has a key to load
         try:
-            record = await self.store.read(key)
+            record = await store.read(key)
         except StoreError as error:
             return self.load_failed(exchange, error)
         return self.loaded(exchange, record)
@@ -193,7 +196,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         reply = self.reply_for(outcome, view)
         if not isinstance(reply, Reply):
             with view.spending():
-                answer = await run_async(reply, self.store)
+                answer = await run_async(reply, self.backend)
             if isinstance(answer, Refusal):
                 await _send_refusal(send, answer)
                 return False
@@ -209,7 +212,7 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app's lifespan, with the sweep running beside it; at shutdown the sweep
         stops and the store closes what it opened, before the server hears it is done."""
-        sweeper, store = self.sweeper, self.store
+        sweeper, store = self.sweeper, self.backend
         sweeping = anyio.CancelScope()
         swept = anyio.Event()
 
@@ -218,7 +221,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
                 if sweeper is not None:
                     sweeping.cancel()
                     await swept.wait()
-                await store.aclose()
+                if store is not None:
+                    await store.aclose()
             await send(message)
 
         if sweeper is None:

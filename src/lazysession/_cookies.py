@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 
+from . import _defaults
+from ._defaults import SAME_SITES, SameSite
 from ._errors import ConfigurationError
-
-SameSite = Literal["lax", "strict", "none"]
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
@@ -110,11 +109,11 @@ def _unquoted(value: str) -> str:
 class CookieSettings:
     """The session cookie's name and attributes, validated once at start-up."""
 
-    name: str = "session"
+    name: str = _defaults.COOKIE_NAME
     path: str = "/"
     domain: str | None = None
-    max_age: int | None = 14 * 24 * 60 * 60
-    same_site: SameSite = "lax"
+    max_age: int | None = _defaults.LIFETIME
+    same_site: SameSite = _defaults.SAME_SITE
     secure: bool = False
     partitioned: bool = False
     httponly: bool = True
@@ -124,7 +123,7 @@ class CookieSettings:
     def __post_init__(self) -> None:
         if not _TOKEN.match(self.name):
             raise ConfigurationError(f"session_cookie={self.name!r} is not a valid cookie name")
-        if self.same_site not in ("lax", "strict", "none"):
+        if self.same_site not in SAME_SITES:
             raise ConfigurationError(
                 f"same_site={self.same_site!r}: expected 'lax', 'strict' or 'none'"
             )

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from . import _defaults
 from ._cookies import CookieSettings, cookie_values
 from ._exchange import Exchange, ValueCodec, _loaded
 from ._expiry import (
@@ -92,7 +93,7 @@ __all__ = [
     "store_calls",
 ]
 
-DEFAULT_MAX_SIZE = 64 * 1024
+DEFAULT_MAX_SIZE = _defaults.MAX_SIZE
 """Bytes of JSON a server-side session may hold unless ``max_size`` says otherwise."""
 
 
@@ -100,11 +101,10 @@ class SessionRules:
     """Configuration, checked once; ``begin`` starts the rules for one request."""
 
     __slots__ = (
-        "_codec",
         "_data_signer",
         "_id_signer",
-        "clock",
         "cookie",
+        "cookie_store",
         "lifetimes",
         "max_per_owner",
         "max_size",
@@ -121,7 +121,7 @@ class SessionRules:
         *,
         secret_key: object,
         cookie: CookieSettings,
-        store: Store,
+        store: Store | CookieStore,
         clock: Clock,
         lifetimes: Lifetimes | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
@@ -136,15 +136,17 @@ class SessionRules:
         server store's values are, each after the codec (``lazysession._crypto``).
         ``record_device``: a login that names an owner records the device label of its
         ``User-Agent``. ``max_sessions_per_owner``: a login past it revokes the owner's
-        least recently seen other sessions."""
+        least recently seen other sessions. ``store``: a :class:`CookieStore` is the
+        cookie mode (the session travels in the cookie, and no store is called)."""
         keys = SecretKeys(secret_key)
         self.record_device = record_device
         self.max_per_owner = max_sessions_per_owner
         self.value_codec = value_codec
         self.cookie = cookie
-        self.clock = clock
         self.now = seconds_of(clock)
-        self.server_side = not store.client_side
+        self.cookie_store = store if isinstance(store, CookieStore) else None
+        """The cookie mode's settings; None: the session is kept in a store."""
+        self.server_side = self.cookie_store is None
         if lifetimes is None:
             lifetimes = Lifetimes() if cookie.max_age is None else Lifetimes(cookie.max_age)
         self.lifetimes = lifetimes
@@ -160,14 +162,13 @@ class SessionRules:
             self.sealer = ValueSealer(keys)
         elif encrypt:
             self._data_signer = DataCipher(keys, cookie.name, clock)
-        self._codec = store if isinstance(store, CookieStore) else None
 
     @classmethod
     def from_options(
         cls,
         *,
         secret_key: object,
-        store: Store,
+        store: Store | CookieStore,
         cookie: CookieSettings,
         idle_timeout: int | None,
         touch_after: float,

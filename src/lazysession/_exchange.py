@@ -7,10 +7,17 @@ Rules:
    carries out what ``finish`` returns (``lazysession._outcome.store_calls``).
 3. ``value_codec`` is applied to every top-level value loaded and written (``_loaded``,
    ``_dumped``); None keeps values as JSON has them.
+4. It reads what the handler did through the session's :class:`RequestLog` and builds the
+   store's :class:`~lazysession.Changes` from it (``lazysession._outcome.changes_of``).
+5. Its steps come in one order, each once: ``loaded`` (or ``unavailable``) while
+   ``LOADING``, then ``finish`` when ``READY`` (or ``UNAVAILABLE``); anything else raises
+   ``RuntimeError``. An exchange made with its session (no cookie, or the cookie store)
+   starts ``READY``.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -25,8 +32,18 @@ from ._expiry import (
     needs_touch,
 )
 from ._identity import device_label
-from ._outcome import INTERRUPTED, NOTHING, SKIPPED, VARY_ONLY, Outcome, Rotate, Touch, Write
-from ._session import _UNSET, Session, UnavailableSession
+from ._outcome import (
+    INTERRUPTED,
+    NOTHING,
+    SKIPPED,
+    VARY_ONLY,
+    Outcome,
+    Rotate,
+    Touch,
+    Write,
+    changes_of,
+)
+from ._session import RequestLog, Session, UnavailableSession, adopt, log_of
 from ._signing import new_session_id, store_key
 from .stores import Record
 
@@ -58,6 +75,28 @@ def _loaded(codec: ValueCodec | None, data: dict[str, Any]) -> dict[str, Any]:
     return {key: codec.load(value) for key, value in data.items()}
 
 
+class State(enum.Enum):
+    """Where an :class:`Exchange` is in its request (rule 5)."""
+
+    LOADING = "loading"
+    """The session its cookie names is still to be loaded (``load_key``)."""
+    READY = "ready"
+    """The handler has its session; ``finish`` decides what it leaves."""
+    UNAVAILABLE = "unavailable"
+    """The store could not load the session; ``finish`` persists nothing."""
+    FINISHED = "finished"
+    """``finish`` has decided: nothing more to do."""
+
+
+# Module globals: read on every request, one lookup each instead of two.
+_LOADING, _READY, _UNAVAILABLE, _FINISHED = (
+    State.LOADING,
+    State.READY,
+    State.UNAVAILABLE,
+    State.FINISHED,
+)
+
+
 class Exchange:
     """One request's session, from the cookie it came with to the outcome it leaves."""
 
@@ -75,6 +114,7 @@ class Exchange:
         "session",
         "session_id",
         "signed_id",
+        "state",
         "stored_expiry",
     )
 
@@ -91,6 +131,7 @@ class Exchange:
         self.session_id = session_id
         self.had_cookie = had_cookie
         self.session = session
+        self.state = _LOADING if session is None else _READY
         self.signed_id: str | None = None
         self.stored_expiry: float | None = None
         """When the loaded session expires as stored, for the idle-timeout rule, the one
@@ -109,12 +150,19 @@ class Exchange:
 
     def _adopt(self, meta: Meta, stored_expiry: float | None) -> None:
         assert self.session is not None
-        self.session._meta = meta
+        adopt(self.session, meta, self._key)
         self._owner = meta.owner
         self.stored_expiry = stored_expiry
 
+    def _out_of_order(self, name: str) -> RuntimeError:
+        """``name`` comes once, while ``LOADING``: before ``finish``."""
+        return RuntimeError(f"Exchange.{name}() while {self.state.value}: nothing to load")
+
     def loaded(self, record: Record | None) -> Session:
         """Hand in what the store returned for ``load_key``."""
+        if self.state is not _LOADING:
+            raise self._out_of_order("loaded")
+        self.state = _READY
         self.load_key = None
         rules = self._rules
         if record is not None:
@@ -134,9 +182,10 @@ class Exchange:
             lifetimes = rules.lifetimes
             if hard_expiry(meta, lifetimes) > now:
                 session = self.session = rules.session_class(_loaded(rules.value_codec, data))
-                session._key = self._key
-                idle = lifetimes.idle is not None
-                self._adopt(meta, record.expires_at.timestamp() if idle else None)
+                adopt(session, meta, self._key)
+                self._owner = meta.owner
+                if lifetimes.idle is not None:  # the rule that looks at it
+                    self.stored_expiry = record.expires_at.timestamp()
                 return session
         self.session_id = self.signed_id = None  # rule 3: an unknown id is never adopted
         self.session = rules.session_class()
@@ -147,6 +196,9 @@ class Exchange:
     ) -> Session:
         """The store failed to load the session. ``proceed``: the handler gets an empty
         session that is never saved; otherwise a ``placeholder`` that raises on use."""
+        if self.state is not _LOADING:
+            raise self._out_of_order("unavailable")
+        self.state = _UNAVAILABLE
         self.load_key = None
         self.ephemeral = True
         self.session = self._rules.session_class() if proceed else placeholder()
@@ -167,10 +219,13 @@ class Exchange:
         sends a browser-session cookie (Flask's non-permanent sessions). ``user_agent``
         reads the request's ``User-Agent``, for a login's device label. ``streaming``:
         more body is to come once the headers left, and it may still read the session
-        (rule 7)."""
+        (rule 7). Comes once, after ``loaded`` or ``unavailable`` (rule 5)."""
+        state = self.state
+        if state is not _READY and state is not _UNAVAILABLE:
+            raise RuntimeError(f"Exchange.finish() while {state.value}")
+        self.state = _FINISHED
         session = self.session
-        if session is None:
-            return NOTHING
+        assert session is not None
         if not session.accessed:
             return VARY_ONLY if streaming and self.had_cookie else NOTHING
         if self.ephemeral:
@@ -181,16 +236,17 @@ class Exchange:
             return self._touch(session, skip, request, persistent_cookie)
         if skip(request):
             return SKIPPED
+        log = log_of(session)
         if self.retired:
-            if session._invalidated and session:  # a logout that then wrote: both happen
-                return self._write(session, persistent_cookie, user_agent)
-            return self._after_rotation(session)
-        return self._write(session, persistent_cookie, user_agent)
+            if log.invalidated and session:  # a logout that then wrote: both happen
+                return self._write(session, log, persistent_cookie, user_agent)
+            return self._after_rotation(session, log)
+        return self._write(session, log, persistent_cookie, user_agent)
 
-    def _after_rotation(self, session: Session) -> Outcome:
+    def _after_rotation(self, session: Session, log: RequestLog) -> Outcome:
         """Rule 10: a logout with a retired id ends what it was rotated to; any other
         change is refused (rule 11), and the browser's (newer) cookie is left alone."""
-        if session._invalidated or (session._cleared and not session):
+        if log.invalidated or (log.cleared and not session):
             assert self.session_id is not None
             return Outcome(
                 delete=self._stored_key(self.session_id),
@@ -203,9 +259,12 @@ class Exchange:
         self, session: Session, skip: Callable[[Request], bool], request: Request, persistent: bool
     ) -> Outcome:
         rules = self._rules
-        meta, stored = session._meta, self.stored_expiry
-        if meta is None or stored is None or rules.lifetimes.idle is None:
+        stored = self.stored_expiry
+        if stored is None or rules.lifetimes.idle is None:
             return VARY_ONLY  # no idle timeout: reads never move the expiry
+        meta = log_of(session).meta
+        if meta is None:
+            return VARY_ONLY
         now = rules.now()
         if not needs_touch(stored, meta, now, rules.lifetimes):
             return VARY_ONLY
@@ -234,11 +293,15 @@ class Exchange:
         return store_key(session_id)
 
     def _write(
-        self, session: Session, persistent: bool, user_agent: Callable[[], str | None] | None
+        self,
+        session: Session,
+        log: RequestLog,
+        persistent: bool,
+        user_agent: Callable[[], str | None] | None,
     ) -> Outcome:
         rules = self._rules
         now = rules.now()
-        login = session._regenerate and session.logs_in()
+        login = log.logs_in
         device = None
         if login and rules.record_device and user_agent is not None:
             device = device_label(user_agent())
@@ -258,7 +321,7 @@ class Exchange:
         old_id = self.session_id
         old_key = None if old_id is None else self._stored_key(old_id)
         loaded_owner = self._owner
-        if session._invalidated:
+        if log.invalidated:
             if lapsed:  # rule 6: ended
                 return Outcome(
                     delete=old_key, set_cookie=expired, vary=True, ended_owner=loaded_owner
@@ -267,9 +330,9 @@ class Exchange:
         elif old_id is None:
             if lapsed:  # new and left empty: nothing to keep
                 return Outcome(set_cookie=expired, vary=True)
-        elif (session._cleared and not session) or expiry <= now:  # rule 6: ended
+        elif (log.cleared and not session) or expiry <= now:  # rule 6: ended
             return Outcome(delete=old_key, set_cookie=expired, vary=True, ended_owner=loaded_owner)
-        rotating = old_id is not None and session._regenerate
+        rotating = old_id is not None and log.regenerate
         max_age = rules.cookie_max_age(expiry, now, persistent)
         if old_id is None or rotating:
             session_id = new_session_id(now)  # the id carries its creation time
@@ -279,7 +342,7 @@ class Exchange:
             signed = self.signed_id
             if signed is None:  # verified by a retired key: re-signed with the current one
                 signed = rules._id_signer.sign(old_id)
-            elif not self._cookie_moves(session, expiry, persistent):
+            elif not self._cookie_moves(log, expiry, persistent):
                 signed = None  # rule 9: the browser's cookie stays right
         key = self._stored_key(session_id)
         sealer, opened = rules.sealer, self._opened if old_id is not None else None
@@ -291,14 +354,16 @@ class Exchange:
         size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
         if size > rules.max_size and (self._loaded_size is None or size > self._loaded_size):
             raise SessionTooLarge(size, rules.max_size, "max_size")
-        changes = session.changes(
+        changes = changes_of(
+            session,
+            log,
             also={META_KEY: data[META_KEY]},
             replace=old_id is None,
             whole=whole,
             base=None if session_id != old_id else self._version,
             max_size=rules.max_size,
         )
-        if meta is session._meta and session_id == old_id:
+        if meta is log.meta and session_id == old_id:
             changes.own_meta = False  # as loaded: a newer stored copy's metadata stands
         if sealer is not None:
             sealer.changes(changes, data, opened)  # by stored field, the sealed values
@@ -331,14 +396,14 @@ class Exchange:
             cap=cap,
         )
 
-    def _cookie_moves(self, session: Session, expiry: float, persistent: bool) -> bool:
+    def _cookie_moves(self, log: RequestLog, expiry: float, persistent: bool) -> bool:
         """Whether a write to an existing session changes what its cookie must say: its
         ``Max-Age`` (under an idle timeout, or a new lifetime) or a cookie-bound key."""
-        if session.cookie_changed():
+        if log.cookie_changed:
             return True
         if not persistent or self._rules.cookie.max_age is None:
             return False
-        if session._lifetime is not _UNSET:
+        if log.lifetime_set:
             return True
         stored = self.stored_expiry
         return stored is not None and abs(expiry - stored) >= 1
@@ -347,6 +412,6 @@ class Exchange:
         rules = self._rules
         data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
         value = rules._data_signer.sign(_json.dumps(data))
-        assert rules._codec is not None
-        rules._codec.check_size(rules.cookie.name, value)
+        assert rules.cookie_store is not None
+        rules.cookie_store.check_size(rules.cookie.name, value)
         return value

@@ -22,14 +22,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from . import _defaults
+
 Clock = Callable[[], datetime]
 Seconds = Callable[[], float]
 
-DEFAULT_LIFETIME = 14 * 24 * 60 * 60
+DEFAULT_LIFETIME = _defaults.LIFETIME
 """The absolute lifetime when ``max_age`` is None: a browser-session cookie still needs a
 bound on the server."""
 
-DEFAULT_TOUCH_AFTER = 0.5
+DEFAULT_TOUCH_AFTER = _defaults.TOUCH_AFTER
 
 META_KEY = "__lazysession__"
 """Where a session's own metadata travels inside its stored data (hidden from handlers)."""

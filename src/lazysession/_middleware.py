@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import _defaults
 from ._cookies import CookieSettings
-from ._core import DEFAULT_MAX_SIZE, SessionRules
+from ._core import SessionRules
+from ._defaults import SameSite, StoreErrorPolicy
 from ._errors import ConfigurationError
-from ._expiry import DEFAULT_TOUCH_AFTER, Clock, utc_now
+from ._expiry import Clock, utc_now
 from ._identity import SessionEvent
 from ._options import encrypt_option, fraction_option, seconds_option, size_option
 from ._request import SkipPredicate, is_bearer_request
@@ -18,7 +20,7 @@ from ._shell import Shell
 from .metrics import Metrics
 
 if TYPE_CHECKING:
-    from .stores import Store
+    from .stores import CookieStore, Store
 
 App = TypeVar("App")
 
@@ -33,21 +35,21 @@ class MiddlewareOptions(Shell, Generic[App]):
         self,
         app: App,
         secret_key: object = _MISSING,
-        session_cookie: str = "session",
-        max_age: int | timedelta | None = 14 * 24 * 60 * 60,
+        session_cookie: str = _defaults.COOKIE_NAME,
+        max_age: int | timedelta | None = _defaults.LIFETIME,
         path: str = "/",
-        same_site: Literal["lax", "strict", "none"] = "lax",
+        same_site: SameSite = _defaults.SAME_SITE,
         https_only: bool = False,
         domain: str | None = None,
         partitioned: bool = False,
         *,
-        store: Store | str | None = None,
+        store: Store | CookieStore | str | None = None,
         skip_persistence: SkipPredicate = is_bearer_request,
         idle_timeout: int | timedelta | None = None,
-        touch_after: float = DEFAULT_TOUCH_AFTER,
-        max_size: int = DEFAULT_MAX_SIZE,
-        on_store_error: Literal["503", "empty"] = "503",
-        sweep_interval: float | timedelta | None = 300,
+        touch_after: float = _defaults.TOUCH_AFTER,
+        max_size: int = _defaults.MAX_SIZE,
+        on_store_error: StoreErrorPolicy = _defaults.ON_STORE_ERROR,
+        sweep_interval: float | timedelta | None = _defaults.SWEEP_INTERVAL,
         metrics: Metrics | None = None,
         encrypt: bool = False,
         private_reads: bool = True,

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ._defaults import STORE_ERROR_POLICIES
 from ._errors import ConfigurationError
 from .stores import CookieStore, Store
-
-STORE_ERROR_POLICIES = ("503", "empty")
 
 
 def seconds_option(
@@ -69,11 +68,11 @@ def interval_option(name: str, value: object) -> float | None:
     return float(value)
 
 
-def store_option(name: str, value: object) -> Store:
+def store_option(name: str, value: object) -> Store | CookieStore:
     """The ``store`` option: a store, a URL naming one, or None (the cookie store)."""
     if value is None:
         return CookieStore()
-    if isinstance(value, Store):
+    if isinstance(value, (Store, CookieStore)):
         return value
     if isinstance(value, str):
         from .config import store_from_url
@@ -108,7 +107,7 @@ def predicate_option(name: str, value: object) -> None:
         raise ConfigurationError(f"{name}={value!r}: expected a predicate over the request")
 
 
-def owner_cap_option(value: object, store: Store) -> int | None:
+def owner_cap_option(value: object, store: Store | CookieStore) -> int | None:
     """``max_sessions_per_owner``: None, or a whole number of sessions (at least 1) on a
     store that keeps an index of owners."""
     if value is None:
@@ -126,9 +125,9 @@ def owner_cap_option(value: object, store: Store) -> int | None:
     return value
 
 
-def keeps_owners(store: Store) -> bool:
+def keeps_owners(store: Store | CookieStore) -> bool:
     """Whether ``store`` implements the owner index (``sessions_of`` and the revokes)."""
-    return not store.client_side and type(store).sessions_of is not Store.sessions_of
+    return isinstance(store, Store) and store.keeps_owners
 
 
 def event_option(value: object) -> object:

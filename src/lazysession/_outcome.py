@@ -6,24 +6,49 @@ Rules:
 2. :func:`store_calls` is the one place that turns an outcome into store calls, in order
    (delete, then write, rotate or touch, then a login's owner cap), for every shell: the
    async ones await each call, the sync ones make it.
-3. A ``Set-Cookie`` is returned only once the store did what the outcome needed; a session
+3. :func:`changes_of` builds the store's ``Changes`` from what the session's
+   :class:`~lazysession._session.RequestLog` says the request did.
+4. A ``Set-Cookie`` is returned only once the store did what the outcome needed; a session
    found gone or rotated meanwhile raises ``SessionInterrupted`` instead (rule 11).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._errors import SessionInterrupted, StoreError, report_store_error
 from ._identity import SessionEvent, handle_of
+from ._session import _NO_KEYS, RequestLog, Session, log_of
 from .stores import Changes
 from .stores._base import Merge
 
 if TYPE_CHECKING:
     from .metrics import Metrics
+
+
+def changes_of(
+    session: Session,
+    log: RequestLog | None = None,
+    *,
+    also: Mapping[str, Any] | None = None,
+    replace: bool = False,
+    whole: str | None = None,
+    base: object = None,
+    max_size: int | None = None,
+) -> Changes:
+    """The store's :class:`~lazysession.Changes` for what the request did to ``session``
+    (``log``, read from it when not given): the keys it set, with their values, and the
+    ones it removed; ``also`` adds keys set by the core (the session's metadata)."""
+    if log is None:
+        log = log_of(session)
+    changed = {k: session[k] for k in log.set_keys if k in session}
+    if also:
+        changed.update(also)
+    removed = log.removed or _NO_KEYS
+    return Changes(changed, removed, replace or log.cleared, whole, base, not session, max_size)
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much

@@ -14,20 +14,23 @@ Rules:
 - A session has an *owner* only once a login names one (``regenerate(owner=...)``); the
   store then lists it among the owner's sessions. ``regenerate()`` without ``owner`` keeps
   the owner it has; ``invalidate()`` drops it with the rest.
+- The core reads what the request did only through :func:`log_of` (a :class:`RequestLog`)
+  and hands the session what it loaded only through :func:`adopt`; it builds the store's
+  ``Changes`` itself. The session knows nothing of stores.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ._errors import SessionKeyReserved
 from ._expiry import META_KEY, Meta, from_timestamp
 from ._identity import handle_of
-from .stores._base import Changes
 
 _UNSET: Any = object()
 _NO_KEYS: frozenset[str] = frozenset()
@@ -47,7 +50,7 @@ class Session(dict[str, Any]):
     _touched_keys: set[str] | None = None
     _removed: set[str] | None = None
     _cleared: bool = False
-    # Lifecycle, set by the core on load and by the methods below.
+    # Lifecycle, set on load (``adopt``) and by the methods below.
     _meta: Meta | None = None
     _written: Meta | None = None
     """The metadata the core decided to store with this request's write."""
@@ -59,7 +62,7 @@ class Session(dict[str, Any]):
     """The owner a login in this request named (``regenerate(owner=...)``)."""
     _logged_in_at: float | None = None
     _key: str | None = None
-    """The store key the session was loaded from (set by the core)."""
+    """The store key the session was loaded from (``adopt``)."""
     cookie_keys: frozenset[str] = frozenset()
     """Keys whose change alters the cookie itself (Flask's ``_permanent``), so that a
     write of one of them re-sends it."""
@@ -213,24 +216,6 @@ class Session(dict[str, Any]):
         """Flag the whole session for writing, e.g. after changing a value in place."""
         self._touch(self.keys())
 
-    def changes(
-        self,
-        *,
-        also: Mapping[str, Any] | None = None,
-        replace: bool = False,
-        whole: str | None = None,
-        base: object = None,
-        max_size: int | None = None,
-    ) -> Changes:
-        """This request's changes, for a store that merges them onto its latest copy;
-        ``also`` adds keys set by the core (the session's metadata)."""
-        touched = self._touched_keys or ()
-        changed = {k: self[k] for k in touched if k in self}
-        if also:
-            changed.update(also)
-        removed = frozenset(self._removed) if self._removed else _NO_KEYS
-        return Changes(changed, removed, replace or self._cleared, whole, base, not self, max_size)
-
     def cookie_changed(self) -> bool:
         """Whether this request wrote a key that alters the cookie (``cookie_keys``)."""
         keys = self._touched_keys
@@ -317,6 +302,54 @@ class Session(dict[str, Any]):
     def __repr__(self) -> str:
         """The class name and the keys and values, as a dict shows them."""
         return f"{type(self).__name__}({dict.__repr__(self)})"
+
+
+@dataclass(slots=True)  # built per written request: frozen ones cost twice as much
+class RequestLog:
+    """What one request did to its session, as the core reads it (:func:`log_of`)."""
+
+    set_keys: Iterable[str]
+    """The keys set (or marked modified) and not removed since."""
+    removed: frozenset[str]
+    """The keys removed and not set again since."""
+    cleared: bool
+    """``clear()`` or ``invalidate()`` ran: the stored copy is replaced, not merged onto."""
+    regenerate: bool
+    """``regenerate()`` ran (and no ``invalidate()`` after it): the session moves to a new id."""
+    invalidated: bool
+    """``invalidate()`` ran: the session as loaded ends."""
+    logs_in: bool
+    """A ``regenerate(owner=...)`` named an owner."""
+    lifetime_set: bool
+    """``set_lifetime()`` ran."""
+    meta: Meta | None
+    """The metadata as loaded (None for a new session, or once ``invalidate()`` ran)."""
+    cookie_changed: bool
+    """A key in ``cookie_keys`` was written."""
+
+
+def log_of(session: Session) -> RequestLog:
+    """What the request did to ``session``, for the core to decide its write."""
+    touched, removed, regenerate = session._touched_keys, session._removed, session._regenerate
+    owner, cookie_keys = session._owner, session.cookie_keys
+    return RequestLog(  # logs_in() and cookie_changed(), inline: this runs on every write
+        touched or _NO_KEYS,
+        frozenset(removed) if removed else _NO_KEYS,
+        session._cleared,
+        regenerate,
+        session._invalidated,
+        regenerate and owner is not _UNSET and owner is not None,
+        session._lifetime is not _UNSET,
+        session._meta,
+        bool(cookie_keys and touched and not cookie_keys.isdisjoint(touched)),
+    )
+
+
+def adopt(session: Session, meta: Meta, key: str | None) -> None:
+    """Hand ``session`` the metadata it was stored with and, for a server-side session,
+    the store ``key`` it was loaded from."""
+    session._meta = meta
+    session._key = key
 
 
 class UnavailableSession(Session):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ._errors import ConfigurationError
 from ._store_urls import check_store_url
+
+C = TypeVar("C", bound=str)
 
 MIN_SECRET_LENGTH = 32
 """The fewest characters a secret key may have."""
@@ -61,12 +63,14 @@ def _seconds(
     return seconds
 
 
-def _choice(label: str, value: object, choices: tuple[str, ...]) -> str:
+def _choice(label: str, value: object, choices: tuple[C, ...]) -> C:
+    """``value``, lower-cased, as the one of ``choices`` it names."""
     lowered = str(value).strip().lower()
-    if lowered not in choices:
-        expected = ", ".join(choices[:-1]) + " or " + choices[-1]
-        raise ConfigurationError(f"{label}={value!r}: expected {expected}")
-    return lowered
+    for choice in choices:
+        if lowered == choice:
+            return choice
+    expected = ", ".join(choices[:-1]) + " or " + choices[-1]
+    raise ConfigurationError(f"{label}={value!r}: expected {expected}")
 
 
 def _cookie_name(label: str, value: object) -> str:

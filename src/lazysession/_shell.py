@@ -72,6 +72,7 @@ from ._request import (
 from ._session import Session, UnavailableSession
 from ._sweep import SweepSchedule, ThreadSweeper, takes_on_swept
 from .metrics import Metrics
+from .stores._cookie import CookieStore
 
 if TYPE_CHECKING:
     from ._core import Exchange
@@ -119,10 +120,17 @@ INTERRUPTED = Refusal(409, "Conflict", INTERRUPTED_BODY)
 # -- the executors: the only code that differs between the sides -------------------------
 
 
-def run(steps: Steps[R], store: SyncStore) -> R:
-    """Make the store calls of ``steps`` on a store's blocking side."""
+def _no_store(name: str) -> RuntimeError:
+    return RuntimeError(f"store call {name!r} in cookie mode, which has no store")
+
+
+def run(steps: Steps[R], store: SyncStore | None) -> R:
+    """Make the store calls of ``steps`` on a store's blocking side (None: the cookie
+    mode, whose steps make none)."""
     try:
         name, args, kwargs = next(steps)
+        if store is None:
+            raise _no_store(name)
         while True:
             try:
                 answer = getattr(store, name)(*args, **kwargs)
@@ -135,10 +143,12 @@ def run(steps: Steps[R], store: SyncStore) -> R:
         return result
 
 
-async def run_async(steps: Steps[R], store: Store) -> R:
-    """Await the store calls of ``steps``."""
+async def run_async(steps: Steps[R], store: Store | None) -> R:
+    """Await the store calls of ``steps`` (None: the cookie mode, whose steps make none)."""
     try:
         name, args, kwargs = next(steps)
+        if store is None:
+            raise _no_store(name)
         while True:
             try:
                 answer = await getattr(store, name)(*args, **kwargs)
@@ -203,7 +213,10 @@ def placeholder_class(session_class: type[S], error: Callable[[], Exception]) ->
 class Shell:
     """The state and the steps every shell shares, for one middleware."""
 
-    store: Store
+    store: Store | CookieStore
+    """What ``store=`` named: a store, or the cookie mode's :class:`CookieStore`."""
+    backend: Store | None
+    """The store the sessions are kept in; None in cookie mode."""
     metrics: Metrics
     caches: SharedCaches
     on_store_error: str
@@ -231,18 +244,21 @@ class Shell:
         predicate_option("skip_persistence", skip_persistence)
         self.on_store_error = check_policy(on_store_error)
         self.store = store_option("store", store)
+        backend = self.backend = None if isinstance(self.store, CookieStore) else self.store
         self.record_device = flag_option("record_device", record_device)
         self.max_sessions_per_owner = owner_cap_option(max_sessions_per_owner, self.store)
         self.on_event: Callable[[SessionEvent], object] | None = event_option(on_event)  # type: ignore[assignment]
-        self._check_store(self.store)
+        if backend is not None:
+            self._check_store(backend)
         self.skip_persistence = skip_persistence
         self.caches = SharedCaches(private_reads)
         self._read_reply = Reply(None, True, self.caches.applies(True, None))
         """The reply to a request that only read its session (``VARY_ONLY``)."""
         self._insecure = InsecureCookieWarning(secure_cookie)
         self.metrics = metrics if metrics is not None else Metrics()
-        self.store.report_to(self.metrics)
-        self._sweep_interval = interval if interval and not self.store.client_side else None
+        if backend is not None:
+            backend.report_to(self.metrics)
+        self._sweep_interval = interval if interval and backend is not None else None
 
     def _start_sweeping(self) -> None:
         if self._sweep_interval is not None:
@@ -400,13 +416,15 @@ class BlockingShell(Shell):
     """The blocking side (WSGI, Flask): the store's sync side, and the sweep in a daemon
     thread started by the first request and stopped by ``close()`` or at exit."""
 
-    sync_store: SyncStore
+    sync_store: SyncStore | None = None
+    """The store's blocking side; None in cookie mode."""
     sweeper: ThreadSweeper | None = None
 
     def _check_store(self, store: Store) -> None:
         self.sync_store = check_sync_store(store)
 
     def _start_sweeper(self, interval: float) -> None:
+        assert self.sync_store is not None  # a sweep runs only with a store
         sweep = self.sync_store.sweep
         tell = self.tell if self.on_event is not None and takes_on_swept(sweep) else None
         self.sweeper = ThreadSweeper(sweep, SweepSchedule(interval), self.metrics, tell)
@@ -418,8 +436,10 @@ class BlockingShell(Shell):
             session = exchange.session
             assert session is not None
             return session
+        store = self.sync_store
+        assert store is not None  # only a store's session has a key to load
         try:
-            record = self.sync_store.read(key)
+            record = store.read(key)
         except StoreError as error:
             return self.load_failed(exchange, error)
         return self.loaded(exchange, record)

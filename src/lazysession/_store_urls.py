@@ -111,7 +111,7 @@ def check_store_url(url: str) -> str:
     )
 
 
-def store_from_url(url: str, **options: Any) -> Store:
+def store_from_url(url: str, **options: Any) -> Store | CookieStore:
     """The store a URL names: ``cookie://``, ``memory://``, ``redis://`` (``rediss://``,
     ``unix://``, ``redis+cluster://``), or any SQLAlchemy URL. ``options`` go to the
     store's constructor.

@@ -47,7 +47,7 @@ from ._cli_words import human_bytes as human_bytes
 from ._cli_words import plural as plural
 from ._errors import LazySessionError
 from ._store_urls import _redacted, check_store_url, missing_module, store_from_url
-from .stores import Store
+from .stores import CookieStore, Store
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -162,7 +162,7 @@ def open_store(url: str, *, table: str | None, prefix: str | None, **options: An
     elif scheme in ("cookie", "memory"):
         options = {}
     store = store_from_url(url, **options)
-    if store.client_side or store.in_process:
+    if isinstance(store, CookieStore) or store.in_process:
         raise Failure(
             f"{url}: this store keeps sessions inside the app ("
             f"{'in the cookie' if store.client_side else 'in its memory'}): nothing to inspect"

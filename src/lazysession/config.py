@@ -40,8 +40,10 @@ import difflib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
+from . import _defaults
+from ._defaults import SAME_SITES, STORE_ERROR_POLICIES, SameSite, StoreErrorPolicy
 from ._errors import ConfigurationError
 from ._setting_checks import (
     _HOW_TO_MAKE_A_KEY,
@@ -58,9 +60,16 @@ from ._setting_checks import (
 )
 from ._store_urls import _redacted, extra_for, missing_module, store_from_url
 from ._store_urls import check_store_url as check_store_url
-from .stores import Store
+from .stores import CookieStore, Store
 
-__all__ = ["MIN_SECRET_LENGTH", "PREFIX", "Settings", "extra_for", "store_from_url"]
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "PREFIX",
+    "MiddlewareKeywords",
+    "Settings",
+    "extra_for",
+    "store_from_url",
+]
 
 logger = logging.getLogger("lazysession")
 
@@ -93,6 +102,24 @@ def _closest(unknown: str, prefix: str) -> str | None:
     return prefix + close[0] if close else None
 
 
+class MiddlewareKeywords(TypedDict):
+    """What :meth:`Settings.options` returns: keyword arguments of ``SessionMiddleware``
+    (ASGI or WSGI), typed as its signature takes them, so
+    ``SessionMiddleware(app, **settings.options())`` type-checks."""
+
+    secret_key: list[str]
+    store: Store | CookieStore
+    session_cookie: str
+    max_age: int | None
+    https_only: bool
+    same_site: SameSite
+    partitioned: bool
+    domain: str | None
+    idle_timeout: int | None
+    sweep_interval: int | None
+    on_store_error: StoreErrorPolicy
+
+
 @dataclass(frozen=True)
 class Settings:
     """The middleware's settings, each checked when it is read or given; ``options()``
@@ -105,25 +132,25 @@ class Settings:
 
     secret_key: list[str] = field(repr=False)
     """The keys; the first signs, every one verifies (rotation)."""
-    store_url: str = "cookie://"
+    store_url: str = _defaults.STORE_URL
     """Where sessions live (see :func:`store_from_url`)."""
-    max_age: int | None = 14 * 24 * 60 * 60
+    max_age: int | None = _defaults.LIFETIME
     """The absolute lifetime in seconds; None for a browser-session cookie."""
     idle_timeout: int | None = None
     """Seconds a session survives unused; None for no idle limit."""
-    sweep_interval: int | None = 300
+    sweep_interval: int | None = _defaults.SWEEP_INTERVAL
     """Seconds between expiry sweeps; 0 or None disables them."""
-    cookie_name: str = "session"
-    """The session cookie's name."""
+    cookie_name: str = _defaults.COOKIE_NAME
+    """The session cookie's name (the middleware's ``session_cookie``)."""
     https_only: bool = False
     """Whether the cookie is sent with ``Secure``."""
-    same_site: str = "lax"
+    same_site: SameSite = _defaults.SAME_SITE
     """``lax``, ``strict`` or ``none`` (``none`` needs ``https_only``)."""
     partitioned: bool = False
     """Whether the cookie is partitioned (CHIPS; needs ``https_only``)."""
     domain: str | None = None
     """The cookie's domain; None for the host that set it."""
-    on_store_error: str = "503"
+    on_store_error: StoreErrorPolicy = _defaults.ON_STORE_ERROR
     """``503``, or ``empty`` to serve an empty, unsaved session when the store fails."""
 
     def __post_init__(self) -> None:
@@ -137,11 +164,11 @@ class Settings:
         for name in ("https_only", "partitioned"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"{name}={getattr(self, name)!r}: expected True or False")
-        _choice("same_site", self.same_site, ("lax", "strict", "none"))
-        if self.same_site != self.same_site.lower():
-            object.__setattr__(self, "same_site", self.same_site.lower())
+        same_site = _choice("same_site", self.same_site, SAME_SITES)
+        if self.same_site != same_site:
+            object.__setattr__(self, "same_site", same_site)
         _domain("domain", self.domain)
-        _choice("on_store_error", self.on_store_error, ("503", "empty"))
+        _choice("on_store_error", self.on_store_error, STORE_ERROR_POLICIES)
         _check_together(_field_label, self.same_site, self.https_only, self.partitioned)
 
     @classmethod
@@ -222,23 +249,25 @@ class Settings:
         if (value := get("HTTPS_ONLY")) is not None:
             options["https_only"] = _boolean(label("https_only"), value)
         if (value := get("SAME_SITE")) is not None:
-            options["same_site"] = _choice(label("same_site"), value, ("lax", "strict", "none"))
+            options["same_site"] = _choice(label("same_site"), value, SAME_SITES)
         if (value := get("PARTITIONED")) is not None:
             options["partitioned"] = _boolean(label("partitioned"), value)
         if (value := get("DOMAIN")) is not None:
             options["domain"] = _domain(label("domain"), value)
         if (value := get("ON_STORE_ERROR")) is not None:
-            options["on_store_error"] = _choice(label("on_store_error"), value, ("503", "empty"))
+            options["on_store_error"] = _choice(
+                label("on_store_error"), value, STORE_ERROR_POLICIES
+            )
         _check_together(
             label,
-            options.get("same_site", "lax"),
+            options.get("same_site", _defaults.SAME_SITE),
             options.get("https_only", False),
             options.get("partitioned", False),
         )
         return cls(**options)
 
-    def store(self) -> Store:
-        """A new store for ``store_url``.
+    def store(self) -> Store | CookieStore:
+        """A new store for ``store_url`` (``cookie://``: the cookie mode's CookieStore).
 
         Raises:
             ConfigurationError: naming ``LAZYSESSION_STORE_URL`` when the store cannot be
@@ -253,7 +282,9 @@ class Settings:
         except ConfigurationError as error:
             raise ConfigurationError(f"{PREFIX}STORE_URL: {error}") from None
 
-    def options(self, store: Store | None = None, *, wsgi: bool = False) -> dict[str, Any]:
+    def options(
+        self, store: Store | CookieStore | None = None, *, wsgi: bool = False
+    ) -> MiddlewareKeywords:
         """Keyword arguments for ``SessionMiddleware``: the ASGI one, or with ``wsgi=True``
         ``lazysession.wsgi.SessionMiddleware``. ``store`` replaces the one ``store_url``
         names.
@@ -266,7 +297,7 @@ class Settings:
         Raises:
             ConfigurationError: one line naming what to change.
         """
-        options = {
+        options: MiddlewareKeywords = {
             "secret_key": self.secret_key,
             "store": store if store is not None else self.store(),
             "session_cookie": self.cookie_name,
@@ -284,24 +315,27 @@ class Settings:
         return options
 
 
-def _check_as_the_middleware_will(options: dict[str, Any], *, wsgi: bool, where: str) -> None:
+def _check_as_the_middleware_will(options: MiddlewareKeywords, *, wsgi: bool, where: str) -> None:
     """The store checked for the side it will serve, then the middleware built once, with
     no sweep, and thrown away: every check it makes at construction runs now."""
     from ._asgi import SessionMiddleware, check_async_store
     from .wsgi import SessionMiddleware as WSGISessionMiddleware
     from .wsgi import check_sync_store
 
+    store = options["store"]
     try:
-        if wsgi:
-            check_sync_store(options["store"])
+        if isinstance(store, CookieStore):
+            pass  # the cookie mode: no store to check
+        elif wsgi:
+            check_sync_store(store)
         else:
-            check_async_store(options["store"])
+            check_async_store(store)
     except ImportError as error:
         raise ConfigurationError(missing_module(error, where)) from None
     except ConfigurationError as error:
         hint = "" if wsgi else " (for lazysession.wsgi, call options(wsgi=True))"
         raise ConfigurationError(f"{where}: {error}{hint}") from None
-    checked = {**options, "sweep_interval": None}
+    checked: MiddlewareKeywords = {**options, "sweep_interval": None}
     if wsgi:
         WSGISessionMiddleware(_no_app, **checked)
     else:

@@ -50,21 +50,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import flask
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
 from werkzeug.exceptions import ServiceUnavailable
 
+from . import _defaults
 from ._core import NOTHING, Exchange, SessionRules
+from ._defaults import StoreErrorPolicy
 from ._environ import EnvironHeaders, EnvironView
 from ._errors import (
     UNAVAILABLE_BODY,
     SessionUnavailable,
     logger,
 )
-from ._expiry import DEFAULT_TOUCH_AFTER, Clock, Lifetimes, seconds_of, utc_now
+from ._expiry import Clock, Lifetimes, seconds_of, utc_now
 from ._flask_config import (
     NO_ABSOLUTE_LIFETIME,
     FlaskCookie,
@@ -81,7 +83,7 @@ from ._session import Session
 from ._shell import UNAVAILABLE, BlockingShell, Refusal, placeholder_class, run
 from ._signing import store_key
 from .metrics import Metrics
-from .stores import Store
+from .stores import CookieStore, Store
 
 __all__ = ["FlaskSession", "LazySessionInterface", "SessionUnavailableError"]
 
@@ -222,14 +224,14 @@ class LazySessionInterface(BlockingShell, SessionInterface):
 
     def __init__(
         self,
-        store: Store | str | None = None,
+        store: Store | CookieStore | str | None = None,
         *,
         skip_persistence: SkipPredicate = is_bearer_request,
         idle_timeout: int | timedelta | None = None,
         max_age: int | timedelta | None = None,
-        touch_after: float = DEFAULT_TOUCH_AFTER,
-        on_store_error: Literal["503", "empty"] = "503",
-        sweep_interval: float | timedelta | None = 300,
+        touch_after: float = _defaults.TOUCH_AFTER,
+        on_store_error: StoreErrorPolicy = _defaults.ON_STORE_ERROR,
+        sweep_interval: float | timedelta | None = _defaults.SWEEP_INTERVAL,
         metrics: Metrics | None = None,
         encrypt: bool = False,
         private_reads: bool = True,

@@ -10,6 +10,7 @@ import pytest
 
 from lazysession import Session, SessionKeyReserved
 from lazysession._expiry import META_KEY
+from lazysession._outcome import changes_of
 from lazysession.flask import FlaskSession
 
 
@@ -20,7 +21,7 @@ def test_setting_modified_records_every_key_as_changed(kind: type[Session]) -> N
     assert not session.modified
     session.modified = True
     assert session.modified and session.accessed
-    assert session.changes().set == {"cart": ["1", "2"], "theme": "dark"}
+    assert changes_of(session).set == {"cart": ["1", "2"], "theme": "dark"}
 
 
 @pytest.mark.parametrize("kind", [Session, FlaskSession])
@@ -28,7 +29,7 @@ def test_a_key_write_records_only_that_key(kind: type[Session]) -> None:
     session = kind({"cart": ["1"], "theme": "dark"})
     session["theme"] = "light"
     assert session.modified
-    assert session.changes().set == {"theme": "light"}
+    assert changes_of(session).set == {"theme": "light"}
 
 
 def test_setting_modified_false_drops_the_write() -> None:

@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from werkzeug.test import Client
 
-from lazysession import SessionMiddleware, Store, get_session
+from lazysession import CookieStore, SessionMiddleware, Store, get_session
 from lazysession._signing import IdSigner, SecretKeys
 from lazysession.flask import LazySessionInterface
 from lazysession.stores import Record
@@ -360,7 +360,7 @@ def _reply(status: int, body: bytes, cookies: list[str]) -> Reply:
     return Reply(status, parsed, list(cookies))
 
 
-def make_shell(kind: str, store: Store, **options: Any) -> Shell:
+def make_shell(kind: str, store: Store | CookieStore, **options: Any) -> Shell:
     """``kind``'s app on ``store``, with the middleware ``options`` (Flask takes only its
     own: ``idle_timeout``, ``clock``; its ``max_size`` is the default)."""
     options.setdefault("sweep_interval", None)

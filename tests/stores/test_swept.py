@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from lazysession import Changes, CookieStore, Store
+from lazysession import Changes, Store
 from lazysession._expiry import META_KEY
 from lazysession._sweep import takes_on_swept
 from lazysession.stores import MemoryStore, RedisStore, SQLAlchemyStore
@@ -89,7 +89,6 @@ def test_the_stores_that_sweep_take_on_swept_and_the_others_do_not() -> None:
     sql = SQLAlchemyStore("sqlite://")
     for sweep in (memory.sweep, memory.sync.sweep, sql.sweep, sql.sync.sweep):
         assert takes_on_swept(sweep)
-    assert not takes_on_swept(CookieStore().sweep)
     assert not takes_on_swept(RedisStore("redis://127.0.0.1:6379/0").sweep)
 
 

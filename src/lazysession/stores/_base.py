@@ -246,6 +246,12 @@ class Store(abc.ABC):
     """True when the back end deletes expired sessions itself (Redis keys carry a TTL):
     ``sweep`` has nothing to do and there is never a backlog."""
 
+    @property
+    def keeps_owners(self) -> bool:
+        """Whether the store keeps an index of owners: it implements ``sessions_of``,
+        ``revoke`` and ``revoke_all`` (the ones here raise ``NotImplementedError``)."""
+        return type(self).sessions_of is not Store.sessions_of
+
     @abc.abstractmethod
     async def read(self, session_id: str) -> Record | None:
         """The session stored under ``session_id``, or None when there is none (or it has
