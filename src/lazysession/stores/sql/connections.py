@@ -17,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 import contextvars
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -105,3 +106,15 @@ def watch_server_connections(engine: Engine, dialect: SQLDialect, timeout: float
     @sa.event.listens_for(engine, "invalidate")
     def _disarm_invalidated(dbapi_connection: Any, record: Any, _: Any) -> None:
         _disarm(dbapi_connection, record)
+
+
+def is_busy(error: BaseException) -> bool:
+    """SQLite refused for a lock another connection holds (``SQLITE_BUSY``, and its
+    extended codes: a WAL snapshot that another writer moved past)."""
+    driver = getattr(error, "orig", error)
+    if not isinstance(driver, sqlite3.OperationalError):
+        return False
+    name = getattr(driver, "sqlite_errorname", None)  # Python 3.11+
+    if isinstance(name, str):
+        return name.startswith("SQLITE_BUSY")
+    return "database is locked" in str(driver)

@@ -94,8 +94,10 @@ class SQLDialect:
         raise ConfigurationError(f"SQLAlchemyStore does not support the {self.names} dialect")
 
     def took(self, result: Any) -> bool:
-        """Whether :meth:`insert_new` inserted."""
-        return result.first() is not None
+        """Whether :meth:`insert_new` inserted. Its ``RETURNING`` rows are read to the
+        end: on SQLite an autocommitted statement commits only once it has run to
+        completion, and one left part-read holds its connection's transaction open."""
+        return bool(result.all())
 
     def sweep_batch(self, table: str) -> sa.Executable:
         """Delete up to ``n`` rows expired by ``now``, oldest first (from ``after``,

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..._errors import StoreError
 from .._base import StoreErrors
 from .._limits import Bounded, BoundedSync, remaining, tracked, tracked_sync
+from .connections import is_busy
 from .engines import Engines
 from .ops import Call, Plan, Program, Rest, Run, SessionOps
 
@@ -287,7 +288,22 @@ class SyncExecutor:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def _execute(self, conn: sa.Connection, run: Run, statement: Any, params: Any) -> Any:
-        return conn.execute(statement, params)
+        if run.locked or not self.context.engines.dialect.serializes_writes:
+            return conn.execute(statement, params)
+        # SQLite, a statement on its own: refused with SQLITE_BUSY, it had no effect. The
+        # busy wait does not cover a WAL snapshot that another writer moved past while
+        # the statement read (SQLITE_BUSY_SNAPSHOT: refused at once), so it is sent
+        # again, on a fresh snapshot, until the deadline.
+        pause = 0.001
+        while True:
+            try:
+                return conn.execute(statement, params)
+            except sa.exc.OperationalError as error:
+                left = remaining(self.context.timeout)
+                if not is_busy(error) or left <= pause:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _send(self, conn: sa.Connection, run: Run) -> Any:
         """Send the run's statements on ``conn`` (first the one it still had to send,

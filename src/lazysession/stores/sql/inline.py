@@ -21,7 +21,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from .._limits import BoundedSync, PerLoop
-from .connections import on_the_loop
+from .connections import is_busy, on_the_loop
 from .executors import Context, SyncExecutor, Threaded
 from .ops import Program, Run
 from .raw import RawStatements
@@ -42,17 +41,6 @@ class Deferred(Exception):
 
     def __init__(self, run: Run | None = None) -> None:
         self.run = run
-
-
-def is_busy(error: BaseException) -> bool:
-    """SQLite refused for a lock another connection holds (``SQLITE_BUSY``)."""
-    driver = getattr(error, "orig", error)
-    if not isinstance(driver, sqlite3.OperationalError):
-        return False
-    name = getattr(driver, "sqlite_errorname", None)  # Python 3.11+
-    if isinstance(name, str):
-        return name.startswith("SQLITE_BUSY")
-    return "database is locked" in str(driver)
 
 
 class InlineSync(SyncExecutor):

@@ -418,7 +418,16 @@ class SessionOps:
 
     @staticmethod
     def _one(statement: sa.Executable, params: dict[str, Any]) -> Plan[Any]:
-        return (yield statement, params)
+        """One statement; its rows, if it returns any, read in full while the run still
+        holds the connection. A result read after the run would read from a connection
+        back in the pool, maybe another thread's by then, and on SQLite an INSERT or
+        DELETE with ``RETURNING`` left part-read keeps its statement, and its
+        autocommitted transaction, open there (the next COMMIT on that connection is
+        refused: "SQL statements in progress")."""
+        result = yield statement, params
+        if getattr(result, "returns_rows", False):
+            return result.freeze()()
+        return result
 
     def _batch_plan(self, params: dict[str, Any], after: datetime | None) -> Plan[Batch]:
         result = yield self._sweep_batch, params

@@ -90,4 +90,8 @@ class OwnerOps:
 
 
 def _one(statement: sa.Executable, params: dict[str, Any]) -> Plan[Any]:
-    return (yield statement, params)
+    """One statement, its rows read while the run holds the connection (``ops._one``)."""
+    result = yield statement, params
+    if getattr(result, "returns_rows", False):
+        return result.freeze()()
+    return result
