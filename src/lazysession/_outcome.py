@@ -185,16 +185,22 @@ def _cap(
     outcome: Outcome, key: str, events: list[SessionEvent] | None
 ) -> Generator[Call, Any, None]:
     """After a login that named an owner: revoke the owner's least recently seen other
-    sessions past ``outcome.cap``. The login stands whatever this finds: a store error
-    here is logged, and the cap is kept at the next login."""
+    sessions past ``outcome.cap``. Only those seen before this login are its to judge: a
+    session seen after it (another login at the same moment) trims for itself, so two
+    logins at once never end each other. The login stands whatever this finds: a store
+    error here is logged, and the cap is kept at the next login."""
     cap, owner = outcome.cap, outcome.owner
     if cap is None or owner is None:
         return
     this = handle_of(key)
     try:
         listed = yield "sessions_of", (owner,), {}
-        others = [info.handle for info in listed if info.handle != this]  # most recent first
-        for handle in others[max(0, cap - 1) :]:
+        handles = [info.handle for info in listed]  # most recently seen first
+        newer = handles.index(this) if this in handles else 0
+        kept = {this, *handles[:cap]}
+        for handle in handles[newer:]:
+            if handle in kept:
+                continue
             if (yield "revoke", (owner, handle), {}) and events is not None:
                 events.append(SessionEvent("revoked", handle, owner))
     except StoreError as error:

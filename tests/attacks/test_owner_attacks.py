@@ -80,15 +80,6 @@ only by case, accent or trailing space are ``FOLDED_OWNERS``."""
 FOLDED_OWNERS = ["a", "A", "\u00e4", "a "]
 """Owners a case-, accent- or pad-insensitive comparison would take for one."""
 
-MYSQL_FOLDS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "MySQL/MariaDB compare the owner column under the table's default collation "
-        "(case- and accent-insensitive, PAD SPACE): sessions_of('A') lists the sessions of "
-        "'a', '\u00e4' and 'a ', and revoke('A', h) / revoke_all('A') end them"
-    ),
-)
-
 
 # -- handler actions the attacks add to the race apps ------------------------------------
 
@@ -322,18 +313,6 @@ async def test_two_logins_at_once_keep_at_most_the_cap(harness: Harness) -> None
     assert all(r.status == 200 and r.cookie for r in replies)
 
 
-CAP_OF_ONE_ENDS_BOTH = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "max_sessions_per_owner=1: two logins that both saved before either listed each "
-        "keep only themselves (_outcome._cap revokes every other listed session), so each "
-        "revokes the other: both answered 200 with a cookie, and the owner is left with "
-        "no session at all"
-    ),
-)
-
-
-@CAP_OF_ONE_ENDS_BOTH
 async def test_two_logins_at_once_under_a_cap_of_one_leave_one_of_them_alive(
     asgi_harness: Harness,
 ) -> None:
@@ -438,7 +417,7 @@ async def test_odd_owner_strings_never_share_an_index(
 
 @pytest.mark.parametrize(
     "owned",
-    [pytest.param(k, marks=MYSQL_FOLDS) if k == "mysql" else k for k in KINDS],
+    KINDS,
     indirect=True,
 )
 async def test_owners_differing_by_case_accent_or_trailing_space_are_distinct(

@@ -102,6 +102,35 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return from_text
 
 
+class OwnerText(sa.TypeDecorator[str]):
+    """An owner's id, compared exactly on every dialect. MySQL and MariaDB keep it as the
+    hex of its UTF-8 in an ASCII column with a binary collation: their text collations
+    fold case and accents and ignore trailing spaces, so ``'A'``, ``'a'``, ``'\u00e4'``
+    and ``'a '`` would be one owner there (and not every MySQL driver binds bytes)."""
+
+    impl = sa.String(OWNER_LENGTH)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _HEX_OWNERS:
+            column = mysql.VARCHAR(OWNER_LENGTH * 8, charset="ascii", collation="ascii_bin")
+            return dialect.type_descriptor(column)
+        return dialect.type_descriptor(sa.String(OWNER_LENGTH))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or dialect.name not in _HEX_OWNERS:
+            return value
+        return value.encode("utf-8").hex()
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or dialect.name not in _HEX_OWNERS:
+            return value
+        return bytes.fromhex(value).decode("utf-8")
+
+
+_HEX_OWNERS = ("mysql", "mariadb")
+
+
 def session_table(name: str = DEFAULT_TABLE, metadata: sa.MetaData | None = None) -> sa.Table:
     """The sessions table; hand it to Alembic if you manage the schema yourself."""
     return sa.Table(
@@ -114,7 +143,7 @@ def session_table(name: str = DEFAULT_TABLE, metadata: sa.MetaData | None = None
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
-        sa.Column("owner", sa.String(OWNER_LENGTH), nullable=True),
+        sa.Column("owner", OwnerText(), nullable=True),
         sa.Index(f"ix_{name}_expires_at", "expires_at"),
         sa.Index(f"ix_{name}_owner", "owner"),
         mysql_charset="utf8mb4",
