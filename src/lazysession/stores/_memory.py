@@ -87,7 +87,8 @@ class MemoryStore(Store):
         self._buckets: dict[int, set[str]] = {}
         self._retired: set[str] = set()
         self._seen: dict[str, float] = {}
-        """When each session was last saved, merged or touched."""
+        """When each owned session was last saved, merged or touched (only an owner's
+        listing asks)."""
         self._owned: dict[str, str] = {}
         """The owner of each owned session."""
         self._owners: dict[str, set[str]] = {}
@@ -124,7 +125,8 @@ class MemoryStore(Store):
                 return False  # written since the toucher loaded it: that write's expiry stands
             moved = (to_timestamp(expires_at), entry[1], entry[2], expires_at)
             self._refile(session_id, entry[0], moved)
-            self._seen[session_id] = self._now()
+            if session_id in self._owned:
+                self._seen[session_id] = self._now()
             return True
 
     def _update(self, session_id: str, changes: Changes, expires_at: datetime) -> Merge:
@@ -141,7 +143,8 @@ class MemoryStore(Store):
                 expires_at = entry[3]
             new = (to_timestamp(expires_at), merged, next(self._versions), expires_at)
             self._refile(session_id, entry[0], new)
-            self._seen[session_id] = self._now()
+            if session_id in self._owned:
+                self._seen[session_id] = self._now()
             self._used(session_id)
             return Merge.APPLIED
 
@@ -233,15 +236,15 @@ class MemoryStore(Store):
         self._disown(session_id)
 
     def _own(self, session_id: str, owner: str | None) -> None:
-        self._seen[session_id] = self._now()
         if owner is not None:
+            self._seen[session_id] = self._now()
             self._owned[session_id] = owner
             self._owners.setdefault(owner, set()).add(session_id)
 
     def _disown(self, session_id: str) -> None:
-        self._seen.pop(session_id, None)
         owner = self._owned.pop(session_id, None)
         if owner is not None:
+            self._seen.pop(session_id, None)
             held = self._owners[owner]
             held.discard(session_id)
             if not held:
