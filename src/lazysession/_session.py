@@ -188,10 +188,6 @@ class Session(dict[str, Any]):
         self._written = meta
         return meta
 
-    def logs_in(self) -> bool:
-        """Whether this request names an owner at login (``regenerate(owner=...)``)."""
-        return self._regenerate and self._owner is not _UNSET and self._owner is not None
-
     # -- flags, as in Starlette's Session --------------------------------------------------
 
     def mark_accessed(self) -> None:
@@ -332,7 +328,7 @@ def log_of(session: Session) -> RequestLog:
     """What the request did to ``session``, for the core to decide its write."""
     touched, removed, regenerate = session._touched_keys, session._removed, session._regenerate
     owner, cookie_keys = session._owner, session.cookie_keys
-    return RequestLog(  # logs_in() and cookie_changed(), inline: this runs on every write
+    return RequestLog(  # cookie_changed(), inline: this runs on every write
         touched or _NO_KEYS,
         frozenset(removed) if removed else _NO_KEYS,
         session._cleared,

@@ -68,14 +68,14 @@ class OwnerOps:
         if keep is not None:
             kept = (yield from self._key_of(owner, keep, now)) or _NO_KEY
         params = {"owner": owner, "now": now, "until": now + _MEMORY, "keep": kept}
-        ended = yield Run(_one(self._end_all, params), bulk=True)
+        ended = yield Run(SessionOps._one(self._end_all, params), bulk=True)
         return int(ended.rowcount)
 
     # -- plans -----------------------------------------------------------------------------
 
     def _key_of(self, owner: str, handle: str, now: datetime) -> Op[str | None]:
         """The key of the owner's live session named by ``handle``, if any."""
-        result = yield Run(_one(self._keys, {"owner": owner, "now": now}), writes=False)
+        result = yield Run(SessionOps._one(self._keys, {"owner": owner, "now": now}), writes=False)
         for row in result.all():
             if handle_of(row.session_id) == handle:
                 key: str = row.session_id
@@ -87,11 +87,3 @@ class OwnerOps:
         return most_recent_first(
             [session_info(r.session_id, r.data, r.expires_at, r.updated_at) for r in result.all()]
         )
-
-
-def _one(statement: sa.Executable, params: dict[str, Any]) -> Plan[Any]:
-    """One statement, its rows read while the run holds the connection (``ops._one``)."""
-    result = yield statement, params
-    if getattr(result, "returns_rows", False):
-        return result.freeze()()
-    return result
