@@ -51,7 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STORES = ("cookie", "memory", "sqlite", "redis")
+STORES = ("cookie", "memory", "sqlite", "sqlite-threads", "redis")
+ASYNC_ONLY = {"sqlite-threads"}
+"""Stores that differ from another only on the event loop: not run on Flask."""
 STOCK = "stock"
 """The framework's own session implementation, run first: a test that fails there fails
 for reasons of its own (e.g. a newer Werkzeug), not lazysession's."""
@@ -120,7 +122,8 @@ KNOWN: tuple[Known, ...] = (
         r"\[asyncio",
         r"BlockingError: Blocking call to sqlite3\.",
         "a SQLite file is served on the event loop by design: each call waits there for a "
-        "lock at most a few milliseconds, then moves to a worker thread (docs/migration.md)",
+        "lock at most a few milliseconds, then moves to a worker thread; with inline=False "
+        "(the sqlite-threads row) the suite passes (docs/migration.md)",
     ),
 )
 
@@ -352,6 +355,8 @@ def main(argv: list[str]) -> int:
     for suite in suites:
         stock, tree = prepare[suite](cache, work)
         for store in [STOCK, *stores]:
+            if suite == "flask" and store in ASYNC_ONLY:
+                continue
             where = "as shipped" if store == STOCK else f"on the {store} store"
             print(f"running {suite}'s session tests {where} ...", flush=True)
             results.append(

@@ -4,7 +4,8 @@ It does what a user's ``conftest.py`` would do to run an app's tests on lazysess
 and nothing else: it chooses the store, and leaves every test unchanged.
 
 - ``LAZYSESSION_COMPAT_STORE``: ``stock`` (the framework's own sessions: nothing is
-  injected), ``cookie`` (lazysession's default), ``memory``, ``sqlite`` or ``redis``.
+  injected), ``cookie`` (lazysession's default), ``memory``, ``sqlite``,
+  ``sqlite-threads`` (``inline=False``: no SQLite call on the event loop) or ``redis``.
   Starlette: every ``lazysession.SessionMiddleware`` built without ``store=`` gets a
   fresh store of that kind. Flask: every app whose class does not bring its own session
   interface gets ``LazySessionInterface(store=<a fresh store>)``, as
@@ -55,12 +56,12 @@ class Stores:
             from lazysession import MemoryStore
 
             store: Any = MemoryStore()
-        elif STORE == "sqlite":
+        elif STORE in ("sqlite", "sqlite-threads"):
             from lazysession import SQLAlchemyStore
 
             driver = "sqlite" if sync else "sqlite+aiosqlite"
             path = self.folder / f"sessions-{len(self.made)}.db"
-            store = SQLAlchemyStore(f"{driver}:///{path}")
+            store = SQLAlchemyStore(f"{driver}:///{path}", inline=STORE == "sqlite")
         elif STORE == "redis":
             from lazysession import RedisStore
 
@@ -119,7 +120,7 @@ def _inject_store() -> None:
 
     middleware = lazysession.SessionMiddleware
     original = middleware.__init__
-    if STORE == "sqlite":  # imported before any event loop runs, as an app's module would
+    if STORE.startswith("sqlite"):  # imported before any event loop runs, as an app's would
         from lazysession import SQLAlchemyStore  # noqa: F401
 
     def with_store(self: Any, *args: Any, **kwargs: Any) -> None:

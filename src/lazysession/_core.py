@@ -27,17 +27,20 @@ Rules:
 9. ``Set-Cookie`` goes out only when the browser's cookie must change (a new id, a moved
    ``Max-Age``, a re-signed id, an ended session), and only once the store has done what
    the outcome needed: a session found gone or rotated meanwhile sends none.
-10. A request whose id was retired moments ago (rotated away, or ended) reads an empty
-    session and persists nothing, except an explicit logout (which also ends the session
-    the id was rotated to), and what a logout then writes (a new session, as with a live
-    id).
+10. A request whose id was rotated away moments ago reads an empty session and persists
+    nothing, except an explicit logout (which also ends the session the id was rotated
+    to), and what a logout then writes (a new session, as with a live id). An id that was
+    ended (a logout whose answer the browser never got) reads empty too, and is otherwise
+    as unknown (rule 3): a login or a write with it starts a new session.
 11. A write is never answered as a success and then lost: one whose session ended or
     moved meanwhile (a logout, a login, or a write that emptied it, in another tab), or
-    that came with a retired id, is refused (``SessionInterrupted``, a 409).
+    that came with a just-rotated id, is refused (``SessionInterrupted``, a 409).
 12. A request never undoes what a newer write stored: a read that loaded before another
     request's ``pin()`` or ``set_lifetime()`` does not touch the copy written since, and
     a write that changed no lifetime, pin or owner keeps the stored metadata and expiry
-    of a copy written since its load (``Changes.own_meta``, ``touch(base=...)``).
+    of a copy written since its load (``Changes.own_meta``, ``touch(base=...)``); its
+    answer then leaves the browser's cookie, which that newer write set, alone
+    (``Merge.KEPT``).
 """
 
 from __future__ import annotations

@@ -166,11 +166,13 @@ class Exchange:
         self.load_key = None
         rules = self._rules
         if record is not None:
-            if record.retired:  # rule 10: the id grants nothing, and mints nothing
-                self.retired = True
-                self.session = rules.session_class()
-                return self.session
-            if rules.sealer is not None:  # encrypted: what fails to decrypt is absent
+            if record.retired:  # rule 10: the id grants nothing
+                if record.rotated:  # and mints nothing: the browser may hold its successor
+                    self.retired = True
+                    self.session = rules.session_class()
+                    return self.session
+                record = None  # ended: no newer cookie to keep, so as good as unknown
+            elif rules.sealer is not None:  # encrypted: what fails to decrypt is absent
                 assert self._key is not None
                 record, self._opened = rules.sealer.open(record, self._key)
         if record is not None:
@@ -321,6 +323,7 @@ class Exchange:
         old_id = self.session_id
         old_key = None if old_id is None else self._stored_key(old_id)
         loaded_owner = self._owner
+        moves_expiry = False
         if log.invalidated:
             if lapsed:  # rule 6: ended
                 return Outcome(
@@ -344,6 +347,8 @@ class Exchange:
                 signed = rules._id_signer.sign(old_id)
             elif not self._cookie_moves(log, expiry, persistent):
                 signed = None  # rule 9: the browser's cookie stays right
+            else:
+                moves_expiry = not log.cookie_changed
         key = self._stored_key(session_id)
         sealer, opened = rules.sealer, self._opened if old_id is not None else None
         if sealer is None:
@@ -389,6 +394,7 @@ class Exchange:
             write=Write(key, data, from_timestamp(expiry), changes, created),
             set_cookie=cookie,
             expired_cookie=expired,
+            cookie_moves_expiry=moves_expiry,
             vary=True,
             owner=meta.owner if created else None,
             ended_owner=loaded_owner if created else None,

@@ -105,6 +105,9 @@ class Outcome:
     cookie stays as it is)."""
     expired_cookie: str | None = None
     """Sent instead when the store reports the merge left the session empty (deleted)."""
+    cookie_moves_expiry: bool = False
+    """``set_cookie`` is sent only to move the cookie's expiry with the write's: not when
+    the store kept a newer copy's expiry instead (``Merge.KEPT``)."""
     vary: bool = False
     skipped: bool = False
     """``skip_persistence`` matched: something would have been persisted, and was not."""
@@ -162,7 +165,7 @@ def store_calls(
     if rotate is not None:
         args = (rotate.old_id, rotate.session_id, rotate.changes)
         merged = yield "rotate", args, {"expires_at": rotate.expires_at}
-        if merged is Merge.APPLIED:
+        if merged is Merge.APPLIED or merged is Merge.KEPT:
             metrics.created += 1
             if events is not None:
                 handle = handle_of(rotate.session_id)
@@ -215,6 +218,8 @@ def _cookie_after(outcome: Outcome, merged: object, metrics: Metrics) -> str | N
         metrics.interrupted += 1
         raise SessionInterrupted("the session ended or moved while the request ran")
     metrics.saved += 1
+    if merged is Merge.KEPT and outcome.cookie_moves_expiry:
+        return None  # rule 12: the newer copy's expiry stood, and its writer's cookie
     return outcome.set_cookie
 
 

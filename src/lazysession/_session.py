@@ -328,7 +328,7 @@ def log_of(session: Session) -> RequestLog:
     """What the request did to ``session``, for the core to decide its write."""
     touched, removed, regenerate = session._touched_keys, session._removed, session._regenerate
     owner, cookie_keys = session._owner, session.cookie_keys
-    return RequestLog(  # cookie_changed(), inline: this runs on every write
+    return RequestLog(  # this runs on every write: cookie_changed() only where there are such keys
         touched or _NO_KEYS,
         frozenset(removed) if removed else _NO_KEYS,
         session._cleared,
@@ -337,7 +337,7 @@ def log_of(session: Session) -> RequestLog:
         regenerate and owner is not _UNSET and owner is not None,
         session._lifetime is not _UNSET,
         session._meta,
-        bool(cookie_keys and touched and not cookie_keys.isdisjoint(touched)),
+        bool(cookie_keys) and session.cookie_changed(),
     )
 
 

@@ -99,6 +99,8 @@ class FlaskSession(Session, SessionMixin):
     """The request, as read by ``open_session`` for ``save_session``."""
     permanent_default = False
     """``session.permanent`` until the handler sets it (``SESSION_PERMANENT``)."""
+    permanent_loaded = False
+    """``session.permanent`` as the request found it."""
 
     def __getitem__(self, key: str) -> Any:
         """The value at ``key``; reading marks the session accessed."""
@@ -123,6 +125,12 @@ class FlaskSession(Session, SessionMixin):
     @permanent.setter
     def permanent(self, value: bool) -> None:
         self["_permanent"] = bool(value)
+
+    def cookie_changed(self) -> bool:
+        """Whether ``permanent`` now differs from what the request found: only then does
+        the cookie change for it (setting it again, as many apps do on every request,
+        changes nothing)."""
+        return super().cookie_changed() and self.permanent != self.permanent_loaded
 
     @property
     def sid(self) -> str | None:
@@ -359,7 +367,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         session.exchange = exchange
         session.view = view
         session.new = exchange.session_id is None and not session
-        session.permanent_default = bool(app.config.get("SESSION_PERMANENT", False))
+        session.permanent_default = default = bool(app.config.get("SESSION_PERMANENT", False))
+        session.permanent_loaded = bool(dict.get(session, "_permanent", default))
         return session
 
     def save_session(

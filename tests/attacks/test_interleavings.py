@@ -69,6 +69,34 @@ async def test_a_write_that_loaded_before_a_remember_me_keeps_the_longer_lifetim
     assert record.expires_at > datetime.now(timezone.utc) + timedelta(days=20)
 
 
+async def test_a_write_that_loaded_before_a_pin_leaves_the_longer_cookie_alone(
+    harness: Harness,
+) -> None:
+    """Under an idle timeout every write moves the cookie's ``Max-Age``. A write that
+    loaded before another tab's ``pin()`` merges onto the pinned copy, whose expiry
+    stands in the store; its answer must not shorten the browser's cookie back to the
+    idle window, or the browser drops the pinned session after it."""
+    clock = real_time_clock()
+    shell = harness.shell(idle_timeout=600, clock=clock)
+    cookie = (await started(shell, "/write", None, cart="3", permanent=1)).cookie
+    assert cookie is not None
+    clock.advance(100)  # a write now moves the expiry, and so the cookie's Max-Age
+    day = 24 * 60 * 60
+    async with anyio.create_task_group() as tasks:
+        other = await Held(tasks, shell, "other").send("/write", cookie, theme="dark", permanent=1)
+        pinned = await started(shell, "/pin", cookie, permanent=1)
+        late = await other.finish()
+    assert pinned.status == 200 and late.status == 200
+    assert pinned.max_age is not None and pinned.max_age > day
+    assert late.max_age is None or late.max_age > day, (
+        f"the late write sent Max-Age={late.max_age}: the browser would drop the "
+        "pinned session after the idle window"
+    )
+    record = await harness.record(cookie)
+    assert record is not None and record.data.get("theme") == "dark"
+    assert record.expires_at > datetime.now(timezone.utc) + timedelta(days=1)
+
+
 async def test_a_logout_with_a_just_rotated_id_keeps_what_it_wrote_after_logging_out(
     memory_harness: Harness,
 ) -> None:

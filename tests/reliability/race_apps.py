@@ -267,6 +267,16 @@ class Reply:
         return any("max-age=0" in c.lower() for c in self._cookies())
 
     @property
+    def max_age(self) -> int | None:
+        """The ``Max-Age`` of the session cookie this response sets (None: none sent)."""
+        for cookie in self._cookies():
+            for part in cookie.split(";")[1:]:
+                name, _, value = part.strip().partition("=")
+                if name.lower() == "max-age":
+                    return int(value)
+        return None
+
+    @property
     def sets_cookie(self) -> bool:
         """Whether this response changes the browser's session cookie at all."""
         return bool(self._cookies())

@@ -444,6 +444,26 @@ async def test_a_request_with_the_just_rotated_id_reads_nothing_writes_nothing_s
     assert (await started(shell, "/read", old)).data() == {}
 
 
+@pytest.mark.parametrize("path", ["/login", "/write"])
+async def test_a_request_with_a_just_logged_out_id_starts_a_new_session(
+    harness: Harness, path: str
+) -> None:
+    """A logout whose answer never reached the browser (or a tab whose request set out
+    before it) leaves the browser with the logged-out id. Nothing newer is in the browser
+    to protect, so that id is as good as unknown: it reads nothing, and a login or a
+    write with it starts a new session at once (not a 409 for as long as the id is
+    remembered)."""
+    shell = harness.shell()
+    old = await session_with(shell, user="ada", cart="3")
+    assert (await started(shell, "/logout", old)).expired
+    late = await shell.get(path, old, user="ada")
+    assert late.status == 200, f"{path} with the logged-out id answered {late.status}"
+    assert late.cookie is not None and late.cookie != old
+    assert (await started(shell, "/read", late.cookie)).data() == {"user": "ada"}
+    assert (await started(shell, "/read", old)).data() == {}  # the old id grants nothing
+    assert await harness.count() == 1
+
+
 # -- 4. max_size under concurrent writers ----------------------------------------------------
 
 

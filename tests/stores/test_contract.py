@@ -286,6 +286,7 @@ async def test_an_ended_session_leaves_its_id_retired_for_a_while(
     await store.delete("a" * 64)
     record = await store.read("a" * 64)
     assert record is not None and record.retired and record.data == {}
+    assert not record.rotated  # no successor whose cookie the browser could hold
     late = Changes(set={"cart": 1})
     assert await store.update("a" * 64, late, expires_at=clock() + HOUR) is Merge.GONE
     clock.advance(RETIRED_MEMORY + 1)
@@ -352,7 +353,19 @@ async def test_a_rotated_id_reads_as_rotated_with_no_data(store: Store, clock: C
     await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
     record = await store.read(OLD)
     assert record is not None and record.retired and record.data == {}
+    assert record.rotated
     assert await store.load(OLD) is None
+
+
+async def test_a_logout_with_a_rotated_id_leaves_it_retired_with_no_successor(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    await store.delete(OLD)
+    record = await store.read(OLD)
+    assert record is not None and record.retired and not record.rotated
+    assert await store.load(NEW) is None
 
 
 async def test_a_rotated_id_takes_no_write_and_no_touch(store: Store, clock: Clock) -> None:

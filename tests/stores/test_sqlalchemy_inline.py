@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from lazysession.stores import SQLAlchemyStore
 from tests.helpers import client
@@ -136,3 +138,33 @@ async def test_a_call_nothing_contends_takes_no_worker_thread(
     assert (await http.get("/write", params={"n": "2"})).status_code == 200
     assert (await http.get("/read")).json() == {"user": "ada", "n": "2"}
     assert hops == []
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "threads"])
+async def test_inline_false_runs_no_sqlite_statement_on_the_event_loop(
+    tmp_path: Path, inline: bool
+) -> None:
+    """``inline=False`` is for tests that flag blocking calls on the event loop (as
+    Starlette's own do): no statement of the store's then runs on the loop's thread."""
+    store = SQLAlchemyStore(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", inline=inline)
+    threads: list[int] = []
+
+    def traced(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.set_trace_callback(lambda sql: threads.append(threading.get_ident()))
+
+    sa.event.listen(store.check_sync(), "connect", traced)
+    loop_thread = threading.get_ident()
+    try:
+        async with client(asgi_app(store)) as http:
+            assert (await http.get("/write", params={"user": "ada"})).status_code == 200
+            assert (await http.get("/write", params={"n": "2"})).status_code == 200
+            assert (await http.get("/read")).json() == {"user": "ada", "n": "2"}
+    finally:
+        await store.aclose()
+        store.sync.close()
+    on_loop = sum(1 for thread in threads if thread == loop_thread)
+    assert threads, "no statement was traced"
+    if inline:
+        assert on_loop > 0  # the default: served on the loop
+    else:
+        assert on_loop == 0, f"{on_loop} of {len(threads)} statements ran on the event loop"

@@ -5,9 +5,10 @@ Rules every store keeps:
   and a SHA-256 of its id: ``_signing.store_key``); stores never see the cookie itself.
 - ``read`` never returns an expired session, whether or not it has been swept. An id that
   was *retired* (rotated away, or its session ended) reads, for ``RETIRED_MEMORY``
-  seconds, as a record with ``retired`` set and no data: the id grants nothing, and a
-  request still carrying it (a second tab, a slow XHR) knows not to mint a session of its
-  own, which would replace the browser's newer cookie or outlive a logout.
+  seconds, as a record with ``retired`` set and no data: the id grants nothing. While it
+  names the session it was rotated to (``rotated``), a request still carrying it (a
+  second tab, a slow XHR) knows not to mint a session of its own, which would replace
+  the browser's newer cookie.
 - ``save`` stores a *new* session whole (its id was just minted); readers see all of it or
   nothing.
 - ``update`` merges one request's changes onto the latest stored copy, atomically, so two
@@ -148,6 +149,10 @@ class Merge(enum.Enum):
 
     APPLIED = "applied"
     """Written: the session lives on (under the new id, for a rotation)."""
+    KEPT = "kept"
+    """Written onto a copy another request stored since this one's load, whose metadata
+    and expiry stood (``Changes.own_meta`` false): the cookie that request sent is right.
+    A store may answer ``APPLIED`` instead; the browser's cookie then follows this write."""
     EMPTIED = "emptied"
     """The result held no key, so the session was ended (its id retired)."""
     GONE = "gone"
@@ -165,13 +170,16 @@ class Record:
     writer's whole session instead of merging, when no other write came in between.
     ``size`` is the stored JSON's length in bytes, where the store knows it (a session
     already over ``max_size`` may then still shrink). ``retired``: the id was rotated away
-    or ended moments ago; ``data`` is empty."""
+    or ended moments ago; ``data`` is empty. ``rotated`` (with ``retired``): it was rotated
+    away, so the browser may hold the cookie of the id it moved to; an id that was ended
+    (or whose successor a logout ended since) has none."""
 
     data: dict[str, Any]
     expires_at: datetime
     version: object = None
     size: int | None = None
     retired: bool = False
+    rotated: bool = False
 
 
 class SyncStore(abc.ABC):

@@ -111,7 +111,7 @@ class MemoryStore(Store):
                 return None
             text = entry[1]
             if text.startswith(_RETIRED):
-                return Record({}, entry[3], retired=True)
+                return Record({}, entry[3], retired=True, rotated=text != _RETIRED)
             self._used(session_id)
         data = _json.loads(text)
         return None if data is None else Record(data, entry[3], entry[2], byte_size(text))
@@ -139,14 +139,15 @@ class MemoryStore(Store):
             if merged is None:
                 self._retire(session_id, "")
                 return Merge.EMPTIED
-            if merge.keep_expiry:
+            kept = merge.keep_expiry
+            if kept:
                 expires_at = entry[3]
             new = (to_timestamp(expires_at), merged, next(self._versions), expires_at)
             self._refile(session_id, entry[0], new)
             if session_id in self._owned:
                 self._seen[session_id] = self._now()
             self._used(session_id)
-            return Merge.APPLIED
+            return Merge.KEPT if kept else Merge.APPLIED
 
     def _rotate(self, old_id: str, new_id: str, changes: Changes, expires_at: datetime) -> Merge:
         with self._lock:

@@ -50,8 +50,9 @@ def decode(raw: Mapping[bytes, bytes], now_ms: int) -> Record | None:
     if not raw or expiry is None or int(expiry) <= now_ms:
         return None
     expires_at = from_timestamp(int(expiry) / 1000)
-    if ROTATED in raw:
-        return Record({}, expires_at, retired=True)
+    successor = raw.get(ROTATED)
+    if successor is not None:
+        return Record({}, expires_at, retired=True, rotated=successor != b"")
     data: dict[str, Any] = {}
     size = 1
     try:

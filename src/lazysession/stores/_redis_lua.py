@@ -118,7 +118,8 @@ end
 # index life ms (or '0'), number of removed fields, the version loaded ('': the request
 # set its own metadata), removed fields..., field/value pairs. Onto a copy written since
 # that version, the stored metadata and expiry stand (the request's metadata is as it
-# loaded it). 0 gone, 1 merged, 2 emptied (the id retired), minus the size the merge
+# loaded it). 0 gone, 1 merged, 2 emptied (the id retired), 3 merged onto such a newer
+# copy (its expiry kept), minus the size the merge
 # would have had (too large; nothing written), or the owner (the index to be extended;
 # nothing written).
 UPDATE = (
@@ -156,7 +157,8 @@ if held <= 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
   return 2
 end
-if not stale then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if stale then return 3 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 )

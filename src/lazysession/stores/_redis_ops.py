@@ -251,7 +251,7 @@ class RedisOps:
             if not until:
                 if done < 0:
                     raise SessionTooLarge(-done, limit, "max_size")
-                return (Merge.GONE, Merge.APPLIED, Merge.EMPTIED)[done]
+                return (Merge.GONE, Merge.APPLIED, Merge.EMPTIED, Merge.KEPT)[done]
         raise StoreError("saving a session failed: its index kept falling short")
 
     @operation("rotating a session")

@@ -162,7 +162,7 @@ def record_of(row: Any) -> Record | None:  # a Row; its generics differ across S
         return None
     text: str = row.data
     if text.startswith(MARKER):
-        return Record({}, row.expires_at, retired=True)
+        return Record({}, row.expires_at, retired=True, rotated=text != MARKER)
     data = _json.loads(text)
     if data is None:
         return None
@@ -463,7 +463,7 @@ class SessionOps:
             return Merge.EMPTIED
         expires = row.expires_at if merge.keep_expiry else expires_at
         yield self._rewrite, {"sid": sid, "data": merge.text, "now": now, "expires": expires}
-        return Merge.APPLIED
+        return Merge.KEPT if merge.keep_expiry else Merge.APPLIED
 
     def _row_plan(self, sid: str, now: datetime) -> Plan[Any]:
         return (yield self._read, {"sid": sid, "now": now}).first()

@@ -29,7 +29,7 @@ from .._limits import check_timeout
 from . import pacing
 from .dialects import supported
 from .engines import DRIVER_ERRORS, Engines, check_driver, dbapi_errors
-from .executors import AsyncExecutor, Context, SyncExecutor
+from .executors import AsyncExecutor, Context, SyncExecutor, Threaded
 from .inline import Inline
 from .ops import SessionOps
 from .owners import OwnerOps
@@ -57,6 +57,12 @@ class SQLAlchemyStore(Store):
     store makes keep their connections per event loop, and ``aclose()`` (called at the
     ASGI lifespan's shutdown) closes the calling loop's; an engine you pass in is yours
     to dispose of.
+
+    A SQLite file serves the async side ``inline``: each call on the event loop, moved
+    to a worker thread only where it would wait for a lock (a call takes tens of
+    microseconds, a thread hop several times that). ``inline=False`` runs every call in
+    a worker thread instead, for tests that flag any blocking call made on the event
+    loop (blockbuster, as Starlette's own tests run). Other databases ignore it.
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class SQLAlchemyStore(Store):
         create_table: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         engine_options: Mapping[str, Any] | None = None,
+        inline: bool = True,
         clock: Clock = utc_now,
     ) -> None:
         if batch_size < 1:
@@ -103,9 +110,13 @@ class SQLAlchemyStore(Store):
         )
         self._context = Context(self._engines, self._ops, errors, self.timeout, create_table)
         sync = SyncExecutor(self._context)
-        self._async: AsyncExecutor = (
-            Inline(self._context, sync) if self._engines.threaded else AsyncExecutor(self._context)
-        )
+        self._async: AsyncExecutor
+        if not self._engines.threaded:
+            self._async = AsyncExecutor(self._context)
+        elif inline:
+            self._async = Inline(self._context, sync)
+        else:
+            self._async = Threaded(self._context, sync)
         self._sync = _SyncSQLAlchemyStore(self, sync)
 
     # -- configuration ---------------------------------------------------------------------
