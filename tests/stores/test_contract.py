@@ -556,7 +556,8 @@ async def test_a_merge_with_loaded_metadata_onto_a_newer_copy_keeps_its_metadata
     remembered = Changes(set={META_KEY: {"c": 1, "l": 86400 * 30}})
     assert await store.update("a" * 64, remembered, expires_at=clock() + 24 * HOUR)
     stale = Changes(set={"b": 2, META_KEY: {"c": 1}}, base=loaded.version, own_meta=False)
-    assert await store.update("a" * 64, stale, expires_at=clock() + HOUR) is Merge.APPLIED
+    # KEPT: the newer copy's expiry stood, so its writer's cookie is the right one
+    assert await store.update("a" * 64, stale, expires_at=clock() + HOUR) is Merge.KEPT
     record = await store.read("a" * 64)
     assert record is not None
     assert record.data == {"a": 1, "b": 2, META_KEY: {"c": 1, "l": 86400 * 30}}
