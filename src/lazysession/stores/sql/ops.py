@@ -91,7 +91,8 @@ def record_of(row: Any) -> Record | None:  # a Row; its generics differ across S
 
 
 class SessionOps:
-    """Every statement and operation of the store, for one table and one dialect."""
+    """The session operations and their statements, for one table and one dialect (the
+    owner index and the upkeep build theirs on these: ``OwnerOps``, ``UpkeepOps``)."""
 
     def __init__(self, table: sa.Table, dialect: SQLDialect) -> None:
         self.table = table
