@@ -83,13 +83,10 @@ class MiddlewareOptions(Shell, Generic[App]):
                     secure=https_only,
                     partitioned=partitioned,
                 ),
-                idle_timeout=shared.idle_timeout,
-                touch_after=shared.touch_after,
                 max_size=size,
-                encrypt=shared.encrypt,
-                clock=shared.clock,
                 record_device=self.record_device,
                 max_sessions_per_owner=self.max_sessions_per_owner,
+                **shared,
             )
         except ConfigurationError as error:
             if not self._refused(app, error):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import _defaults
 from ._defaults import StoreErrorPolicy
@@ -74,9 +74,9 @@ class ShellOptions:
 NAMES: tuple[str, ...] = tuple(field.name for field in fields(ShellOptions))
 
 
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """The shared options a shell builds its rules from, checked."""
+class Checked(TypedDict):
+    """The shared options a shell builds its rules from, checked: keyword arguments of
+    ``SessionRules.from_options``."""
 
     idle_timeout: int | None
     touch_after: float
@@ -104,4 +104,4 @@ def set_up(shell: Shell, given: Mapping[str, Any], *, secure_cookie: bool) -> Ch
         max_sessions_per_owner=options.max_sessions_per_owner,
         on_event=options.on_event,
     )
-    return Checked(idle, touch, encrypt, options.clock)
+    return Checked(idle_timeout=idle, touch_after=touch, encrypt=encrypt, clock=options.clock)

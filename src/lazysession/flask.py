@@ -244,8 +244,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         self.max_age = seconds_option("max_age", max_age)
         # SESSION_COOKIE_SECURE is Flask's own: no warning of ours
         shared = set_up(self, locals(), secure_cookie=True)
-        self.encrypt, self.clock = shared.encrypt, shared.clock
-        self.idle_timeout, self.touch_after = shared.idle_timeout, shared.touch_after
+        self.encrypt, self.clock = shared["encrypt"], shared["clock"]
+        self.idle_timeout, self.touch_after = shared["idle_timeout"], shared["touch_after"]
         self._start_sweeping()
 
     # -- settings, read as Flask reads them ------------------------------------------------
