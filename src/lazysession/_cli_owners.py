@@ -11,8 +11,9 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from ._cli_stores import Failure, HasTable, open_store, require_table
+from ._cli_words import plural
 from ._options import keeps_owners
-from .cli import Failure, HasTable, _require_table, open_store, plural
 from .stores import Store
 
 
@@ -47,7 +48,7 @@ async def sessions(
     store = _owned_store(url, table, prefix)
     try:
         if isinstance(store, HasTable):
-            await _require_table(store, url)
+            await require_table(store, url)
         infos = await store.sessions_of(owner)
     finally:
         await store.aclose()
@@ -84,7 +85,7 @@ async def revoke(
     store = _owned_store(url, table, prefix)
     try:
         if isinstance(store, HasTable):
-            await _require_table(store, url)
+            await require_table(store, url)
         return await store.revoke_all(owner, keep=keep)
     finally:
         await store.aclose()
@@ -111,7 +112,7 @@ async def erase(
     store = _owned_store(url, table, prefix)
     try:
         if isinstance(store, HasTable):
-            await _require_table(store, url)
+            await require_table(store, url)
         held = len(await store.sessions_of(owner))
         if confirm is not None and not confirm(
             f"end {plural(held, 'live session')} of {owner} and erase their data?"

@@ -1,5 +1,6 @@
 """The options the ASGI and WSGI middlewares take, Starlette's first (with its names and
-defaults), checked once when the middleware is built (``_options`` says how)."""
+defaults), checked once when the middleware is built (``_options`` says how). Those
+every shell takes are ``_shell_options``' (their types, defaults and meaning there)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from ._defaults import SameSite, StoreErrorPolicy
 from ._errors import ConfigurationError
 from ._expiry import Clock, utc_now
 from ._identity import SessionEvent
-from ._options import encrypt_option, fraction_option, seconds_option, size_option
+from ._options import seconds_option, size_option
 from ._request import SkipPredicate, is_bearer_request
 from ._shell import Shell
+from ._shell_options import set_up
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -66,22 +68,9 @@ class MiddlewareOptions(Shell, Generic[App]):
                     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
             lifetime = seconds_option("max_age", max_age, positive=False)
-            idle = seconds_option("idle_timeout", idle_timeout)
-            touch = fraction_option("touch_after", touch_after)
             size = size_option("max_size", max_size)
             self.app = app
-            self._set_up(
-                store=store,
-                on_store_error=on_store_error,
-                skip_persistence=skip_persistence,
-                private_reads=private_reads,
-                sweep_interval=sweep_interval,
-                metrics=metrics,
-                secure_cookie=https_only,
-                record_device=record_device,
-                max_sessions_per_owner=max_sessions_per_owner,
-                on_event=on_event,
-            )
+            shared = set_up(self, locals(), secure_cookie=https_only)
             self.rules = SessionRules.from_options(
                 secret_key=secret_key,
                 store=self.store,
@@ -94,13 +83,10 @@ class MiddlewareOptions(Shell, Generic[App]):
                     secure=https_only,
                     partitioned=partitioned,
                 ),
-                idle_timeout=idle,
-                touch_after=touch,
                 max_size=size,
-                encrypt=encrypt_option(encrypt),
-                clock=clock,
                 record_device=self.record_device,
                 max_sessions_per_owner=self.max_sessions_per_owner,
+                **shared,
             )
         except ConfigurationError as error:
             if not self._refused(app, error):

@@ -24,9 +24,8 @@ Rules:
   parse, 130 when interrupted). A password in a URL is never printed.
 - Progress goes to stderr: a bar redrawn in place on a terminal, and otherwise a plain
   line each time another tenth of the backlog is gone (``_cli_words``, with the words).
-- A sync URL is read through its driver family's async twin (``sqlite://`` through the
-  store's own worker-thread path, ``mysql+pymysql://`` through ``mysql+aiomysql``, which
-  is built on PyMySQL): the same database, with no other driver to install.
+- A store is opened as ``_cli_stores`` says: a sync URL through its driver family's
+  async twin, with no other driver to install.
 """
 
 from __future__ import annotations
@@ -35,11 +34,12 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, NoReturn, Protocol, TextIO, runtime_checkable
+from typing import Any, NoReturn, TextIO
 
+from ._cli_stores import SQL_FAMILIES, Failure, HasTable, ReportsBacklog, require_table
+from ._cli_stores import open_store as open_store
 from ._cli_words import Progress as Progress
 from ._cli_words import _one_line
 from ._cli_words import age as age
@@ -47,138 +47,11 @@ from ._cli_words import human_bytes as human_bytes
 from ._cli_words import plural as plural
 from ._errors import LazySessionError
 from ._store_urls import _redacted, check_store_url, missing_module, store_from_url
-from .stores import CookieStore, Store
+from .stores import Store
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-_SQL_DRIVERS = {
-    # driver as written -> the one the command reads the database through
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+pysqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgresql+psycopg": "postgresql+psycopg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-    "mysql+pymysql": "mysql+aiomysql",
-    "mysql+aiomysql": "mysql+aiomysql",
-    "mysql+asyncmy": "mysql+asyncmy",
-    "mariadb+pymysql": "mariadb+aiomysql",
-    "mariadb+aiomysql": "mariadb+aiomysql",
-    "mariadb+asyncmy": "mariadb+asyncmy",
-}
-_SQL_FAMILIES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
-_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
-
-
-class Failure(Exception):
-    """A failure to report in one line (exit status 1)."""
-
-
-@runtime_checkable
-class HasTable(Protocol):
-    """A store that keeps its sessions in a SQL table."""
-
-    table: Any
-
-    def ddl(self) -> str:
-        """The ``CREATE`` statements of the table and its indexes."""
-        ...
-
-    async def has_table(self) -> bool:
-        """Whether the table is there."""
-        ...
-
-
-@runtime_checkable
-class ReportsBacklog(Protocol):
-    """A store whose expired sessions wait for a sweep, and that can say how many."""
-
-    async def count_expired(self) -> int:
-        """Expired sessions not yet swept."""
-        ...
-
-    async def oldest_created(self) -> datetime | None:
-        """When the oldest live session began."""
-        ...
-
-    async def table_bytes(self) -> int | None:
-        """Bytes the sessions take on disk, where the database can tell."""
-        ...
-
-    async def sweep(
-        self, *, on_batch: Callable[[int], None] | None = None, full_speed: bool = False
-    ) -> int:
-        """Delete every expired session, reporting the running total after each batch."""
-        ...
-
-
-# -- opening a store without creating anything -------------------------------------------
-
-
-def _sql_url(url: str) -> str:
-    """The URL to read a SQL store through; a Failure for drivers the command cannot use
-    and for a SQLite file that is not there."""
-    driver = url.split("://", 1)[0].lower()
-    if driver not in _SQL_DRIVERS:
-        family = driver.split("+")[0]
-        family = "postgresql" if family == "postgres" else family
-        choices = [name for name in _SQL_DRIVERS if name.split("+")[0] == family] or list(
-            _SQL_DRIVERS
-        )
-        raise Failure(
-            f"{_redacted(url)}: the {driver}:// driver is not one lazysession reads; "
-            f"use {', '.join(name + '://' for name in choices)}"
-        )
-    if driver.startswith("sqlite"):
-        database = url.split("://", 1)[1][1:].split("?", 1)[0]
-        if not database or database == ":memory:" or "mode=memory" in url:
-            raise Failure(f"{url}: an in-memory database lives inside the app: nothing to inspect")
-        path = Path(database)
-        if not path.is_file():
-            raise Failure(
-                f"no database file at {path.resolve()} (check the path; the app creates it "
-                "on first use)"
-            )
-    return _SQL_DRIVERS[driver] + url[len(driver) :]
-
-
-def open_store(url: str, *, table: str | None, prefix: str | None, **options: Any) -> Store:
-    """The store ``url`` names, opened to be looked at: a SQL store never creates its
-    table. A Failure (one line) for anything that cannot be inspected."""
-    scheme = check_store_url(url).split("://", 1)[0].lower()
-    is_sql = scheme.split("+")[0] in _SQL_FAMILIES
-    if table is not None and not is_sql:
-        raise Failure("--table names a SQL table; a Redis store takes --prefix")
-    if prefix is not None and scheme not in _REDIS_SCHEMES:
-        raise Failure("--prefix is for a Redis store; a SQL store takes --table")
-    if is_sql:
-        url = _sql_url(url)
-        options["create_table"] = False
-        if table is not None:
-            options["table_name"] = table
-    elif prefix is not None:
-        options["prefix"] = prefix
-    elif scheme in ("cookie", "memory"):
-        options = {}
-    store = store_from_url(url, **options)
-    if isinstance(store, CookieStore) or store.in_process:
-        raise Failure(
-            f"{url}: this store keeps sessions inside the app ("
-            f"{'in the cookie' if store.client_side else 'in its memory'}): nothing to inspect"
-        )
-    return store
-
-
-async def _require_table(store: HasTable, url: str) -> None:
-    """A Failure naming the table when the database does not have it."""
-    name = store.table.name
-    if not await store.has_table():
-        raise Failure(
-            f"{_redacted(url)} has no table {name} (the app creates it on first use; "
-            "--table names another)"
-        )
-
 
 # -- the commands -------------------------------------------------------------------------
 
@@ -196,7 +69,7 @@ async def stats(url: str, *, table: str | None = None, prefix: str | None = None
     store = open_store(url, table=table, prefix=prefix)
     try:
         if isinstance(store, HasTable):
-            await _require_table(store, url)
+            await require_table(store, url)
         lines = [_describe(store), f"sessions held: {await store.count():,}"]
         if isinstance(store, ReportsBacklog):
             oldest = await store.oldest_created()
@@ -226,7 +99,7 @@ async def sweep(
     """Run ``lazysession sweep``; returns the closing line."""
     options: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
     probe = check_store_url(url).split("://", 1)[0].lower()
-    if probe.split("+")[0] not in _SQL_FAMILIES:
+    if probe.split("+")[0] not in SQL_FAMILIES:
         options = {}
     store = open_store(url, table=table, prefix=None, **options)
     try:
@@ -235,7 +108,7 @@ async def sweep(
                 return "nothing to sweep: the store expires sessions itself"
             raise Failure(f"{type(store).__name__} cannot report a backlog to sweep")
         if isinstance(store, HasTable):
-            await _require_table(store, url)
+            await require_table(store, url)
         backlog = await store.count_expired()
         if dry_run:
             return f"would delete {plural(backlog, 'expired session')}"
@@ -258,7 +131,7 @@ async def sweep(
 def ddl(url: str, *, table: str | None = None) -> str:
     """The ``CREATE`` statements for the table ``url``'s store would use."""
     scheme = check_store_url(url).split("://", 1)[0].lower()
-    if scheme.split("+")[0] not in _SQL_FAMILIES:
+    if scheme.split("+")[0] not in SQL_FAMILIES:
         raise Failure(f"{_redacted(url)} is not a SQL store: it has no table")
     store = store_from_url(url, **({} if table is None else {"table_name": table}))
     assert isinstance(store, HasTable)

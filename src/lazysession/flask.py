@@ -77,10 +77,11 @@ from ._flask_config import (
 )
 from ._headers import TARGETED, Reply, add_session_headers
 from ._identity import SessionEvent
-from ._options import encrypt_option, fraction_option, seconds_option
+from ._options import seconds_option
 from ._request import RequestInfo, SkipPredicate, is_bearer_request
 from ._session import Session
 from ._shell import UNAVAILABLE, BlockingShell, Refusal, placeholder_class, run
+from ._shell_options import set_up
 from ._signing import store_key
 from .metrics import Metrics
 from .stores import CookieStore, Store
@@ -248,23 +249,11 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         on_event: Callable[[SessionEvent], object] | None = None,
         clock: Clock = utc_now,
     ) -> None:
-        self.encrypt = encrypt_option(encrypt)
-        self.idle_timeout = seconds_option("idle_timeout", idle_timeout)
         self.max_age = seconds_option("max_age", max_age)
-        self.touch_after = fraction_option("touch_after", touch_after)
-        self.clock = clock
-        self._set_up(
-            store=store,
-            on_store_error=on_store_error,
-            skip_persistence=skip_persistence,
-            private_reads=private_reads,
-            sweep_interval=sweep_interval,
-            metrics=metrics,
-            secure_cookie=True,  # Flask's own SESSION_COOKIE_SECURE: no warning of ours
-            record_device=record_device,
-            max_sessions_per_owner=max_sessions_per_owner,
-            on_event=on_event,
-        )
+        # SESSION_COOKIE_SECURE is Flask's own: no warning of ours
+        shared = set_up(self, locals(), secure_cookie=True)
+        self.encrypt, self.clock = shared["encrypt"], shared["clock"]
+        self.idle_timeout, self.touch_after = shared["idle_timeout"], shared["touch_after"]
         self._start_sweeping()
 
     # -- settings, read as Flask reads them ------------------------------------------------

@@ -6,7 +6,7 @@ what they say. Requests that never name an owner list nothing."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,7 @@ from lazysession import ConfigurationError, MemoryStore, SessionEvent, SessionMi
 from lazysession.flask import LazySessionInterface
 from lazysession.wsgi import SessionMiddleware as WSGISessionMiddleware
 from tests.helpers import SECRET
-from tests.identity.apps import build
-from tests.shells.apps import ShellClient
+from tests.shells.serving import Serve
 from tests.stores.backends import isolated_store
 
 pytestmark = pytest.mark.anyio
@@ -52,23 +51,6 @@ async def store(case: tuple[str, str], tmp_path: Path) -> AsyncIterator[Store]:
     yield made
     cleanup()
     await made.aclose()
-
-
-@pytest.fixture
-async def served(shell: str) -> AsyncIterator[Callable[..., ShellClient]]:
-    clients: list[ShellClient] = []
-
-    def serve(store: Store, **options: Any) -> ShellClient:
-        client = ShellClient(shell, build(shell, store, **options))
-        clients.append(client)
-        return client
-
-    yield serve
-    for client in clients:
-        await client.aclose()
-
-
-Serve = Callable[..., ShellClient]
 
 
 async def test_a_login_that_names_an_owner_lists_the_session_as_theirs(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lazysession import MemoryStore, Store
-from tests.shells.apps import ShellClient, build
+from tests.shells.serving import app_builder, served  # noqa: F401 (fixtures)
 from tests.shells.stores import STORE_KINDS, Recorded
 from tests.stores.backends import isolated_store
 
@@ -56,21 +55,6 @@ async def store(shell: str, store_kind: str, tmp_path: Path) -> AsyncIterator[Re
     yield Recorded(inner)
     cleanup()
     await inner.aclose()
-
-
-@pytest.fixture
-async def served(shell: str) -> AsyncIterator[Callable[..., ShellClient]]:
-    """``served(store, **options)``: a client of ``shell``'s app over ``store``."""
-    clients: list[ShellClient] = []
-
-    def serve(store: Store | None, **options: Any) -> ShellClient:
-        client = ShellClient(shell, build(shell, store, **options))
-        clients.append(client)
-        return client
-
-    yield serve
-    for client in clients:
-        await client.aclose()
 
 
 async def held(shell: str, store: Store) -> int:

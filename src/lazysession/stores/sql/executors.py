@@ -1,5 +1,5 @@
 """The executors of the SQL store: one per side, each running the operations and
-programs of ``ops`` and ``pacing`` as they are written there.
+programs of ``ops``, ``owners``, ``upkeep`` and ``pacing`` as they are written there.
 
 Rules:
 - A call (an operation, with the table's creation first if it is still to do) runs
@@ -32,7 +32,8 @@ from .._base import StoreErrors
 from .._limits import Bounded, BoundedSync, remaining, tracked, tracked_sync
 from .connections import is_busy
 from .engines import Engines
-from .ops import Call, Plan, Program, Rest, Run, SessionOps
+from .runs import Call, Plan, Program, Rest, Run
+from .upkeep import UpkeepOps
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ class Context:
     """What both sides of one store share."""
 
     engines: Engines
-    ops: SessionOps
+    upkeep: UpkeepOps
     errors: tuple[type[BaseException], ...]
     timeout: float
     create_table: bool
@@ -76,7 +77,7 @@ class AsyncExecutor:
         context = self.context
         with Bounded(action, context.errors, context.timeout):
             if prepare and not context.ready:
-                await self.drive(action, context.ops.create(context.engines.own_file))
+                await self.drive(action, context.upkeep.create(context.engines.own_file))
                 context.ready = True
             return await self.drive(action, program)
 
@@ -187,7 +188,7 @@ class SyncExecutor:
         context = self.context
         with BoundedSync(action, context.errors, context.timeout):
             if prepare and not context.ready:
-                self.drive(action, context.ops.create(context.engines.own_file))
+                self.drive(action, context.upkeep.create(context.engines.own_file))
                 context.ready = True
             return self.drive(action, program)
 

@@ -32,8 +32,8 @@ from sqlalchemy.exc import OperationalError
 from .._limits import BoundedSync, PerLoop
 from .connections import is_busy, on_the_loop
 from .executors import Context, SyncExecutor, Threaded
-from .ops import Program, Run
 from .raw import RawStatements
+from .runs import Program, Run
 
 
 class Deferred(Exception):

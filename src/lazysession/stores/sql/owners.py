@@ -28,7 +28,8 @@ import sqlalchemy as sa
 
 from ..._identity import SessionInfo, handle_of
 from .._base import RETIRED_MEMORY, most_recent_first, session_info
-from .ops import Op, Plan, Run, SessionOps
+from .ops import SessionOps
+from .runs import Op, Plan, Run, one
 
 _MEMORY = timedelta(seconds=RETIRED_MEMORY)
 _NO_KEY = ""
@@ -68,14 +69,14 @@ class OwnerOps:
         if keep is not None:
             kept = (yield from self._key_of(owner, keep, now)) or _NO_KEY
         params = {"owner": owner, "now": now, "until": now + _MEMORY, "keep": kept}
-        ended = yield Run(SessionOps._one(self._end_all, params), bulk=True)
+        ended = yield Run(one(self._end_all, params), bulk=True)
         return int(ended.rowcount)
 
     # -- plans -----------------------------------------------------------------------------
 
     def _key_of(self, owner: str, handle: str, now: datetime) -> Op[str | None]:
         """The key of the owner's live session named by ``handle``, if any."""
-        result = yield Run(SessionOps._one(self._keys, {"owner": owner, "now": now}), writes=False)
+        result = yield Run(one(self._keys, {"owner": owner, "now": now}), writes=False)
         for row in result.all():
             if handle_of(row.session_id) == handle:
                 key: str = row.session_id

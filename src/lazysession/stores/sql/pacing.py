@@ -20,7 +20,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .._base import OnSwept
-from .ops import Batch, Call, Program, Rest, SessionOps
+from .runs import Call, Program, Rest
+from .upkeep import Batch, UpkeepOps
 
 SWEEP_REST = 0.5
 """The share of a batch's time the built-in sweep rests after it (fixed batches)."""
@@ -52,7 +53,7 @@ class SweepPacer:
 
 
 def sweep(
-    ops: SessionOps,
+    upkeep: UpkeepOps,
     now: datetime,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
@@ -61,13 +62,13 @@ def sweep(
 ) -> Program[int]:
     """Delete every row expired by ``now``; returns how many went. ``on_swept`` hears
     the owned rows of each batch that deleted any."""
-    pacer = SweepPacer(batch_size, ops.dialect.sweep_budget)
+    pacer = SweepPacer(batch_size, upkeep.dialect.sweep_budget)
     report = on_swept is not None
     total, after = 0, None
     while True:
         size, started = pacer.size, time.perf_counter()
         batch: Batch = yield Call(
-            "sweeping expired sessions", ops.sweep_batch(now, after, size, report)
+            "sweeping expired sessions", upkeep.sweep_batch(now, after, size, report)
         )
         deleted, after = batch.deleted, batch.resume
         took = time.perf_counter() - started

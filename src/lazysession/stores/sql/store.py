@@ -1,8 +1,9 @@
 """Sessions in a SQL table, through SQLAlchemy: SQLite, PostgreSQL, MariaDB and MySQL.
 
 Rules:
-- Each operation is written once, in ``ops`` (the sweep in ``pacing``), and carried out
-  by one executor per side (``executors``); the two faces below only hand it the call.
+- Each operation is written once, in ``ops``, ``owners`` and ``upkeep`` (the sweep's
+  pace in ``pacing``), and carried out by one executor per side (``executors``); the two
+  faces below only hand it the call.
 - Every call ends within ``timeout`` (a write already sent gets half that more).
 - What differs between databases is in ``dialects``, one object per dialect.
 - A SQLite file named with ``sqlite+aiosqlite`` is served by the stdlib driver, each
@@ -34,6 +35,7 @@ from .inline import Inline
 from .ops import SessionOps
 from .owners import OwnerOps
 from .schema import DEFAULT_TABLE, check_table_name, ddl, session_table
+from .upkeep import UpkeepOps
 
 DEFAULT_BATCH = 1_000
 DEFAULT_TIMEOUT = 5.0
@@ -102,13 +104,14 @@ class SQLAlchemyStore(Store):
         self._engines = Engines(source, dialect, self.timeout, engine_options or {})
         self._ops = SessionOps(self.table, dialect)
         self._owners = OwnerOps(self._ops)
+        self._upkeep = UpkeepOps(self._ops)
         errors = DRIVER_ERRORS + tuple(
             error
             for engine in (self._engines.async_engine, self._engines.sync_engine)
             if engine is not None
             for error in dbapi_errors(engine.dialect)
         )
-        self._context = Context(self._engines, self._ops, errors, self.timeout, create_table)
+        self._context = Context(self._engines, self._upkeep, errors, self.timeout, create_table)
         sync = SyncExecutor(self._context)
         self._async: AsyncExecutor
         if not self._engines.threaded:
@@ -181,7 +184,7 @@ class SQLAlchemyStore(Store):
 
     async def count(self) -> int:
         """See :meth:`Store.count`."""
-        counted: int = await self._async.call("counting sessions", self._ops.count())
+        counted: int = await self._async.call("counting sessions", self._upkeep.count())
         return counted
 
     async def sessions_of(self, owner: str) -> list[SessionInfo]:
@@ -204,19 +207,19 @@ class SQLAlchemyStore(Store):
 
     async def count_expired(self) -> int:
         """Expired sessions not yet swept: the backlog a sweep would delete now."""
-        op = self._ops.count_expired(self._clock())
+        op = self._upkeep.count_expired(self._clock())
         counted: int = await self._async.call("counting expired sessions", op)
         return counted
 
     async def oldest_created(self) -> datetime | None:
         """When the oldest live session began (None without any)."""
-        op = self._ops.oldest_created(self._clock())
+        op = self._upkeep.oldest_created(self._clock())
         oldest: datetime | None = await self._async.call("reading statistics", op)
         return oldest
 
     async def table_bytes(self) -> int | None:
         """Bytes the table and its indexes take, where the database can tell."""
-        size: int | None = await self._async.call("reading statistics", self._ops.table_bytes())
+        size: int | None = await self._async.call("reading statistics", self._upkeep.table_bytes())
         return size
 
     async def has_table(self) -> bool:
@@ -239,7 +242,7 @@ class SQLAlchemyStore(Store):
         owner)`` of the owned sessions each batch deleted, each once across replicas
         sweeping at once."""
         program = pacing.sweep(
-            self._ops, self._clock(), self.batch_size, on_batch, full_speed, on_swept
+            self._upkeep, self._clock(), self.batch_size, on_batch, full_speed, on_swept
         )
         deleted: int = await self._async.drive("sweeping expired sessions", program)
         return deleted
@@ -264,6 +267,7 @@ class _SyncSQLAlchemyStore(SyncStore):
         self._store = store
         self._ops = store._ops
         self._owners = store._owners
+        self._upkeep = store._upkeep
         self._clock = store._clock
         self._exec = executor
         self._run = executor.run  # one run, unbounded (a test steps through an operation)
@@ -297,7 +301,7 @@ class _SyncSQLAlchemyStore(SyncStore):
         return merged
 
     def count(self) -> int:
-        counted: int = self._exec.call("counting sessions", self._ops.count())
+        counted: int = self._exec.call("counting sessions", self._upkeep.count())
         return counted
 
     def sessions_of(self, owner: str) -> list[SessionInfo]:
@@ -316,17 +320,17 @@ class _SyncSQLAlchemyStore(SyncStore):
         return ended
 
     def count_expired(self) -> int:
-        op = self._ops.count_expired(self._clock())
+        op = self._upkeep.count_expired(self._clock())
         counted: int = self._exec.call("counting expired sessions", op)
         return counted
 
     def oldest_created(self) -> datetime | None:
-        op = self._ops.oldest_created(self._clock())
+        op = self._upkeep.oldest_created(self._clock())
         oldest: datetime | None = self._exec.call("reading statistics", op)
         return oldest
 
     def table_bytes(self) -> int | None:
-        size: int | None = self._exec.call("reading statistics", self._ops.table_bytes())
+        size: int | None = self._exec.call("reading statistics", self._upkeep.table_bytes())
         return size
 
     def sweep(
@@ -338,7 +342,7 @@ class _SyncSQLAlchemyStore(SyncStore):
     ) -> int:
         store = self._store
         program = pacing.sweep(
-            self._ops, self._clock(), store.batch_size, on_batch, full_speed, on_swept
+            self._upkeep, self._clock(), store.batch_size, on_batch, full_speed, on_swept
         )
         deleted: int = self._exec.drive("sweeping expired sessions", program)
         return deleted

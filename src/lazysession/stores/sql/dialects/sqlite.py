@@ -1,0 +1,104 @@
+"""SQLite: one writer at a time, so writers take turns and sweep batches are paced.
+
+Rules:
+- Merges take the write lock up front (``BEGIN IMMEDIATE``, SERIALIZABLE), and this
+  process's writers take turns on the file.
+- A sweep batch deletes by rowid through the expiry index, with no claiming (one writer)
+  and no resume point (SQLite removes index entries as it deletes); batches are sized to
+  take about ``SQLITE_BATCH_SECONDS`` each. The batch's commit never checkpoints the WAL
+  while writers wait: a passive checkpoint follows each batch, outside the writers' turn.
+- ``RETURNING`` (a reported batch's owned rows) is used where SQLite has it (3.35 on).
+- A database in memory is one shared connection (no pool); a file the store opened
+  itself is tuned by the store (``connections``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL
+
+from ..connections import tune_sqlite_file
+from ..schema import typed
+from .base import OnConflict
+
+# SQLite admits one writer at a time, and a batch's commit and checkpoint slow every other
+# writer of the file: batches there are sized to take about this long, all included.
+SQLITE_BATCH_SECONDS = 0.01
+
+
+class SQLite(OnConflict):
+    """One writer at a time: merges take the write lock up front (``BEGIN IMMEDIATE``),
+    this process's writers take turns, and sweep batches are paced to a time budget."""
+
+    names = ("sqlite",)
+    async_driver = "sqlite+aiosqlite"
+    sync_driver = "sqlite"
+    transaction_isolation = "SERIALIZABLE"
+    begins_immediate = True
+    serializes_writes = True
+    sweep_budget = SQLITE_BATCH_SECONDS
+    # The batch's commit must not checkpoint the WAL while writers wait; a checkpoint
+    # after each batch, outside the writers' turn, keeps the WAL small so that no save's
+    # commit has to checkpoint the sweep's pages.
+    before_batch = ("PRAGMA wal_autocheckpoint = 0",)
+    after_batch = ("PRAGMA wal_autocheckpoint = 1000",)
+    after_sweep = ("PRAGMA wal_checkpoint(PASSIVE)",)
+
+    def _insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
+
+    def added_already(self, error: sa.exc.DBAPIError) -> bool:
+        return "duplicate column name" in str(error.orig)
+
+    def sweep_batch(self, table: str) -> sa.TextClause:
+        # No claiming is needed with one writer, and SQLite removes index entries as it
+        # deletes (no dead entries to skip, so no resume point); the expiry index holds
+        # the rowid, so a batch is found without the table.
+        return typed(self._deleting(table), "now")
+
+    def swept_batch(self, table: str) -> sa.Executable | None:
+        # RETURNING came with SQLite 3.35; before it, the batch's owners are read first,
+        # under the write lock the batch holds (so by one sweeper only).
+        if sqlite3.sqlite_version_info < (3, 35, 0):
+            return None
+        return typed(f"{self._deleting(table)} RETURNING session_id, owner", "now")
+
+    def read_swept(
+        self, result: Any, after: datetime | None
+    ) -> tuple[int, datetime | None, list[tuple[str, str]]]:
+        rows = result.all()
+        return len(rows), None, [(key, owner) for key, owner in rows if owner is not None]
+
+    @staticmethod
+    def _deleting(table: str) -> str:
+        return f"""
+            DELETE FROM {table} WHERE rowid IN (
+                SELECT rowid FROM {table} WHERE expires_at <= :now
+                ORDER BY expires_at LIMIT :n)"""  # noqa: S608
+
+    def size_query(self, table: str) -> sa.TextClause:
+        return sa.text("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+
+    def instrument(self, engine: sa.Engine, timeout: float, own_file: bool) -> None:
+        if own_file:
+            tune_sqlite_file(engine, timeout)
+
+    def engine_defaults(self, url: URL, timeout: float) -> dict[str, Any]:
+        if is_memory(url):  # one shared in-memory connection: no pool to size
+            return {"isolation_level": "AUTOCOMMIT", "hide_parameters": True}
+        options = super().engine_defaults(url, timeout)
+        del options["connect_args"]
+        return options
+
+
+def is_memory(url: URL) -> bool:
+    """A SQLite database in memory (it lives as long as its one connection)."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (
+        not database or database == ":memory:" or "mode=memory" in database
+    )
