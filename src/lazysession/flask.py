@@ -55,15 +55,11 @@ from typing import Any
 import flask
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
-from werkzeug.exceptions import ServiceUnavailable
 
 from . import _defaults
-from ._core import NOTHING, Exchange, SessionRules
+from ._core import NOTHING, SessionRules
 from ._defaults import StoreErrorPolicy
-from ._environ import EnvironHeaders, EnvironView
 from ._errors import (
-    UNAVAILABLE_BODY,
-    SessionUnavailable,
     logger,
 )
 from ._expiry import Clock, Lifetimes, seconds_of, utc_now
@@ -75,158 +71,31 @@ from ._flask_config import (
     refuse_flask_session_settings,
     samesite_setting,
 )
-from ._headers import TARGETED, Reply, add_session_headers
+from ._flask_session import (
+    RESPONSE_HEADERS,
+    FlaskSession,
+    FlaskView,
+    SessionUnavailableError,
+    UnavailableFlaskSession,
+    refuse,
+)
+from ._headers import Reply, add_session_headers
 from ._identity import SessionEvent
 from ._options import seconds_option
-from ._request import RequestInfo, SkipPredicate, is_bearer_request
-from ._session import Session
-from ._shell import UNAVAILABLE, BlockingShell, Refusal, placeholder_class, run
+from ._request import SkipPredicate, is_bearer_request
+from ._shell import BlockingShell, Refusal, run
 from ._shell_options import set_up
-from ._signing import store_key
 from .metrics import Metrics
 from .stores import CookieStore, Store
 
 __all__ = ["FlaskSession", "LazySessionInterface", "SessionUnavailableError"]
 
 
-class FlaskSession(Session, SessionMixin):
-    """``flask.session``: lazysession's session with Flask's ``permanent`` and ``new``,
-    and Flask-Session's ``sid``. Reads mark it accessed, as Flask's own session does."""
-
-    new = False
-    cookie_keys = frozenset({"_permanent"})  # permanent or not: a different cookie
-    exchange: Exchange | None = None
-    view: FlaskView | None = None
-    """The request, as read by ``open_session`` for ``save_session``."""
-    permanent_default = False
-    """``session.permanent`` until the handler sets it (``SESSION_PERMANENT``)."""
-    permanent_loaded = False
-    """``session.permanent`` as the request found it."""
-
-    def __getitem__(self, key: str) -> Any:
-        """The value at ``key``; reading marks the session accessed."""
-        self.accessed = True
-        return super().__getitem__(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value at ``key`` or ``default``; reading marks the session accessed."""
-        self.accessed = True
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        """Whether ``key`` is set; asking marks the session accessed."""
-        self.accessed = True
-        return super().__contains__(key)
-
-    @property
-    def permanent(self) -> bool:
-        """Flask's flag, stored under ``_permanent``; unset, ``SESSION_PERMANENT``."""
-        return bool(self.get("_permanent", self.permanent_default))
-
-    @permanent.setter
-    def permanent(self, value: bool) -> None:
-        self["_permanent"] = bool(value)
-
-    def cookie_changed(self) -> bool:
-        """Whether ``permanent`` now differs from what the request found: only then does
-        the cookie change for it (setting it again, as many apps do on every request,
-        changes nothing)."""
-        return super().cookie_changed() and self.permanent != self.permanent_loaded
-
-    @property
-    def sid(self) -> str | None:
-        """The key the store holds this session under, as Flask-Session's ``sid``: a
-        SHA-256 of the cookie's random id, so it is safe to log and useless as a cookie
-        (``store.sync.delete(session.sid)`` ends the session). None while the session
-        is new, and with the cookie store."""
-        exchange = self.exchange
-        if exchange is None or exchange.session_id is None:
-            return None
-        return store_key(exchange.session_id)
-
-    def is_permanent(self) -> bool:
-        """``permanent`` without marking the session read."""
-        return bool(dict.get(self, "_permanent", self.permanent_default))
-
-
-class SessionUnavailableError(SessionUnavailable, ServiceUnavailable):
-    """Raised on use of a session the store could not load; Flask answers 503."""
-
-    description = UNAVAILABLE_BODY.decode().strip()
-
-    def __init__(self) -> None:
-        retry_after = UNAVAILABLE.retry_after
-        super().__init__(retry_after=None if retry_after is None else int(retry_after))
-
-
-_UnavailableFlaskSession = placeholder_class(FlaskSession, SessionUnavailableError)
-
-
-class FlaskView(EnvironView):
-    """The request's headers read once from its environ; a predicate sees Flask's
-    ``request.method`` and ``request.path``."""
-
-    __slots__ = ("request",)
-
-    def __init__(self, request: flask.Request) -> None:
-        super().__init__(request.environ)
-        self.request = request
-
-    def _build_info(self) -> RequestInfo:
-        request = self.request
-        return RequestInfo(request.method, request.path, EnvironHeaders(request.environ))
-
-
-def _refuse(response: flask.Response, refusal: Refusal) -> None:
-    """Answer ``refusal`` instead of the view's response: its status, body and headers
-    only, as the other shells send it (none of the view's: a ``Cache-Control: public``
-    would let a shared cache serve the refusal, a ``Content-Encoding`` would misname
-    the body). Flask hands the response to ``save_session`` to change in place."""
-    body = response.response
-    response.headers.clear()
-    response.direct_passthrough = False
-    response.status_code = refusal.status
-    response.set_data(refusal.body)
-    for name, value in refusal.headers:
-        response.headers[name] = value
-    close = getattr(body, "close", None)  # the view's body (a file, a generator) is dropped
-    if close is not None:
-        close()
-
-
-class ResponseHeaders:
-    """Edits a Flask response's headers as the session-header rules ask."""
-
-    __slots__ = ()
-
-    def add_cookie(self, response: flask.Response, value: str) -> None:
-        response.headers.add("Set-Cookie", value)
-
-    def vary_on_cookie(self, response: flask.Response) -> None:
-        response.vary.add("Cookie")
-
-    def cache_control(self, response: flask.Response) -> list[str]:
-        return response.headers.getlist("Cache-Control")
-
-    def add_cache_control(self, response: flask.Response, value: str) -> None:
-        response.headers["Cache-Control"] = value
-
-    replace_cache_control = add_cache_control
-
-    def drop_targeted(self, response: flask.Response) -> None:
-        for name in TARGETED:
-            if name in response.headers:
-                del response.headers[name]
-
-
-RESPONSE_HEADERS = ResponseHeaders()
-
-
 class LazySessionInterface(BlockingShell, SessionInterface):
     """A Flask ``SessionInterface``; ``store=None`` keeps the session in the cookie.
     ``store`` may also be a URL (``"redis://..."``, ``"sqlite:///sessions.db"``)."""
 
-    placeholder = _UnavailableFlaskSession
+    placeholder = UnavailableFlaskSession
 
     serializer: TaggedJSONSerializer = session_json_serializer
     """Flask's own instance: tags registered on it (``register``) apply here too."""
@@ -373,7 +242,7 @@ class LazySessionInterface(BlockingShell, SessionInterface):
         if (
             permanent
             and session.exchange.had_cookie
-            and not isinstance(session, _UnavailableFlaskSession)
+            and not isinstance(session, UnavailableFlaskSession)
             and app.config.get("SESSION_REFRESH_EACH_REQUEST", True)
         ):
             session.accessed = True  # Flask refreshes a permanent session on every request
@@ -394,7 +263,7 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             with view.spending():
                 answer = run(reply, self.sync_store)
             if isinstance(answer, Refusal):
-                _refuse(response, answer)
+                refuse(response, answer)
                 return
             reply = answer
             if reply.events:
