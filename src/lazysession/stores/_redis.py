@@ -46,6 +46,7 @@ from ._limits import Bounded, BoundedSync, PerLoop, check_timeout
 from ._redis_calls import Command, Operation, client_calls
 from ._redis_clients import (
     AsyncClient,
+    BoundedPool,
     SyncClient,
     _close_async,
     _decodes,
@@ -215,10 +216,10 @@ class RedisStore(Store):
             }
             if self._cluster:
                 self._sync_client = redis.cluster.RedisCluster.from_url(
-                    self._url, connection_pool_class=redis.BlockingConnectionPool, **options
+                    self._url, connection_pool_class=BoundedPool, **options
                 )
             else:
-                pool = redis.BlockingConnectionPool.from_url(self._url, **options)
+                pool = BoundedPool.from_url(self._url, **options)
                 self._sync_client = redis.Redis(connection_pool=pool)
         return self._sync_client
 
