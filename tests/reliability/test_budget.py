@@ -81,7 +81,7 @@ def _read_fails_blocking(store: object, budget: StoreBudget) -> float:
     return took
 
 
-@pytest.mark.parametrize("kind", [kind for kind in SYNC_KINDS if kind != "redis"])
+@pytest.mark.parametrize("kind", SYNC_KINDS)
 def test_a_second_blocking_call_gets_only_what_the_first_left_of_the_timeout(
     kind: str, opened_blocking: Opened
 ) -> None:
@@ -117,12 +117,13 @@ async def test_a_write_on_a_slow_store_answers_within_one_timeout_in_all(
     assert took < SHARED_BOUND
 
 
+@pytest.mark.parametrize("kind", ["postgresql+psycopg", "redis"])
 @pytest.mark.parametrize("shell", ["wsgi", "flask"])
 def test_a_blocking_write_on_a_slow_store_answers_within_one_timeout_in_all(
-    shell: str, opened_blocking: Opened
+    shell: str, kind: str, opened_blocking: Opened
 ) -> None:
-    proxy = opened_blocking.proxy("postgresql+psycopg")
-    http = wsgi_client(opened_blocking.store("postgresql+psycopg", proxy.port), shell)
+    proxy = opened_blocking.proxy(kind)
+    http = wsgi_client(opened_blocking.store(kind, proxy.port), shell)
     assert http.get("/write?user=ada").status_code == 200
     proxy.slow(LATENCY)
     response, took = timed_sync(lambda: http.get("/write?cart=3"))

@@ -138,6 +138,28 @@ def remaining(default: float) -> float:
     return max(0.0, call.deadline - time.monotonic())
 
 
+MIN_WAIT = 0.001
+"""The shortest wait :func:`wait_left` gives: a socket timeout of 0 would make the socket
+non-blocking (a wait past the deadline is still a wait, that times out at once)."""
+
+
+def wait_left(limit: float | None, *, sent: bool) -> float | None:
+    """Seconds one blocking wait inside the current call may take: ``limit`` (a
+    driver's configured timeout; None, no limit) cut to what the call has left, at
+    least :data:`MIN_WAIT`. ``sent``: the wait is for the answer of a command already
+    sent, which, when it writes, may also take the grace of a write in flight
+    (``GRACE_SHARE``); a wait for a connection, or while one is being made, never does.
+    None outside any call (the driver's own limit applies)."""
+    call = _CALL.get()
+    if call is None:
+        return None
+    end = call.deadline
+    if sent and call.writing:
+        end += call.seconds * GRACE_SHARE
+    left = max(MIN_WAIT, end - time.monotonic())
+    return left if limit is None else min(limit, left)
+
+
 def current_call() -> _Call | None:
     return _CALL.get()
 

@@ -15,7 +15,9 @@ Rules:
   answer; a command is retried once after a connection error (a connection the server
   dropped), never after a timeout. A call (all its commands) runs under a deadline of
   ``timeout``: past it, the next command is not sent (and on the async side the command
-  in flight is cancelled, a write given half the timeout more to answer).
+  in flight is cancelled, a write given half the timeout more to answer). On the
+  blocking side each wait is cut to what the call has left (``_redis_clients``), and a
+  new client (a cluster's learns the topology as it is made) is made inside the call.
 - Async clients the store makes are kept per event loop (their connections belong to
   the loop that opened them) and closed when the loop ends or on ``aclose()``. Neither
   making the store (which a framework may do inside the event loop) nor a new
@@ -36,7 +38,7 @@ import redis.asyncio.retry
 import redis.cluster
 import redis.exceptions
 import redis.retry
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .._errors import ConfigurationError
 from .._expiry import Clock, seconds_of, utc_now
@@ -46,6 +48,7 @@ from ._limits import Bounded, BoundedSync, PerLoop, check_timeout
 from ._redis_calls import Command, Operation, client_calls
 from ._redis_clients import (
     AsyncClient,
+    BoundedPool,
     SyncClient,
     _close_async,
     _decodes,
@@ -64,7 +67,9 @@ DEFAULT_PREFIX = "lazysession:"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 100
 
-_ERRORS = (RedisError,)
+_ERRORS = (RedisError, RedisClusterException)
+"""What redis-py raises (a cluster client that reaches no node raises the second, which
+is not a ``RedisError``)."""
 
 
 class RedisStore(Store):
@@ -215,10 +220,10 @@ class RedisStore(Store):
             }
             if self._cluster:
                 self._sync_client = redis.cluster.RedisCluster.from_url(
-                    self._url, connection_pool_class=redis.BlockingConnectionPool, **options
+                    self._url, connection_pool_class=BoundedPool, **options
                 )
             else:
-                pool = redis.BlockingConnectionPool.from_url(self._url, **options)
+                pool = BoundedPool.from_url(self._url, **options)
                 self._sync_client = redis.Redis(connection_pool=pool)
         return self._sync_client
 
@@ -354,13 +359,13 @@ class _SyncRedisStore(SyncStore):
         """Carry out an operation of ``RedisOps`` on the blocking client: each command
         refused past the deadline, each wait bounded by the client's timeouts."""
         store = self._store
-        client = store.check_sync()
         calls = client_calls(operation, store._sync_cluster)
         if not operation.bounded:
             with StoreErrors(operation.action, _ERRORS):
-                return _execute(client, calls)
+                return _execute(store.check_sync(), calls)
         with BoundedSync(operation.action, _ERRORS, store.timeout):
-            return _execute(client, calls)
+            # Inside the bound: a new cluster client learns the topology as it is made.
+            return _execute(store.check_sync(), calls)
 
     def run_command(self, command: Command) -> Any:
         """One command, carried out as any operation's are (for tests that step through

@@ -9,6 +9,12 @@ Rules:
   command. Making a client reads nothing from the file system (``_driver_options``).
 - Each call an executor makes is reported to the running call (``_limits.tracked``):
   past the deadline it is not sent, and a write in flight is given a little more time.
+- The blocking clients the store makes wait, each time they wait, only for what the
+  running call has left (:class:`BoundedPool`, :class:`BoundedConnection`): for a free
+  connection, to connect, for each answer of the handshake, to send a command and for
+  its answer (a write's with its grace). A call that needs several round trips in one
+  step (a new connection's handshake, then the command) so ends at its deadline, not
+  one socket timeout per round trip later.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 from redis.backoff import NoBackoff
+from redis.connection import AbstractConnection
 
-from ._limits import tracked, tracked_sync
+from ._limits import tracked, tracked_sync, wait_left
 from ._redis_calls import Batch, Call, Calls, Request
 
 T = TypeVar("T")
@@ -109,6 +116,95 @@ class _LoopClient:
 
 async def _close_async(opened: _LoopClient) -> None:
     await opened.client.aclose()
+
+
+# -- the blocking side's waits, bounded by the running call ---------------------------------
+
+
+class _BoundedWaits(AbstractConnection):
+    """Each wait of a blocking connection, cut to what the running store call has left
+    (``_limits.wait_left``); outside a call, the connection's own timeouts. Only the
+    answer of a command already sent may take a write's grace, never the handshake of a
+    connection being made (a write not yet sent is not in flight)."""
+
+    _connecting = False
+
+    @property
+    def socket_connect_timeout(self) -> float | int | None:
+        """The connect's timeout (read by redis-py as it connects)."""
+        configured = AbstractConnection.socket_connect_timeout.fget(self)  # type: ignore[attr-defined]
+        wait = wait_left(configured, sent=False)
+        return configured if wait is None else wait
+
+    @socket_connect_timeout.setter
+    def socket_connect_timeout(self, value: float | int | None) -> None:
+        AbstractConnection.socket_connect_timeout.fset(self, value)  # type: ignore[attr-defined]
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self._sock:
+            return
+        self._connecting = True
+        try:
+            super().connect_check_health(check_health, retry_socket_connect)
+        finally:
+            self._connecting = False
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:  # as redis-py would, before it sends
+            self.connect_check_health(check_health=False)
+        wait = wait_left(self.socket_timeout, sent=not self._connecting)
+        if wait is not None and self._sock:
+            self._sock.settimeout(wait)
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    def read_response(self, disable_decoding: bool = False, **options: Any) -> Any:
+        if "timeout" not in options:  # a timeout redis-py asks for is its own
+            wait = wait_left(self.socket_timeout, sent=not self._connecting)
+            if wait is not None:
+                options["timeout"] = wait
+        return super().read_response(disable_decoding, **options)
+
+
+class BoundedConnection(_BoundedWaits, redis.Connection):
+    """A TCP connection whose waits end with the running call."""
+
+
+class BoundedSSLConnection(_BoundedWaits, redis.SSLConnection):
+    """A TLS connection (``rediss://``) whose waits end with the running call."""
+
+
+class BoundedUnixConnection(_BoundedWaits, redis.UnixDomainSocketConnection):
+    """A Unix-socket connection (``unix://``) whose waits end with the running call."""
+
+
+_BOUNDED: dict[type[Any], type[Any]] = {
+    redis.Connection: BoundedConnection,
+    redis.SSLConnection: BoundedSSLConnection,
+    redis.UnixDomainSocketConnection: BoundedUnixConnection,
+}
+
+
+class BoundedPool(redis.BlockingConnectionPool):
+    """redis-py's blocking pool (a burst waits for one of ``max_connections``), whose
+    wait for a free connection is cut to what the running call has left, and whose
+    connections are the bounded kind of the one the URL asks for (a cluster client
+    makes one per node)."""
+
+    def __init__(self, connection_class: type[Any] = redis.Connection, **options: Any) -> None:
+        bounded = _BOUNDED.get(connection_class, connection_class)
+        super().__init__(connection_class=bounded, **options)  # type: ignore[no-untyped-call]
+
+    @property
+    def timeout(self) -> float | None:
+        """The wait for a free connection (read by redis-py as it waits)."""
+        wait = wait_left(self._timeout, sent=False)
+        return self._timeout if wait is None else wait
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = value
 
 
 # -- the two executors: each makes the calls of ``client_calls``, and nothing else ---------
