@@ -25,7 +25,8 @@ Rules:
 8. Nothing is written that could not be read back: a value JSON cannot hold, or a session
    past its size limit, raises before any store I/O.
 9. ``Set-Cookie`` goes out only when the browser's cookie must change (a new id, a moved
-   ``Max-Age``, a re-signed id, an ended session), and only once the store has done what
+   ``Max-Age``, a re-signed id, an ended session, attributes changed since it was set
+   where the shell tracks them: ``cookie_mark``), and only once the store has done what
    the outcome needed: a session found gone or rotated meanwhile sends none.
 10. A request whose id was rotated away moments ago reads an empty session and persists
     nothing, except an explicit logout (which also ends the session the id was rotated
@@ -107,6 +108,7 @@ class SessionRules:
         "_data_signer",
         "_id_signer",
         "cookie",
+        "cookie_mark",
         "cookie_store",
         "lifetimes",
         "max_per_owner",
@@ -133,6 +135,7 @@ class SessionRules:
         encrypt: bool = False,
         record_device: bool = False,
         max_sessions_per_owner: int | None = None,
+        cookie_mark: str | None = None,
     ) -> None:
         """``value_codec``: applied to every top-level value loaded and written; None keeps
         values as JSON has them. ``encrypt``: the cookie store's cookie is encrypted, or a
@@ -140,8 +143,12 @@ class SessionRules:
         ``record_device``: a login that names an owner records the device label of its
         ``User-Agent``. ``max_sessions_per_owner``: a login past it revokes the owner's
         least recently seen other sessions. ``store``: a :class:`CookieStore` is the
-        cookie mode (the session travels in the cookie, and no store is called)."""
+        cookie mode (the session travels in the cookie, and no store is called).
+        ``cookie_mark``: a digest of the cookie's attributes (``SameSite``, ``Secure``, ...),
+        kept with each server-side session whose cookie was set under them: a write
+        re-sends the cookie once they changed (rule 9; Flask reads them on every request)."""
         keys = SecretKeys(secret_key)
+        self.cookie_mark = cookie_mark
         self.record_device = record_device
         self.max_per_owner = max_sessions_per_owner
         self.value_codec = value_codec

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _json
@@ -275,6 +276,8 @@ class Exchange:
         expiry = expires(meta, now, rules.lifetimes)
         max_age = rules.cookie_max_age(expiry, now, persistent)
         if not rules.server_side:
+            if not persistent:  # a browser-session cookie: nothing to move (Flask's rule)
+                return VARY_ONLY
             value = self._sign_data(session, meta)
             return Outcome(set_cookie=rules.cookie.render(value, max_age), vary=True)
         assert self.session_id is not None
@@ -308,6 +311,12 @@ class Exchange:
         if login and rules.record_device and user_agent is not None:
             device = device_label(user_agent())
         meta = session.meta_for_write(now, device)
+        # The cookie's attributes changed since it was set (known only for a cookie set
+        # under a mark: one set before counts as set under these).
+        mark = rules.cookie_mark
+        remark = mark is not None and meta.mark is not None and meta.mark != mark
+        if remark:
+            meta = replace(meta, mark=mark)
         expiry = expires(meta, now, rules.lifetimes)
         lapsed = not session or expiry <= now
         # A session written that is already past its lifetime (max_age <= 0, as Starlette
@@ -345,10 +354,12 @@ class Exchange:
             signed = self.signed_id
             if signed is None:  # verified by a retired key: re-signed with the current one
                 signed = rules._id_signer.sign(old_id)
-            elif not self._cookie_moves(log, expiry, persistent):
+            elif not remark and not self._cookie_moves(log, expiry, persistent):
                 signed = None  # rule 9: the browser's cookie stays right
             else:
-                moves_expiry = not log.cookie_changed
+                moves_expiry = not (remark or log.cookie_changed)
+        if signed is not None and session_id != old_id and mark is not None and meta.mark != mark:
+            meta = replace(meta, mark=mark)  # a new id's cookie: set under these attributes
         key = self._stored_key(session_id)
         sealer, opened = rules.sealer, self._opened if old_id is not None else None
         if sealer is None:

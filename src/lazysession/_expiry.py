@@ -97,6 +97,9 @@ class Meta:
     owner: str | None = None
     authenticated: float | None = None
     device: str | None = None
+    mark: str | None = None
+    """The cookie attributes' digest the session's cookie was last set under
+    (``SessionRules.cookie_mark``), where the shell tracks them."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"c": self.created}
@@ -112,6 +115,8 @@ class Meta:
                 out[AUTHENTICATED] = self.authenticated
             if self.device is not None:
                 out[DEVICE] = self.device
+        if self.mark is not None:
+            out["k"] = self.mark
         return out
 
     @classmethod
@@ -130,6 +135,7 @@ class Meta:
         owner = value.get(OWNER)
         authenticated = value.get(AUTHENTICATED)
         device = value.get(DEVICE)
+        mark = value.get("k")
         owned = isinstance(owner, str) and bool(owner)
         when = None
         if owned and isinstance(authenticated, (int, float)):
@@ -142,6 +148,7 @@ class Meta:
             owner if owned else None,
             when,
             device if owned and isinstance(device, str) else None,
+            mark if isinstance(mark, str) else None,
         )
 
     def with_lifetime(self, seconds: int | None) -> Meta:

@@ -3,6 +3,7 @@ Flask-Session settings refused with what replaces them."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,12 @@ class FlaskCookie(CookieSettings):
 
     def render_expired(self) -> str:
         return self._dump("", 0, 0)
+
+    def mark(self) -> str:
+        """A digest of the attributes the cookie is set with (not its value, nor its
+        lifetime): a session whose cookie was set under another gets it anew."""
+        attributes = self._dump("", None, None).split(";", 1)[-1]
+        return hashlib.sha256(attributes.encode()).hexdigest()[:8]
 
     def _dump(self, value: str, max_age: int | None, expires: float | None) -> str:
         return dump_cookie(

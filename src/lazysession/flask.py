@@ -22,11 +22,16 @@ Rules:
   The stored form is still JSON; pickle is never used.
 - Lifetime, as in Flask: a session lives ``PERMANENT_SESSION_LIFETIME`` after its last
   write, or after its last request while ``SESSION_REFRESH_EACH_REQUEST`` is on (Flask's
-  default). A refresh is an expiry-only touch, made at most once per ``touch_after`` of
-  that lifetime (``touch_after=0``: on every request, as Flask does); it never rewrites
-  the data and never creates a session. A request that never uses a permanent session
-  still counts as a use under the refresh, as in Flask. ``idle_timeout=`` shortens the
-  window; ``max_age=`` adds an absolute lifetime from creation, which Flask has not.
+  default). On a server store a refresh is an expiry-only touch, made at most once per
+  ``touch_after`` of that lifetime (``touch_after=0``: on every request); on the cookie
+  store, where it calls no store, on every request, as Flask does. It never rewrites the
+  data, never creates a session, and never touches a non-permanent cookie-store session.
+  A request that never uses a permanent session still counts as a use under the
+  refresh, as in Flask. ``idle_timeout=`` shortens the window; ``max_age=`` adds an
+  absolute lifetime from creation, which Flask has not.
+- A changed ``SESSION_COOKIE_*`` attribute reaches each browser with its next write, as
+  in Flask: a server-side session keeps a digest of the attributes its cookie was set
+  with (``Meta.mark``), and a write re-sends the cookie when they differ.
 - ``session.modified = True`` after an in-place change (Flask's idiom) saves it: every
   key counts as changed, merged onto other tabs' writes on every store.
 - A generator body (``response.is_streamed``, not passed through) may read the session
@@ -194,7 +199,8 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             idle=window,
             # Without the refresh, a read never moves the expiry: a touch would be due
             # only once the whole window had passed, when the session is gone.
-            touch_after=self.touch_after if refresh else 1.0,
+            # (the cookie store's refresh calls no store: on every request, as in Flask)
+            touch_after=(0.0 if self.backend is None else self.touch_after) if refresh else 1.0,
         )
         return SessionRules(
             secret_key=[secret, *fallbacks],
@@ -207,6 +213,7 @@ class LazySessionInterface(BlockingShell, SessionInterface):
             encrypt=self.encrypt,
             record_device=self.record_device,
             max_sessions_per_owner=self.max_sessions_per_owner,
+            cookie_mark=None if self.backend is None else cookie.mark(),
         )
 
     # -- Flask's SessionInterface ------------------------------------------------------------
