@@ -17,7 +17,7 @@ from lazysession._expiry import META_KEY, utc_now
 from lazysession._identity import handle_of
 from lazysession.stores import RedisStore
 from lazysession.stores._redis_calls import Command
-from lazysession.stores._redis_ops import INDEX_SLACK
+from lazysession.stores._redis_index import INDEX_SLACK
 from tests.conftest import require_server
 from tests.stores.backends import REDIS, forget_keys, server_reachable
 
