@@ -79,6 +79,23 @@ def through_proxies(cluster_url: str) -> Iterator[tuple[str, list[Proxy]]]:
             proxy.close()
 
 
+def timed_read(store: RedisStore) -> tuple[object, float]:
+    """A blocking read's answer (or its ``StoreError``), and how long it took."""
+    started = time.monotonic()
+    try:
+        answer: object = store.sync.read("k" * 64)
+    except StoreError as error:
+        answer = error
+    return answer, time.monotonic() - started
+
+
+def assert_timed_out(answer: object, took: float) -> None:
+    """The read ended in the store's timeout error, within the read's bound."""
+    assert isinstance(answer, StoreError), f"{answer!r} after {took:.2f} s"
+    assert "timeout" in str(answer), f"{answer!r} after {took:.2f} s"
+    assert took < READ_BOUND, f"{answer!r} after {took:.2f} s"
+
+
 def test_a_first_blocking_cluster_read_over_a_slow_link_fails_within_the_timeout(
     redis_cluster_url: str,
 ) -> None:
@@ -88,19 +105,12 @@ def test_a_first_blocking_cluster_read_over_a_slow_link_fails_within_the_timeout
         try:
             for proxy in proxies:
                 proxy.slow(LATENCY)
-            started = time.monotonic()
-            try:
-                answer: object = store.sync.read("k" * 64)
-            except StoreError as error:
-                answer = error
-            took = time.monotonic() - started
+            answer, took = timed_read(store)
         finally:
             for proxy in proxies:
                 proxy.up()
             store.sync.close()
-    assert isinstance(answer, StoreError), f"{answer!r} after {took:.2f} s"
-    assert "timeout" in str(answer), f"{answer!r} after {took:.2f} s"
-    assert took < READ_BOUND, f"{answer!r} after {took:.2f} s"
+    assert_timed_out(answer, took)
 
 
 def test_a_blocking_cluster_read_after_dropped_connections_on_a_slow_link_fails_in_the_timeout(
@@ -115,19 +125,12 @@ def test_a_blocking_cluster_read_after_dropped_connections_on_a_slow_link_fails_
                 proxy.down()  # the nodes drop the connections
                 proxy.up()
                 proxy.slow(LATENCY)
-            started = time.monotonic()
-            try:
-                answer: object = store.sync.read("k" * 64)
-            except StoreError as error:
-                answer = error
-            took = time.monotonic() - started
+            answer, took = timed_read(store)
         finally:
             for proxy in proxies:
                 proxy.up()
             store.sync.close()
-    assert isinstance(answer, StoreError), f"{answer!r} after {took:.2f} s"
-    assert "timeout" in str(answer), f"{answer!r} after {took:.2f} s"
-    assert took < READ_BOUND, f"{answer!r} after {took:.2f} s"
+    assert_timed_out(answer, took)
 
 
 # -- a cluster that cannot be reached ---------------------------------------------------
