@@ -111,6 +111,8 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         exchange = self.rules.begin(view.cookie)
         if exchange.load_key is None:  # nothing to load: no store time to share out
             scope["session"] = exchange.session
+        elif not self.budgeted:
+            scope["session"] = await self._load(exchange)
         else:
             with view.spending():
                 scope["session"] = await self._load(exchange)
@@ -201,7 +203,10 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             return True
         reply = self.reply_for(outcome, view)
         if not isinstance(reply, Reply):
-            with view.spending():
+            if self.budgeted:
+                with view.spending():
+                    answer = await run_async(reply, self.backend)
+            else:
                 answer = await run_async(reply, self.backend)
             if isinstance(answer, Refusal):
                 await _send_refusal(send, answer)
