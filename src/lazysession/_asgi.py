@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import anyio
 
-from ._cookies import vary_with_cookie
+from ._asgi_headers import PRIVATE, RAW_HEADERS, VARY_COOKIE, untouched_by_rules
+from ._asgi_headers import ScopeHeaders as ScopeHeaders
+from ._asgi_headers import read_headers as read_headers
+from ._asgi_headers import request_info as request_info
 from ._core import NOTHING, Exchange
 from ._errors import ConfigurationError, SessionUnavailable, StoreError
-from ._headers import TARGETED, Reply, add_session_headers
+from ._headers import Reply, add_session_headers
 from ._middleware import MiddlewareOptions
 from ._request import RequestInfo, RequestView
 from ._session import Session
@@ -106,8 +109,13 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         self, scope: Scope, receive: Receive, send: Send, view: ScopeView
     ) -> None:
         exchange = self.rules.begin(view.cookie)
-        with view.spending():
+        if exchange.load_key is None:  # nothing to load: no store time to share out
+            scope["session"] = exchange.session
+        elif not self.budgeted:
             scope["session"] = await self._load(exchange)
+        else:
+            with view.spending():
+                scope["session"] = await self._load(exchange)
         started = replaced = False
         held: Message | None = None
 
@@ -195,7 +203,10 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
             return True
         reply = self.reply_for(outcome, view)
         if not isinstance(reply, Reply):
-            with view.spending():
+            if self.budgeted:
+                with view.spending():
+                    answer = await run_async(reply, self.backend)
+            else:
                 answer = await run_async(reply, self.backend)
             if isinstance(answer, Refusal):
                 await _send_refusal(send, answer)
@@ -206,7 +217,15 @@ class SessionMiddleware(MiddlewareOptions[ASGIApp]):
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)
-        add_session_headers(RAW_HEADERS, headers, reply, self.caches)
+        if untouched_by_rules(headers):  # the usual case: the rules only add headers
+            if reply.cookie is not None:
+                headers.append((b"set-cookie", reply.cookie.encode("latin-1")))
+            if reply.vary:
+                headers.append(VARY_COOKIE)
+            if reply.private:
+                headers.append(PRIVATE)
+        else:
+            add_session_headers(RAW_HEADERS, headers, reply, self.caches)
         return True
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -265,75 +284,6 @@ async def _send_refusal(send: Send, refusal: Refusal) -> None:
     await send({"type": "http.response.body", "body": refusal.body})
 
 
-class ScopeHeaders(Mapping[str, str]):
-    """The request's headers by lower-case name, read from the ASGI scope on demand
-    (most predicates look at one header; building a dict for them would cost more)."""
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._raw = raw
-
-    def __getitem__(self, name: str) -> str:
-        value: str | None = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """Without a KeyError for an absent header: the usual case, on every request."""
-        value = _joined_header(self._raw, name.lower().encode("latin-1"))
-        return default if value is None else value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(key.decode("latin-1").lower() for key, _ in self._raw))
-
-    def __len__(self) -> int:
-        return len({key.lower() for key, _ in self._raw})
-
-
-def _joined_header(raw: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
-    """Every value of the header named ``wanted`` (lower case), joined; None if absent.
-    (Servers send names in lower case, as ASGI asks; other spellings are matched too.)"""
-    size = len(wanted)
-    found = [
-        value.decode("latin-1")
-        for key, value in raw
-        if len(key) == size and (key == wanted or key.lower() == wanted)
-    ]
-    return ", ".join(found) if found else None
-
-
-def request_info(scope: Scope) -> RequestInfo:
-    return RequestInfo(
-        method=scope.get("method", "GET"),
-        path=scope.get("path", "/"),
-        headers=ScopeHeaders(scope["headers"]),
-    )
-
-
-Read = tuple[bytes | None, bytes | None, bytes | None]
-
-
-def read_headers(raw: list[tuple[bytes, bytes]]) -> Read:
-    """The request's ``Cookie`` headers (joined), its first ``Authorization`` and ``Host``
-    headers, in one walk over the scope's headers."""
-    cookie = authorization = host = None
-    for name, value in raw:
-        if name == b"cookie":
-            cookie = value if cookie is None else cookie + b"; " + value
-        elif name == b"host":
-            if host is None:
-                host = value
-        elif (
-            len(name) == 13
-            and authorization is None
-            and (name == b"authorization" or name.lower() == b"authorization")
-        ):
-            authorization = value
-    return cookie, authorization, host
-
-
 class ScopeView(RequestView):
     """The request as :func:`read_headers` read it from the ASGI scope."""
 
@@ -360,53 +310,6 @@ class ScopeView(RequestView):
 
     def _build_info(self) -> RequestInfo:
         return request_info(self.scope)
-
-
-_VARY = b"vary"
-_CACHE_CONTROL = b"cache-control"
-_TARGETED = tuple(name.encode() for name in TARGETED)
-
-
-RawHeaderList = list[tuple[bytes, bytes]]
-
-
-class RawHeaders:
-    """Edits an ASGI response's header list as the session-header rules ask."""
-
-    __slots__ = ()
-
-    def add_cookie(self, raw: RawHeaderList, value: str) -> None:
-        raw.append((b"set-cookie", value.encode("latin-1")))
-
-    def vary_on_cookie(self, raw: RawHeaderList) -> None:
-        for index, (name, value) in enumerate(raw):
-            if name.lower() == _VARY:
-                raw[index] = (name, vary_with_cookie(value.decode("latin-1")).encode("latin-1"))
-                return
-        raw.append((_VARY, b"Cookie"))
-
-    def cache_control(self, raw: RawHeaderList) -> list[str]:
-        return [
-            value.decode("latin-1")
-            for name, value in raw
-            if len(name) == 13 and (name == _CACHE_CONTROL or name.lower() == _CACHE_CONTROL)
-        ]
-
-    def add_cache_control(self, raw: RawHeaderList, value: str) -> None:
-        raw.append((_CACHE_CONTROL, value.encode("latin-1")))
-
-    def drop_targeted(self, raw: RawHeaderList) -> None:
-        if any(len(name) == 17 and name.lower() in _TARGETED for name, _ in raw):
-            raw[:] = [(n, v) for n, v in raw if len(n) != 17 or n.lower() not in _TARGETED]
-
-    def replace_cache_control(self, raw: RawHeaderList, value: str) -> None:
-        raw[:] = [
-            (name, item) for name, item in raw if len(name) != 13 or name.lower() != _CACHE_CONTROL
-        ]
-        raw.append((_CACHE_CONTROL, value.encode("latin-1")))
-
-
-RAW_HEADERS = RawHeaders()
 
 
 class RefusingSessionMiddleware(SessionMiddleware):

@@ -119,6 +119,8 @@ class CookieSettings:
     httponly: bool = True
     _attributes: str = field(init=False, repr=False, compare=False)
     """Everything after the value, rendered once: it is the same on every response."""
+    _expired: str = field(init=False, repr=False, compare=False)
+    """``render_expired()``'s value, rendered once."""
 
     def __post_init__(self) -> None:
         if not _TOKEN.match(self.name):
@@ -133,6 +135,8 @@ class CookieSettings:
         if broken is not None:
             raise ConfigurationError(broken)
         object.__setattr__(self, "_attributes", self._render_attributes())
+        expired = f"{self.name}=null; expires={_EXPIRED}; Max-Age=0; {self._attributes}"
+        object.__setattr__(self, "_expired", expired)
 
     def broken_rule(self) -> str | None:
         """The browser rule these settings break, in words; None when a browser keeps the
@@ -205,7 +209,7 @@ class CookieSettings:
 
     def render_expired(self) -> str:
         """A ``Set-Cookie`` value that makes the browser drop the cookie."""
-        return f"{self.name}=null; expires={_EXPIRED}; Max-Age=0; {self._attributes}"
+        return self._expired
 
 
 def vary_with_cookie(vary: str | None) -> str:

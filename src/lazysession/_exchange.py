@@ -8,7 +8,7 @@ Rules:
 3. ``value_codec`` is applied to every top-level value loaded and written (``_loaded``,
    ``_dumped``); None keeps values as JSON has them.
 4. It reads what the handler did through the session's :class:`RequestLog` and builds the
-   store's :class:`~lazysession.Changes` from it (``lazysession._outcome.changes_of``).
+   store's :class:`~lazysession.Changes` from it (``lazysession._outcome.write_changes``).
 5. Its steps come in one order, each once: ``loaded`` (or ``unavailable``) while
    ``LOADING``, then ``finish`` when ``READY`` (or ``UNAVAILABLE``); anything else raises
    ``RuntimeError``. An exchange made with its session (no cookie, or the cookie store)
@@ -42,7 +42,7 @@ from ._outcome import (
     Rotate,
     Touch,
     Write,
-    changes_of,
+    write_changes,
 )
 from ._session import RequestLog, Session, UnavailableSession, adopt, log_of
 from ._signing import new_session_id, store_key
@@ -362,22 +362,19 @@ class Exchange:
             meta = replace(meta, mark=mark)  # a new id's cookie: set under these attributes
         key = self._stored_key(session_id)
         sealer, opened = rules.sealer, self._opened if old_id is not None else None
+        values = session if rules.value_codec is None else _dumped(rules.value_codec, session)
         if sealer is None:
-            data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
+            data = {**values, META_KEY: meta.to_json()}
         else:  # encrypted under the session's binding, which a rotation keeps
-            data = sealer.seal(_dumped(rules.value_codec, session), meta.to_json(), key, opened)
+            data = sealer.seal(values, meta.to_json(), key, opened)
         whole = _json.dumps(data)
         size = len(whole) if whole.isascii() else len(whole.encode("utf-8"))
         if size > rules.max_size and (self._loaded_size is None or size > self._loaded_size):
             raise SessionTooLarge(size, rules.max_size, "max_size")
-        changes = changes_of(
-            session,
-            log,
-            also={META_KEY: data[META_KEY]},
-            replace=old_id is None,
-            whole=whole,
-            base=None if session_id != old_id else self._version,
-            max_size=rules.max_size,
+        base = None if session_id != old_id else self._version
+        meta_json = data[META_KEY]
+        changes = write_changes(
+            session, log, meta_json, old_id is None, whole, base, rules.max_size
         )
         if meta is log.meta and session_id == old_id:
             changes.own_meta = False  # as loaded: a newer stored copy's metadata stands
@@ -427,7 +424,8 @@ class Exchange:
 
     def _sign_data(self, session: Session, meta: Meta) -> str:
         rules = self._rules
-        data = {**_dumped(rules.value_codec, session), META_KEY: meta.to_json()}
+        values = session if rules.value_codec is None else _dumped(rules.value_codec, session)
+        data = {**values, META_KEY: meta.to_json()}
         value = rules._data_signer.sign(_json.dumps(data))
         assert rules.cookie_store is not None
         rules.cookie_store.check_size(rules.cookie.name, value)

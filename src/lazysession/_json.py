@@ -55,7 +55,10 @@ def dumps(data: Mapping[str, Any]) -> str:
         raise _not_serializable(data) from None
     if not (text.isascii() or _is_utf8(text)):
         raise _not_serializable(data)
-    if _CONVERTED_KEY.search(text) is not None and not _str_keys(data):
+    if len(data) <= _WALKED:  # a few keys: walking them costs less than the search
+        if not _str_keys(data):
+            raise _not_serializable(data)
+    elif _CONVERTED_KEY.search(text) is not None and not _str_keys(data):
         raise _not_serializable(data)
     return text
 
@@ -83,6 +86,11 @@ _CONVERTED_KEY = re.compile(r'[{,]"(?:-?[0-9][0-9.e+-]*|true|false|null)":')
 Keys are the only strings the compact encoding puts right after '{' or ',' and before
 ':' (quotes inside strings are escaped), so text without a match had only str keys; a
 match may be a str key such as "1", which the walk over the data then tells apart."""
+
+
+_WALKED = 8
+"""Top-level keys up to which ``dumps`` checks the keys by walking the data; past it, it
+searches the text first (linear in the text, with no Python step per key)."""
 
 
 def _str_keys(data: Mapping[Any, Any]) -> bool:
@@ -145,10 +153,18 @@ def loads_value(raw: str | bytes) -> Any:
 
 
 def loads(text: str | bytes) -> dict[str, Any] | None:
-    """Decode a stored session; anything but a JSON object is treated as absent."""
+    """Decode a stored session; anything but a JSON object is treated as absent. (What
+    ``loads_value`` does, inlined: this runs on every load.)"""
     try:
-        value = loads_value(text)
-    except ValueError:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _decoder.decode(text)
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._errors import SessionInterrupted, StoreError, report_store_error
+from ._expiry import META_KEY
 from ._identity import SessionEvent, handle_of
 from ._session import _NO_KEYS, RequestLog, Session, log_of
 from .stores import Changes
@@ -49,6 +50,22 @@ def changes_of(
         changed.update(also)
     removed = log.removed or _NO_KEYS
     return Changes(changed, removed, replace or log.cleared, whole, base, not session, max_size)
+
+
+def write_changes(
+    session: Session,
+    log: RequestLog,
+    meta: object,
+    replace: bool,
+    whole: str,
+    base: object,
+    max_size: int,
+) -> Changes:
+    """``changes_of`` for the core's write, in one step: ``meta`` (the session's metadata as
+    stored) is set under ``META_KEY`` too."""
+    changed = {k: session[k] for k in log.set_keys if k in session}
+    changed[META_KEY] = meta
+    return Changes(changed, log.removed, replace or log.cleared, whole, base, not session, max_size)
 
 
 @dataclass(slots=True)  # built per request: frozen ones cost twice as much

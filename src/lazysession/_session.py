@@ -244,8 +244,15 @@ class Session(dict[str, Any]):
         """Set ``key``, a change to write; the reserved metadata key is refused."""
         if key == RESERVED_KEY:
             raise SessionKeyReserved(key)
-        super().__setitem__(key, value)
-        self._touch((key,))
+        dict.__setitem__(self, key, value)
+        self.accessed = True  # what _touch((key,)) does, for the one key: on every write
+        self._modified = True
+        touched = self._touched_keys
+        if touched is None:
+            touched = self._touched_keys = set()
+        touched.add(key)
+        if self._removed:
+            self._removed.discard(key)
 
     def __delitem__(self, key: str) -> None:
         """Remove ``key``, a change to write."""

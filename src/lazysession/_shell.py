@@ -35,13 +35,7 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._core import (
-    SKIPPED,
-    VARY_ONLY,
-    Call,
-    Outcome,
-    store_calls,
-)
+from ._core import SKIPPED, VARY_ONLY, Call, Outcome, store_calls
 from ._errors import (
     INTERRUPTED_BODY,
     UNAVAILABLE_BODY,
@@ -259,6 +253,8 @@ class Shell:
         if backend is not None:
             backend.report_to(self.metrics)
         self._sweep_interval = interval if interval and backend is not None else None
+        self.budgeted = backend is not None and getattr(backend, "shares_budget", True)
+        """The store's calls for a request share one store timeout (``StoreBudget``)."""
 
     def _start_sweeping(self) -> None:
         if self._sweep_interval is not None:

@@ -198,3 +198,19 @@ def test_the_memory_of_verified_cookie_data_is_bounded_in_bytes() -> None:
     held = sum(len(value) for value in signer._verified)
     assert held == signer._verified.held <= _signing.VERIFIED_CACHE_BYTES
     assert len(signer._verified) < 600
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=300))
+def test_cookie_data_is_signed_byte_for_byte_as_itsdangerous_signs_it(text: str) -> None:
+    at = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
+    expected = itsdangerous.TimestampSigner(["k" * 32, "n" * 32])  # signs with the last
+    expected.get_timestamp = lambda: int(at.timestamp())  # type: ignore[method-assign]
+    payload = base64.b64encode(text.encode("utf-8"))
+    signed = DataSigner(ROTATED, clock=lambda: at).sign(text)
+    assert signed == expected.sign(payload).decode("ascii")
+
+
+def test_an_id_is_signed_byte_for_byte_as_itsdangerous_signs_it() -> None:
+    session_id = new_session_id()
+    expected = itsdangerous.Signer("n" * 32, salt="lazysession.session-id")
+    assert IdSigner(ROTATED).sign(session_id) == expected.sign(session_id).decode("ascii")

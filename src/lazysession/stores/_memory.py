@@ -68,6 +68,8 @@ class MemoryStore(Store):
     bound, for tests that count on keeping everything)."""
 
     in_process: ClassVar[bool] = True
+    shares_budget: ClassVar[bool] = False
+    """Its calls have no timeout to share: the shells keep no store budget for them."""
 
     def __init__(
         self, *, max_entries: int | None = DEFAULT_MAX_ENTRIES, clock: Clock = utc_now
