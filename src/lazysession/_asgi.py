@@ -17,9 +17,9 @@ from ._headers import Reply, add_session_headers
 from ._middleware import MiddlewareOptions
 from ._request import RequestInfo, RequestView
 from ._session import Session
-from ._shell import UNAVAILABLE, Refusal, run_async
 from ._shell import check_async_store as check_async_store
 from ._startup import RefusedStartup, in_lifespan
+from ._steps import UNAVAILABLE, Refusal, run_async
 from ._sweep import AsyncSweeper, SweepSchedule, takes_on_swept
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .stores import Store

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 
 from . import _defaults
 from ._cookies import CookieSettings, cookie_values
-from ._exchange import Exchange, ValueCodec, _loaded
+from ._exchange import Exchange
 from ._expiry import (
     DEFAULT_LIFETIME,
     META_KEY,
@@ -75,6 +75,7 @@ from ._outcome import (
 )
 from ._session import Session
 from ._signing import DataCipher, DataSigner, IdSigner, SecretKeys
+from ._values import ValueCodec, decode_values
 from .stores import CookieStore, Store
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ class SessionRules:
                 stored = expires(meta, signed_at, self.lifetimes)
                 if stored <= now:
                     break  # expired: the request starts afresh
-                session = self.session_class(_loaded(self.value_codec, data))
+                session = self.session_class(decode_values(self.value_codec, data))
                 exchange = Exchange(self, None, True, session)
                 exchange._adopt(meta, stored)
                 return exchange

@@ -5,8 +5,8 @@ Rules:
    docstring; :class:`~lazysession._core.SessionRules` holds the configuration it reads.
 2. It does no I/O: the shell loads what ``load_key`` names, hands it to ``loaded``, and
    carries out what ``finish`` returns (``lazysession._outcome.store_calls``).
-3. ``value_codec`` is applied to every top-level value loaded and written (``_loaded``,
-   ``_dumped``); None keeps values as JSON has them.
+3. ``value_codec`` is applied to every top-level value loaded and written (``_values``);
+   None keeps values as JSON has them.
 4. It reads what the handler did through the session's :class:`RequestLog` and builds the
    store's :class:`~lazysession.Changes` from it (``lazysession._outcome.write_changes``).
 5. Its steps come in one order, each once: ``loaded`` (or ``unavailable``) while
@@ -18,9 +18,9 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import _json
 from ._errors import SessionTooLarge
@@ -46,6 +46,7 @@ from ._outcome import (
 )
 from ._session import RequestLog, Session, UnavailableSession, adopt, log_of
 from ._signing import new_session_id, store_key
+from ._values import decode_values, encode_values
 from .stores import Record
 
 if TYPE_CHECKING:
@@ -53,27 +54,6 @@ if TYPE_CHECKING:
     from ._crypto import Opened
 
 Request = TypeVar("Request")
-
-
-class ValueCodec(Protocol):
-    """Turns each top-level session value into what JSON can hold and back (Flask's
-    tagged JSON): ``dump`` on every value written, ``load`` on every value loaded."""
-
-    def dump(self, value: Any) -> Any: ...
-
-    def load(self, value: Any) -> Any: ...
-
-
-def _dumped(codec: ValueCodec | None, values: Mapping[str, Any]) -> Mapping[str, Any]:
-    if codec is None:
-        return values
-    return {key: codec.dump(value) for key, value in values.items()}
-
-
-def _loaded(codec: ValueCodec | None, data: dict[str, Any]) -> dict[str, Any]:
-    if codec is None:
-        return data
-    return {key: codec.load(value) for key, value in data.items()}
 
 
 class State(enum.Enum):
@@ -184,7 +164,7 @@ class Exchange:
             meta = Meta.from_json(data.pop(META_KEY, None), now)
             lifetimes = rules.lifetimes
             if hard_expiry(meta, lifetimes) > now:
-                session = self.session = rules.session_class(_loaded(rules.value_codec, data))
+                session = self.session = rules.session_class(decode_values(rules.value_codec, data))
                 adopt(session, meta, self._key)
                 self._owner = meta.owner
                 if lifetimes.idle is not None:  # the rule that looks at it
@@ -362,7 +342,7 @@ class Exchange:
             meta = replace(meta, mark=mark)  # a new id's cookie: set under these attributes
         key = self._stored_key(session_id)
         sealer, opened = rules.sealer, self._opened if old_id is not None else None
-        values = session if rules.value_codec is None else _dumped(rules.value_codec, session)
+        values = session if rules.value_codec is None else encode_values(rules.value_codec, session)
         if sealer is None:
             data = {**values, META_KEY: meta.to_json()}
         else:  # encrypted under the session's binding, which a rotation keeps
@@ -424,7 +404,7 @@ class Exchange:
 
     def _sign_data(self, session: Session, meta: Meta) -> str:
         rules = self._rules
-        values = session if rules.value_codec is None else _dumped(rules.value_codec, session)
+        values = session if rules.value_codec is None else encode_values(rules.value_codec, session)
         data = {**values, META_KEY: meta.to_json()}
         value = rules._data_signer.sign(_json.dumps(data))
         assert rules.cookie_store is not None

@@ -23,8 +23,9 @@ from ._errors import UNAVAILABLE_BODY, SessionUnavailable
 from ._headers import TARGETED
 from ._request import RequestInfo
 from ._session import Session
-from ._shell import UNAVAILABLE, Refusal, placeholder_class
+from ._shell import placeholder_class
 from ._signing import store_key
+from ._steps import UNAVAILABLE, Refusal
 
 __all__ = [
     "RESPONSE_HEADERS",

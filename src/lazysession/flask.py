@@ -88,8 +88,9 @@ from ._headers import Reply, add_session_headers
 from ._identity import SessionEvent
 from ._options import seconds_option
 from ._request import SkipPredicate, is_bearer_request
-from ._shell import BlockingShell, Refusal, run
+from ._shell import BlockingShell
 from ._shell_options import set_up
+from ._steps import Refusal, run
 from .metrics import Metrics
 from .stores import CookieStore, Store
 

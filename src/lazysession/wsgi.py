@@ -27,8 +27,9 @@ from ._errors import SessionUnavailable
 from ._headers import TARGETED, Reply, add_session_headers
 from ._middleware import MiddlewareOptions
 from ._session import Session
-from ._shell import UNAVAILABLE, BlockingShell, Refusal, run
+from ._shell import BlockingShell
 from ._shell import check_sync_store as check_sync_store
+from ._steps import UNAVAILABLE, Refusal, run
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware", "get_session"]
 

@@ -35,8 +35,8 @@ from lazysession import (
     never,
 )
 from lazysession._expiry import META_KEY, Meta
-from lazysession._shell import carry_out
 from lazysession._signing import new_session_id, store_key
+from lazysession._steps import carry_out
 from lazysession._types import Receive, Scope, Send
 from lazysession.metrics import Metrics
 from lazysession.stores import Merge, RedisStore, SQLAlchemyStore
