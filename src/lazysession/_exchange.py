@@ -82,6 +82,7 @@ class Exchange:
     """One request's session, from the cookie it came with to the outcome it leaves."""
 
     __slots__ = (
+        "_ended",
         "_key",
         "_loaded_size",
         "_opened",
@@ -127,7 +128,9 @@ class Exchange:
         self._owner: str | None = None
         """The owner of the session as loaded."""
         self.retired = False
-        """The store said the loaded id was retired moments ago (rule 10)."""
+        """The store said the loaded id was rotated away moments ago (rule 10)."""
+        self._ended: str | None = None
+        """The store key of the loaded id, when the store said its session had ended."""
 
     def _adopt(self, meta: Meta, stored_expiry: float | None) -> None:
         assert self.session is not None
@@ -153,6 +156,7 @@ class Exchange:
                     self.session = rules.session_class()
                     return self.session
                 record = None  # ended: no newer cookie to keep, so as good as unknown
+                self._ended = self._key  # ... but claimed by the first session it starts
             elif rules.sealer is not None:  # encrypted: what fails to decrypt is absent
                 assert self._key is not None
                 record, self._opened = rules.sealer.open(record, self._key)
@@ -386,6 +390,7 @@ class Exchange:
             vary=True,
             owner=meta.owner if created else None,
             ended_owner=loaded_owner if created else None,
+            claim=self._ended if old_id is None else None,
             login=login,
             cap=cap,
         )

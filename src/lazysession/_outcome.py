@@ -136,6 +136,9 @@ class Outcome:
     """The owner the ``delete``d session had, when it had one."""
     login: bool = False
     """The write is a login that names ``owner`` (``regenerate(owner=...)``)."""
+    claim: str | None = None
+    """The store key of the ended id the request came with: the new session claims it
+    first (``Store.claim``), and is refused if another request did (rule 10)."""
     cap: int | None = None
     """For a login: the owner keeps at most this many sessions (``max_sessions_per_owner``);
     the least recently seen others are revoked."""
@@ -168,6 +171,10 @@ def store_calls(
             events.append(ended)
     if write is not None:
         if write.created:
+            claim = outcome.claim
+            if claim is not None and not (yield "claim", (claim, write.session_id), {}):
+                metrics.interrupted += 1
+                raise SessionInterrupted("another request started a session for that id")
             yield "save", (write.session_id, write.data), {"expires_at": write.expires_at}
             metrics.saved += 1
             metrics.created += 1

@@ -83,6 +83,9 @@ class SyncAsAsync(Store):
     async def delete(self, session_id: str) -> None:
         await anyio.to_thread.run_sync(self._s.delete, session_id)
 
+    async def claim(self, ended_id: str, new_id: str) -> bool:
+        return await anyio.to_thread.run_sync(self._s.claim, ended_id, new_id)
+
     async def sweep(self, **options: Any) -> int:
         return await anyio.to_thread.run_sync(lambda: self._s.sweep(**options))
 

@@ -294,6 +294,34 @@ async def test_an_ended_session_leaves_its_id_retired_for_a_while(
     assert await store.count() == 0
 
 
+async def test_an_ended_id_is_claimed_once_and_then_reads_as_rotated(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.delete(OLD)
+    assert await store.claim(OLD, NEW) is True
+    assert await store.claim(OLD, "c" * 64) is False  # a second request at once: refused
+    record = await store.read(OLD)
+    assert record is not None and record.retired and record.rotated and record.data == {}
+
+
+async def test_a_live_rotated_or_unknown_id_cannot_be_claimed(store: Store, clock: Clock) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    assert await store.claim(OLD, "c" * 64) is False  # live: its session stays
+    assert await store.load(OLD) == {"user": "ada"}
+    await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    assert await store.claim(OLD, "c" * 64) is False  # rotated: its successor stays named
+    assert await store.load(NEW) == {"user": "ada"}
+    assert await store.claim("d" * 64, "c" * 64) is False  # never stored
+
+
+async def test_an_ended_id_is_not_claimed_once_forgotten(store: Store, clock: Clock) -> None:
+    await store.save(OLD, {"user": "ada"}, expires_at=clock() + HOUR)
+    await store.delete(OLD)
+    clock.advance(RETIRED_MEMORY + 1)
+    assert await store.claim(OLD, NEW) is False
+
+
 async def test_metadata_alone_does_not_keep_a_session(store: Store, clock: Clock) -> None:
     meta = {META_KEY: {"c": 1}}
     await store.save("a" * 64, {"flash": "hi", **meta}, expires_at=clock() + HOUR)

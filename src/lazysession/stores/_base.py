@@ -216,6 +216,12 @@ class SyncStore(abc.ABC):
     def delete(self, session_id: str) -> None:
         """End the session (its id is retired), and the session it was rotated to or from."""
 
+    def claim(self, ended_id: str, new_id: str) -> bool:
+        """Make the retired id of an *ended* session name ``new_id`` as its successor,
+        as a rotation would, if it names none yet; whether it did. (A store that keeps no
+        retired ids claims none: a write with an ended id is then refused.)"""
+        return False
+
     @abc.abstractmethod
     def sweep(self) -> int:
         """Delete every expired session (and spent rotation markers); how many."""
@@ -288,6 +294,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def save(self, session_id: str, data: dict[str, Any], *, expires_at: datetime) -> None:
         """Store a new session whole."""
+
+    async def claim(self, ended_id: str, new_id: str) -> bool:
+        """See :meth:`SyncStore.claim`: the first write with an ended id (a logout whose
+        answer the browser never got) claims it for the session it starts, so a second
+        write with that id at once is refused instead of starting another session."""
+        return False
 
     @abc.abstractmethod
     async def delete(self, session_id: str) -> None:

@@ -196,6 +196,14 @@ class MemoryStore(Store):
                     return
                 session_id, entry = successor, following
 
+    def _claim(self, ended_id: str, new_id: str) -> bool:
+        with self._lock:
+            entry = self._live(ended_id)
+            if entry is None or entry[1] != _RETIRED:  # live, or rotated (claimed) already
+                return False
+            self._entries[ended_id] = (entry[0], _RETIRED + new_id, entry[2], entry[3])
+            return True
+
     def _count(self) -> int:
         with self._lock:
             return len(self._entries) - len(self._retired)
@@ -360,6 +368,10 @@ class MemoryStore(Store):
     async def delete(self, session_id: str) -> None:
         """End the session (its id is retired), and its successor or origin."""
         self._delete(session_id)
+
+    async def claim(self, ended_id: str, new_id: str) -> bool:
+        """See :meth:`Store.claim`."""
+        return self._claim(ended_id, new_id)
 
     async def sweep(self, *, on_swept: OnSwept | None = None) -> int:
         """Delete every expired session, a batch at a time, yielding to the loop between;

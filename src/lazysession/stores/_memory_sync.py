@@ -42,6 +42,9 @@ class _SyncMemoryStore(SyncStore):
     def delete(self, session_id: str) -> None:
         self._store._delete(session_id)
 
+    def claim(self, ended_id: str, new_id: str) -> bool:
+        return self._store._claim(ended_id, new_id)
+
     def sweep(self, *, on_swept: OnSwept | None = None) -> int:
         now = self._store._now()
         total, more = self._store._sweep_batch(now, on_swept)

@@ -261,6 +261,10 @@ class RedisStore(Store):
         """End the session, leaving a marker that retires its id (and end its successor)."""
         await self._run_async(self._ops.delete(session_id))
 
+    async def claim(self, ended_id: str, new_id: str) -> bool:
+        """See :meth:`Store.claim`."""
+        return await self._run_async(self._ops.claim(ended_id, new_id))
+
     async def count(self) -> int:
         """Sessions under the prefix, by SCAN (never KEYS), retired ids left out: O(n) in
         the keys of the database, with one pipelined round trip per page of keys."""
@@ -339,6 +343,9 @@ class _SyncRedisStore(SyncStore):
 
     def delete(self, session_id: str) -> None:
         self._run(self._ops.delete(session_id))
+
+    def claim(self, ended_id: str, new_id: str) -> bool:
+        return self._run(self._ops.claim(ended_id, new_id))
 
     def count(self) -> int:
         return self._run(self._ops.count())

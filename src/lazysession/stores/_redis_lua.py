@@ -272,6 +272,17 @@ end
 return 1
 """
 
+# ARGV: now ms, the new key. An ended id (a marker naming nothing, not yet forgotten)
+# takes the new key as its successor, as a rotation's marker names it: 1; else 0.
+CLAIM = """
+local named = redis.call('HGET', KEYS[1], 'r')
+if named ~= '' then return 0 end
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'r', ARGV[2])
+return 1
+"""
+
 # KEYS: session hashes; ARGV: fields. Reads those fields of each (HMGET), for one node
 # only (the keys are in any slots); writes nothing.
 FIELDS = """
@@ -294,5 +305,6 @@ SCRIPTS = (
     INDEX,
     EXTEND,
     FIELDS,
+    CLAIM,
 )
 SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}  # noqa: S324 - Redis names scripts by SHA-1

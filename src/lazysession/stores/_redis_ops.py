@@ -59,6 +59,7 @@ from ._redis_hash import (
 from ._redis_index import _OWNER_KEYS, PAGE, OwnerIndex
 from ._redis_lua import (
     BLOCK,
+    CLAIM,
     CREATE,
     END,
     REPLACE,
@@ -208,6 +209,11 @@ class RedisOps(OwnerIndex):
                 yield Command(new_key, BLOCK, marker)
                 return Merge.GONE
         raise StoreError("rotating a session failed: it kept changing under the rotation")
+
+    @operation("saving a session")
+    def claim(self, ended: str, new: str) -> Op[bool]:
+        done = yield Command(self.key(ended), CLAIM, (self.now_ms(), self.key(new)))
+        return bool(done)
 
     @operation("deleting a session")
     def delete(self, sid: str) -> Op[None]:

@@ -138,6 +138,12 @@ class SessionOps:
         # one statement; one that names an origin is read first (``_follow_plan``).
         no_origin = sa.not_(c.data.contains(f'"{ORIGIN}":"', autoescape=True))
         self._end_plain = self._end.where(no_origin)
+        # An ended id (a marker naming no successor) takes one, once.
+        self._claim = (
+            sa.update(table)
+            .where(live, dialect.comparable(c.data) == sa.bindparam("ended"))
+            .values(data=sa.bindparam("data"))
+        )
         self.live = live
         self.not_marker = not_marker
 
@@ -230,6 +236,10 @@ class SessionOps:
         if (yield Run(one(self._end_plain, params))).rowcount:
             return  # a session, ended: the usual case, in one statement
         yield Run(self._follow_plan(sid, now), locked=True)
+
+    def claim(self, sid: str, new: str, now: datetime) -> Op[bool]:
+        params = {"sid": sid, "now": now, "ended": MARKER, "data": MARKER + new}
+        return bool((yield Run(one(self._claim, params))).rowcount)
 
     # -- plans -----------------------------------------------------------------------------
 

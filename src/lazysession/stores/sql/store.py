@@ -168,6 +168,12 @@ class SQLAlchemyStore(Store):
         op = self._ops.delete(session_id, self._clock())
         await self._async.call("deleting a session", op)
 
+    async def claim(self, ended_id: str, new_id: str) -> bool:
+        """See :meth:`Store.claim`."""
+        op = self._ops.claim(ended_id, new_id, self._clock())
+        claimed: bool = await self._async.call("saving a session", op)
+        return claimed
+
     async def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         """See :meth:`Store.update`."""
         op = self._ops.update(session_id, changes, self._clock(), expires_at)
@@ -289,6 +295,12 @@ class _SyncSQLAlchemyStore(SyncStore):
 
     def delete(self, session_id: str) -> None:
         self._exec.call("deleting a session", self._ops.delete(session_id, self._clock()))
+
+    def claim(self, ended_id: str, new_id: str) -> bool:
+        claimed: bool = self._exec.call(
+            "saving a session", self._ops.claim(ended_id, new_id, self._clock())
+        )
+        return claimed
 
     def update(self, session_id: str, changes: Changes, *, expires_at: datetime) -> Merge:
         op = self._ops.update(session_id, changes, self._clock(), expires_at)
