@@ -32,8 +32,8 @@ Rules:
     nothing, except an explicit logout (which also ends the session the id was rotated
     to), and what a logout then writes (a new session, as with a live id). An id that was
     ended (a logout whose answer the browser never got) reads empty too, and is otherwise
-    as unknown (rule 3): a login or a write with it starts a new session, which claims
-    the id first (``Store.claim``), so another request with it at once is refused.
+    as unknown (rule 3): a login or a write with it starts a new session, which then
+    claims the id (``Store.claim``), so another request with it at once is refused.
 11. A write is never answered as a success and then lost: one whose session ended or
     moved meanwhile (a logout, a login, or a write that emptied it, in another tab), or
     that came with a just-rotated id, is refused (``SessionInterrupted``, a 409).

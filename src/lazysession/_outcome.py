@@ -137,8 +137,10 @@ class Outcome:
     login: bool = False
     """The write is a login that names ``owner`` (``regenerate(owner=...)``)."""
     claim: str | None = None
-    """The store key of the ended id the request came with: the new session claims it
-    first (``Store.claim``), and is refused if another request did (rule 10)."""
+    """The store key of the ended id the request came with: the new session, once saved,
+    claims it (``Store.claim``); if another request did first, the new session is
+    deleted and the request refused (rule 10). Saved first, a claim never names a
+    session that a failed save left missing."""
     cap: int | None = None
     """For a login: the owner keeps at most this many sessions (``max_sessions_per_owner``);
     the least recently seen others are revoked."""
@@ -171,11 +173,12 @@ def store_calls(
             events.append(ended)
     if write is not None:
         if write.created:
-            claim = outcome.claim
+            yield "save", (write.session_id, write.data), {"expires_at": write.expires_at}
+            claim = outcome.claim  # after the save: a claim always names a session
             if claim is not None and not (yield "claim", (claim, write.session_id), {}):
+                yield "delete", (write.session_id,), {}
                 metrics.interrupted += 1
                 raise SessionInterrupted("another request started a session for that id")
-            yield "save", (write.session_id, write.data), {"expires_at": write.expires_at}
             metrics.saved += 1
             metrics.created += 1
             if events is not None:

@@ -462,6 +462,31 @@ async def test_a_request_with_a_just_logged_out_id_starts_a_new_session(
     assert await harness.count() == 1
 
 
+async def test_a_failed_save_with_a_just_logged_out_id_leaves_the_id_free_for_the_retry() -> None:
+    """The ended id is claimed only once the new session is stored: a save that fails (a
+    503) leaves nothing that would refuse the browser's retry with the same cookie."""
+
+    class FailingOnce(MemoryStore):
+        failed = False
+
+        async def save(self, session_id: str, data: dict[str, Any], **options: Any) -> None:
+            if not self.failed:
+                self.failed = True
+                raise StoreError("saving a session failed: cut")
+            await super().save(session_id, data, **options)
+
+    store = FailingOnce()
+    store.failed = True
+    shell = make_shell("asgi", store)
+    old = await session_with(shell, user="ada")
+    assert (await started(shell, "/logout", old)).expired
+    store.failed = False
+    assert (await shell.get("/login", old, user="ada")).status == 503
+    retry = await started(shell, "/login", old, user="ada")
+    assert retry.cookie is not None
+    assert (await started(shell, "/read", retry.cookie)).data() == {"user": "ada"}
+
+
 async def test_two_writes_at_once_with_a_just_logged_out_id_start_one_session(
     harness: Harness,
 ) -> None:
