@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -71,7 +72,30 @@ async def ping(request: Request) -> Response:
     return PlainTextResponse("pong")
 
 
-app = Starlette(
+class ServerTiming:
+    """Outside the session middleware: how long the server took to start its answer
+    (``Server-Timing: app;dur=<ms>``), the store calls and the handler included, the
+    queues before the app (the socket, uvicorn, the client's own loop) left out."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
+                message["headers"] = [*message.get("headers", []), (b"server-timing", took)]
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
+sessions = Starlette(
     routes=[
         Route("/write", write, methods=["POST"]),
         Route("/pop", pop, methods=["POST"]),
@@ -83,3 +107,4 @@ app = Starlette(
     ],
     middleware=[Middleware(SessionMiddleware, secret_key=SECRET, store=_store())],
 )
+app = ServerTiming(sessions)

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from lazysession import Changes, Merge, SessionNotSerializable, SessionTooLarge, Store
-from lazysession._expiry import META_KEY
+from lazysession._expiry import META_KEY, ORIGIN
 from lazysession.stores import RETIRED_MEMORY
 from tests.helpers import Clock
 from tests.stores.backends import CASES, NATIVE_EXPIRY, StoreCase
@@ -292,6 +292,23 @@ async def test_an_ended_session_leaves_its_id_retired_for_a_while(
     clock.advance(RETIRED_MEMORY + 1)
     assert await store.read("a" * 64) is None
     assert await store.count() == 0
+
+
+async def test_a_rotation_ends_the_id_an_earlier_failed_rotation_left_live(
+    store: Store, clock: Clock
+) -> None:
+    """A rotation that could not retire its old id leaves it live, named as the new
+    session's origin (a logout ends both). Once that session rotates again (a second
+    login), its origin is one step further back, where no logout looks: the rotation
+    ends it."""
+    first = "3" * 64
+    await store.save(first, {"cart": 1, META_KEY: {"c": 1}}, expires_at=clock() + HOUR)
+    left_live = {"cart": 1, "user": "ada", META_KEY: {"c": 1, ORIGIN: first}}
+    await store.save(OLD, left_live, expires_at=clock() + HOUR)
+    assert await store.rotate(OLD, NEW, Changes(), expires_at=clock() + HOUR)
+    assert await store.load(first) is None, "the id left live by the first login lived on"
+    await store.delete(NEW)  # the logout: every id of the session ends
+    assert await store.load(NEW) is None and await store.load(OLD) is None
 
 
 async def test_an_ended_id_is_claimed_once_and_then_reads_as_rotated(

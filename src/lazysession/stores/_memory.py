@@ -43,6 +43,7 @@ from ._base import (
     byte_size,
     merge_onto,
     most_recent_first,
+    origin_of,
     owner_of_changes,
     owner_of_data,
     session_info,
@@ -158,6 +159,11 @@ class MemoryStore(Store):
                 return Merge.GONE
             merged = merge_onto(entry[1], changes, entry[2]).text
             self._retire(old_id, new_id)
+            origin = origin_of(entry[1])  # an id a failed rotation left live ends now
+            if origin is not None:
+                before = self._live(origin)
+                if before is not None and not before[1].startswith(_RETIRED):
+                    self._retire(origin, "")
             if merged is None:
                 return Merge.EMPTIED
             self._add(new_id, (to_timestamp(expires_at), merged, next(self._versions), expires_at))

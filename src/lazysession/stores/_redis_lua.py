@@ -218,6 +218,20 @@ return {'o', origin}
 """
 )
 
+# ARGV: now ms, marker TTL ms, the metadata field. Ends a live session as END does (a
+# marker, or nothing, is left as it is): what a rotation does to the id its session was
+# rotated from, should that rotation have left it live.
+END_LIVE = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'r') == 1 then return 0 end
+"""
+    + _RETIRE_NAMING_ORIGIN
+    + """
+return 1
+"""
+)
+
 # ARGV: now ms, marker TTL ms. Turns a rotation's successor into a marker naming nothing,
 # so a rotation still under way cannot create it; hands back {'r', what it named}.
 BLOCK = """
@@ -306,5 +320,6 @@ SCRIPTS = (
     EXTEND,
     FIELDS,
     CLAIM,
+    END_LIVE,
 )
 SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}  # noqa: S324 - Redis names scripts by SHA-1

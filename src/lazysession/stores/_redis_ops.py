@@ -37,6 +37,7 @@ from typing import Any
 
 from .. import _json
 from .._errors import ConfigurationError, SessionTooLarge, StoreError
+from .._expiry import META_KEY, ORIGIN
 from ._base import FOLLOW_ROTATIONS as _FOLLOW
 from ._base import (
     RETIRED_MEMORY,
@@ -62,6 +63,7 @@ from ._redis_lua import (
     CLAIM,
     CREATE,
     END,
+    END_LIVE,
     REPLACE,
     RETIRE,
     SAVE,
@@ -186,6 +188,11 @@ class RedisOps(OwnerIndex):
             if text is None:
                 yield Command(old_key, END, marker)
                 return Merge.EMPTIED
+            meta = stored.data.get(META_KEY)
+            origin = meta.get(ORIGIN) if isinstance(meta, dict) and not created else None
+            if isinstance(origin, str):  # a failed rotation left it live: no more
+                ending = (now_ms, _MEMORY_MS, _META_FIELD)
+                yield Command(self.key(origin), END_LIVE, ending)
             pairs = (*fields(_json.loads(with_origin(text, old)) or {}), *extra)
             if created:  # the new id is ours alone until the old one names it, or a revoke
                 if not (yield Command(new_key, SAVE_NEW, (ttl, expiry_ms, *pairs))):

@@ -212,6 +212,9 @@ class SessionOps:
             if merged is None:
                 yield Run(one(self._end, {"sid": old, **ended}))
                 return Merge.EMPTIED
+            origin = origin_of(row.data)
+            if origin is not None and not created:  # a failed rotation left it live: no more
+                yield Run(one(self._end, {"sid": origin, **ended}))
             merged = with_origin(merged, old)
             params = {"sid": new, "data": merged, "now": now, "expires": expires_at}
             if created:
