@@ -38,6 +38,7 @@ from tests.stores.backends import (
     NATIVE_EXPIRY,
     REDIS,
     SERVERS,
+    SQL_DRIVERS,
     StoreCase,
     drop_table,
     forget_keys,
@@ -530,11 +531,7 @@ async def erasable(
             await redis_store.aclose()
         return
     table = f"lazysession_test_{uuid.uuid4().hex[:12]}"
-    sync_driver, async_driver = {
-        "sqlite": ("sqlite", "sqlite+aiosqlite"),
-        "postgresql": ("postgresql+psycopg", "postgresql+asyncpg"),
-        "mysql": ("mysql+pymysql", "mysql+asyncmy"),
-    }[kind]
+    sync_driver, async_driver = SQL_DRIVERS[kind]
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'sessions.db'}"
     else:

@@ -254,7 +254,7 @@ NATIVE_EXPIRY = {
 }
 
 
-_ISOLATED_DRIVERS = {  # kind: (sync driver, async driver)
+SQL_DRIVERS = {  # kind: (sync driver, async driver)
     "sqlite": ("sqlite", "sqlite+aiosqlite"),
     "postgresql": ("postgresql+psycopg", "postgresql+asyncpg"),
     "mysql": ("mysql+pymysql", "mysql+asyncmy"),
@@ -274,7 +274,7 @@ def isolated_store(kind: str, tmp_path: Path, *, sync: bool) -> tuple[Store, Cal
         redis_store = RedisStore(REDIS, prefix=prefix)
         return redis_store, lambda: forget_keys(redis_store)
     table = f"lazysession_test_{uuid.uuid4().hex[:12]}"
-    sync_driver, async_driver = _ISOLATED_DRIVERS[kind]
+    sync_driver, async_driver = SQL_DRIVERS[kind]
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'sessions.db'}"
     else:

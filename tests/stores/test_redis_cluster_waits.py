@@ -96,40 +96,41 @@ def assert_timed_out(answer: object, took: float) -> None:
     assert took < READ_BOUND, f"{answer!r} after {took:.2f} s"
 
 
-def test_a_first_blocking_cluster_read_over_a_slow_link_fails_within_the_timeout(
-    redis_cluster_url: str,
-) -> None:
-    with through_proxies(redis_cluster_url) as (url, proxies):
+@contextmanager
+def cluster_store(cluster_url: str) -> Iterator[tuple[RedisStore, list[Proxy]]]:
+    """A store on the cluster through ``through_proxies``; the proxies at full speed and
+    the store closed after."""
+    with through_proxies(cluster_url) as (url, proxies):
         prefix = f"lazysession-test:{uuid.uuid4().hex[:12]}:"
         store = RedisStore(url, cluster=True, prefix=prefix, timeout=TIMEOUT)
         try:
-            for proxy in proxies:
-                proxy.slow(LATENCY)
-            answer, took = timed_read(store)
+            yield store, proxies
         finally:
             for proxy in proxies:
                 proxy.up()
             store.sync.close()
+
+
+def test_a_first_blocking_cluster_read_over_a_slow_link_fails_within_the_timeout(
+    redis_cluster_url: str,
+) -> None:
+    with cluster_store(redis_cluster_url) as (store, proxies):
+        for proxy in proxies:
+            proxy.slow(LATENCY)
+        answer, took = timed_read(store)
     assert_timed_out(answer, took)
 
 
 def test_a_blocking_cluster_read_after_dropped_connections_on_a_slow_link_fails_in_the_timeout(
     redis_cluster_url: str,
 ) -> None:
-    with through_proxies(redis_cluster_url) as (url, proxies):
-        prefix = f"lazysession-test:{uuid.uuid4().hex[:12]}:"
-        store = RedisStore(url, cluster=True, prefix=prefix, timeout=TIMEOUT)
-        try:
-            assert store.sync.read("k" * 64) is None  # at full speed: the topology, a connection
-            for proxy in proxies:
-                proxy.down()  # the nodes drop the connections
-                proxy.up()
-                proxy.slow(LATENCY)
-            answer, took = timed_read(store)
-        finally:
-            for proxy in proxies:
-                proxy.up()
-            store.sync.close()
+    with cluster_store(redis_cluster_url) as (store, proxies):
+        assert store.sync.read("k" * 64) is None  # at full speed: the topology, a connection
+        for proxy in proxies:
+            proxy.down()  # the nodes drop the connections
+            proxy.up()
+            proxy.slow(LATENCY)
+        answer, took = timed_read(store)
     assert_timed_out(answer, took)
 
 
