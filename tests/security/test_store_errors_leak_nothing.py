@@ -17,7 +17,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import anyio
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -26,6 +29,7 @@ from starlette.routing import Route
 
 from lazysession import RedisStore, SessionMiddleware, SQLAlchemyStore, StoreError
 from lazysession._signing import store_key
+from lazysession.stores._driver_errors import StoreErrors
 from tests.conftest import require_server
 from tests.helpers import SECRET, client
 from tests.stores.backends import (
@@ -207,3 +211,50 @@ async def test_a_redis_error_names_its_code_but_no_data() -> None:
         await store.aclose()
     assert str(raised.value) == "loading a session failed: ResponseError, WRONGTYPE"
     assert_absent("".join(traceback.format_exception(raised.value)), [marker, key[:12]])
+
+
+PG_DRIVERS = [name for name in DRIVERS if name.startswith("postgresql")]
+
+
+@pytest.mark.parametrize("driver", PG_DRIVERS)
+async def test_a_cancelled_statement_names_what_cancelled_it(driver: str) -> None:
+    """PostgreSQL cancels a statement (SQLSTATE 57014) for its statement timeout or for a
+    cancel request; the StoreError tells which, so an operator can tell the server's
+    timer from a client's deadline."""
+    if not server_reachable(POSTGRES):
+        require_server(f"no postgresql server at {POSTGRES}")
+    engine = create_async_engine(with_driver(POSTGRES, driver))
+    try:
+        async with engine.connect() as timed, engine.connect() as other:
+            pid = (await timed.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            await timed.execute(sa.text("SET statement_timeout = 50"))
+            with (
+                pytest.raises(StoreError) as by_timer,
+                StoreErrors("sweeping", (sa.exc.DBAPIError,)),
+            ):
+                await timed.execute(sa.text("SELECT pg_sleep(5)"))
+            await timed.rollback()
+            await timed.execute(sa.text("SET statement_timeout = 0"))
+
+            async def cancel_soon() -> None:
+                while not (await other.execute(WAITING, {"pid": pid})).scalar_one():
+                    await anyio.sleep(0.01)
+                await other.execute(sa.text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(cancel_soon)
+                with (
+                    pytest.raises(StoreError) as by_request,
+                    StoreErrors("sweeping", (sa.exc.DBAPIError,)),
+                ):
+                    await timed.execute(sa.text("SELECT pg_sleep(5)"))
+    finally:
+        await engine.dispose()
+    assert str(by_timer.value).endswith("SQLSTATE 57014, statement timeout"), by_timer.value
+    assert str(by_request.value).endswith("SQLSTATE 57014, user request"), by_request.value
+
+
+WAITING = sa.text(
+    "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid = :pid AND query LIKE '%pg_sleep%'"
+    " AND state = 'active'"
+)

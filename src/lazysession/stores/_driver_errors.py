@@ -4,7 +4,8 @@ Rules:
 - A message keeps the action, the error's type (and the driver's, under SQLAlchemy's) and
   the driver's error code where it has one (SQLSTATE, a MySQL or SQLite error, a Redis
   error word, an errno), never the driver's text: it may carry session data, hashed ids
-  or statement parameters.
+  or statement parameters. Only fixed server phrases that name a cause are kept (what
+  cancelled a PostgreSQL statement, two whole Redis messages).
 - The driver's error is not chained (``from None``), so a traceback does not print it.
 """
 
@@ -67,6 +68,8 @@ def _error_code(error: BaseException) -> str | None:
         state = getattr(error, name, None)
         if isinstance(state, str) and len(state) == 5 and state.isalnum():
             codes.append(f"SQLSTATE {state}")
+            if state == _CANCELLED:
+                codes.extend(cause for cause in _CANCEL_CAUSES if cause in str(error))
             break
     first = error.args[0] if error.args else None
     sqlite = getattr(error, "sqlite_errorname", None)
@@ -113,5 +116,12 @@ _REDIS_CODES = frozenset(
     ]
 )
 """The error codes Redis starts its replies with (redis-py strips a plain ``ERR``)."""
+_CANCELLED = "57014"
+"""PostgreSQL's SQLSTATE for a cancelled statement, whatever cancelled it."""
+_CANCEL_CAUSES = ("statement timeout", "user request")
+"""What PostgreSQL's fixed message for ``57014`` names as the canceller ("canceling
+statement due to ..."): the server's statement timer, or a cancel request (a client's
+deadline, ``pg_cancel_backend``). Kept because they tell an operator which of the two
+fired, and carry nothing of a request."""
 _FIXED_REDIS_MESSAGES = frozenset(("DB index is out of range", "invalid DB index"))
 """Whole Redis error messages that carry nothing of a request, kept as they are."""
