@@ -16,11 +16,20 @@ Rules:
 - The call's deadline and error rules are the blocking side's (``BoundedSync``), set
   once for both parts of the call. On the loop, statements go straight to the driver
   (``raw``), compiled once each by SQLAlchemy.
+- The WAL is never checkpointed on the loop: SQLite's automatic checkpoint runs in the
+  commit that crosses its threshold and copies about 4 MB there, stalling every request
+  of the process. The loop's connection has it off; after every ``CHECKPOINT_EVERY``
+  writes on the loop, a ``PASSIVE`` checkpoint (it waits on no lock) runs in a thread of
+  its own, one at a time, and no request waits for it. The frames written meanwhile are
+  checkpointed on the loop after the next write (a few pages, a fraction of a
+  millisecond): only a WAL checkpointed to its end starts again from its beginning, so
+  without it the file would grow for as long as writes keep coming.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -29,11 +38,18 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from .._base import describe_error
 from .._limits import BoundedSync, PerLoop
 from .connections import is_busy, on_the_loop
 from .executors import Context, SyncExecutor, Threaded
 from .raw import RawStatements
 from .runs import Program, Run
+
+CHECKPOINT_EVERY = 256
+"""Writes on the event loop between two checkpoints of the WAL (each write dirties a few
+pages: about SQLite's own threshold of 1,000 pages)."""
+
+log = logging.getLogger("lazysession")
 
 
 class Deferred(Exception):
@@ -52,30 +68,80 @@ class InlineSync(SyncExecutor):
         super().__init__(context)
         self.pinned = PerLoop(self._open, self._close)
         self.raw = RawStatements(context.engines.check_sync().dialect)
+        self.unchecked = 0
+        """Writes on a loop's connection since the last checkpoint began."""
+        self.checkpointing: threading.Thread | None = None
+        self.backfilled = False
+        """A checkpoint from a thread ended: what was written meanwhile is to finish."""
 
     def _open(self) -> sa.Connection:
         engines = self.context.engines
-        return engines.isolated(engines.check_sync(), autocommit=True).connect()
+        conn = engines.isolated(engines.check_sync(), autocommit=True).connect()
+        conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
+        return conn
 
     @staticmethod
     async def _close(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 1000")  # back in the pool
         conn.close()
+
+    def wrote(self, conn: sa.Connection) -> None:
+        """A write committed on ``conn``, a loop's connection: every ``CHECKPOINT_EVERY``
+        of them, start a checkpoint in a thread (unless one still runs); once one ended,
+        finish it on ``conn``."""
+        if self.backfilled:
+            self.backfilled = False
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        self.unchecked += 1
+        if self.unchecked < CHECKPOINT_EVERY:
+            return
+        running = self.checkpointing
+        if running is not None and running.is_alive():
+            return
+        self.unchecked = 0
+        thread = threading.Thread(target=self._checkpoint, name="lazysession-wal", daemon=True)
+        self.checkpointing = thread
+        thread.start()
+
+    def _checkpoint(self) -> None:
+        engines = self.context.engines
+        try:
+            with engines.isolated(engines.check_sync(), autocommit=True).connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            self.backfilled = True
+        except Exception as error:  # the next one tries again; writes are unaffected
+            log.warning(
+                "lazysession: checkpointing the SQLite WAL failed: %s", describe_error(error)
+            )
+
+    async def finish_checkpoint(self) -> None:
+        """Wait for a checkpoint still running (at ``aclose``)."""
+        running = self.checkpointing
+        if running is not None and running.is_alive():
+            await anyio.to_thread.run_sync(running.join)
 
     def _connect(self, engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # trio: loops may run in several threads at once
-            return engine.connect()
+            return engine.connect()  # a pooled connection: SQLite checkpoints it itself
         return nullcontext(self.pinned.get())
 
     def run(self, run: Run) -> Any:
         if run.bulk or run.call is not None:
             raise Deferred(run)
         try:
-            return super().run(run)
+            result = super().run(run)
         except Deferred as deferred:
             deferred.run = run
             raise
+        if run.writes:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # trio: a pooled connection, checkpointed by SQLite
+                return result
+            self.wrote(self.pinned.get())
+        return result
 
     def _take_turn(self, turn: threading.Lock) -> bool:
         if not turn.acquire(blocking=False):
@@ -110,6 +176,7 @@ class Inline(Threaded):
 
     async def aclose(self) -> None:
         await self.here.pinned.aclose()
+        await self.here.finish_checkpoint()
 
     async def call(self, action: str, program: Program[Any], prepare: bool = True) -> Any:
         context = self.context
