@@ -53,6 +53,7 @@ from benchmarks._server import reachable
 from benchmarks._table import machine_line, markdown_table
 from lazysession import SQLAlchemyStore
 from lazysession._signing import new_session_id, store_key
+from lazysession.stores.sql.dialects import SQLITE_BATCH_SECONDS
 
 POSTGRES = os.environ.get("LAZYSESSION_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 NOW = datetime.now(timezone.utc)
@@ -324,8 +325,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"## Sweeping a backlog ({machine_line()})\n")
     print(
         f"{args.expired:,} expired + {args.live:,} live rows, batches of at most "
-        f"{args.batch_size:,} (SQLite: paced to about 10 ms; PostgreSQL: resting half a "
-        "batch after each); "
+        f"{args.batch_size:,} (SQLite: paced to about {SQLITE_BATCH_SECONDS * 1000:g} ms; "
+        "PostgreSQL: resting half a batch after each); "
         f"{args.clients} concurrent clients each saving a session every {PACE * 1000:.0f} ms, "
         f"{BASELINE_SECONDS:.0f} s "
         "without a sweep, then during the sweep. Latencies in ms. Keys: random (a SHA-256 "

@@ -12,7 +12,8 @@ Rules:
 - This process's writers' turn: taken only if free; else the call moves at once (a
   writer in a thread holds it, waiting for the lock), so while another process holds
   the lock, at most one write at a time waits on the loop, and only ``INLINE_BUSY``.
-- Bulk work (scans, sweep batches, the table's creation) always runs in a thread.
+- Bulk work (scans, the table's creation, a checkpoint) always runs in a thread; a sweep
+  batch paced to about a millisecond (``upkeep``) is served here as a write is.
 - The call's deadline and error rules are the blocking side's (``BoundedSync``), set
   once for both parts of the call. On the loop, statements go straight to the driver
   (``raw``), compiled once each by SQLAlchemy.

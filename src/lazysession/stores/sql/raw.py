@@ -8,7 +8,8 @@ result processing SQLAlchemy would apply (its compiled bind processors, its resu
 processors for each column), on the connection's DBAPI cursor.
 
 Rules:
-- Only the statements of ``ops`` are run here (no expanding ``IN``, no executemany).
+- Only the statements of ``ops`` and paced sweep batches are run here (no expanding
+  ``IN``, no executemany); a text statement's rows are the driver's, unprocessed.
 - A result offers what the operations read: ``rowcount``, ``all()``, ``first()``, ``one()``,
   ``scalar()`` and ``scalar_one()``, rows with their columns by name.
 - Errors are the driver's own, unwrapped (the store's error rules cover them).
@@ -87,8 +88,9 @@ class _Compiled:
         ]
 
     def result(self, cursor: Any) -> RawResult:
-        if self.row is None:
-            return RawResult([], cursor.rowcount)
+        if self.row is None:  # a text statement's rows (``RETURNING``) come as they are
+            found = cursor.fetchall() if cursor.description is not None else []
+            return RawResult(found, cursor.rowcount)
         values, make = self.values, self.row._make
         rows = [
             make(

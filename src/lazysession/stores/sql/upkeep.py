@@ -5,12 +5,17 @@ sweep's batches (paced by ``pacing``).
 Rules:
 - ``now`` comes from the store's clock and is passed as a parameter, as in ``ops``.
 - Every run here is ``bulk`` (a scan, a sweep batch, a schema change): it is never
-  served on an event loop's thread.
+  served on an event loop's thread; except a batch paced to a time budget
+  (``SQLDialect.sweep_budget``: SQLite), short by its pace, which is served where any
+  other write would be (on the loop, saving the thread hops that would cost as much as
+  it does; waiting for another process's lock, in a thread).
 - ``count`` counts sessions, not retired ids (markers); ``count_expired`` counts every
   expired row, the backlog a sweep would delete now.
 - A sweep batch is one short transaction of its own, deleting at most its size of rows
   expired by ``now``, oldest first, as the dialect says (``SQLDialect.sweep_batch``);
   a batch that reports its owned rows reports each such row once across replicas.
+- The dialect's checkpoint (``SQLDialect.after_sweep``) is an operation of its own,
+  outside the writers' turn, run when the sweep's pace says (``pacing``).
 - Creating the table races other processes doing the same: a replica that loses finds
   the table there and goes on, and SQLite's 'database is locked' is tried again.
 """
@@ -27,7 +32,7 @@ import sqlalchemy as sa
 from ..._errors import StoreError
 from .dialects import EPOCH
 from .ops import SessionOps
-from .runs import Op, Plan, Program, Rest, Run, one, statements
+from .runs import Op, Plan, Program, Rest, Run, one
 from .schema import upgrade
 
 # Creating the table races other processes doing the same; SQLite can answer 'database
@@ -125,11 +130,16 @@ class UpkeepOps:
             before=self.dialect.before_batch,
             after=self.dialect.after_batch,
             options=self.dialect.sweep_options,
-            bulk=True,
+            bulk=self.dialect.sweep_budget is None,  # a paced batch is short by its pace
         )
-        if self.dialect.after_sweep:
-            yield Run(statements(self.dialect.after_sweep), writes=False, bulk=True)
         return batch
+
+    def checkpoint(self) -> Op[int | None]:
+        """The dialect's checkpoint after sweep batches (``SQLDialect.after_sweep``),
+        outside the writers' turn: the pages the write-ahead log held when it ran (None:
+        no log, or it does not say)."""
+        result = yield Run(self._checkpoint_plan(), writes=False, bulk=True)
+        return self.dialect.read_checkpoint(result)
 
     def create(self, tune_file: bool) -> Program[None]:
         """Create the table unless it exists (adding what an older one lacks), trying
@@ -165,6 +175,13 @@ class UpkeepOps:
     def _batch_plan(self, params: dict[str, Any], after: datetime | None) -> Plan[Batch]:
         result = yield self._sweep_batch, params
         return Batch(*self.dialect.read_batch(result, after))
+
+    def _checkpoint_plan(self) -> Plan[Any]:
+        """Each of the dialect's checkpoint statements; the last one's result."""
+        result: Any = None
+        for text in self.dialect.after_sweep:
+            result = yield from one(sa.text(text), {})
+        return result
 
     def _swept_plan(self, params: dict[str, Any], after: datetime | None) -> Plan[Batch]:
         assert self._swept_batch is not None

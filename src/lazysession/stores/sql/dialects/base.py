@@ -58,7 +58,8 @@ class SQLDialect:
     after_batch: ClassVar[Sequence[str]] = ()
     """Statements on the sweep's connection after a batch, each committed."""
     after_sweep: ClassVar[Sequence[str]] = ()
-    """Statements after a batch, on any connection, outside the writers' turn."""
+    """A checkpoint of the write-ahead log between sweep batches, on any connection,
+    outside the writers' turn (run as the sweep's pace says, and once at its end)."""
     sweep_options: ClassVar[dict[str, Any]] = {}
     """Execution options of the sweep's connection."""
     creates_index_if_absent: ClassVar[bool] = True
@@ -97,6 +98,11 @@ class SQLDialect:
     def read_batch(self, result: Any, after: datetime | None) -> tuple[int, datetime | None]:
         """Rows a sweep batch deleted, and where the next batch resumes."""
         return int(result.rowcount), None
+
+    def read_checkpoint(self, result: Any) -> int | None:
+        """The pages the write-ahead log held when :attr:`after_sweep` ran, read from
+        its last statement's result (None: the dialect does not say)."""
+        return None
 
     def swept_batch(self, table: str) -> sa.Executable | None:
         """A sweep batch, as :meth:`sweep_batch`, that also returns what it deleted (read
