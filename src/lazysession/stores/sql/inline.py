@@ -24,7 +24,8 @@ Rules:
   its own, one at a time, and no request waits for it. The frames written meanwhile are
   checkpointed on the loop after the next write (a few pages, a fraction of a
   millisecond): only a WAL checkpointed to its end starts again from its beginning, so
-  without it the file would grow for as long as writes keep coming.
+  without it the file would grow for as long as writes keep coming. (A sweep also
+  checkpoints at its own pace, ``pacing``.)
 """
 
 from __future__ import annotations
