@@ -4,9 +4,11 @@ that the driver cuts, slows and restores. ``CHAOS_STORE_URL`` names the store;
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import time
+from collections import deque
 from typing import Any
 
 from starlette.applications import Starlette
@@ -72,24 +74,58 @@ async def ping(request: Request) -> Response:
     return PlainTextResponse("pong")
 
 
+class LoopLag:
+    """How late this worker's event loop ran: a task that sleeps ``TICK`` seconds over
+    and over, noting by how much each sleep overran (the time every other task waited
+    for the loop), for the last ``KEPT`` ticks."""
+
+    TICK = 0.01
+    KEPT = 2000
+
+    def __init__(self) -> None:
+        self.ticks: deque[tuple[float, float]] = deque(maxlen=self.KEPT)
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.TICK)
+            now = time.perf_counter()
+            self.ticks.append((now, now - before - self.TICK))
+
+    def worst_since(self, started: float) -> float:
+        """The longest the loop was late, in one go, since ``started``."""
+        return max((late for at, late in self.ticks if at >= started), default=0.0)
+
+
 class ServerTiming:
     """Outside the session middleware: how long the server took to start its answer
     (``Server-Timing: app;dur=<ms>``), the store calls and the handler included, the
-    queues before the app (the socket, uvicorn, the client's own loop) left out."""
+    queues before the app (the socket, uvicorn, the client's own loop) left out; and the
+    longest the worker's event loop ran late meanwhile (``lag;dur=<ms>``), which a
+    deadline's timer waits for too."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.lag = LoopLag()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.lag.start()
         started = time.perf_counter()
 
         async def timed(message: Any) -> None:
             if message["type"] == "http.response.start":
-                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
-                message["headers"] = [*message.get("headers", []), (b"server-timing", took)]
+                took = (time.perf_counter() - started) * 1000
+                late = self.lag.worst_since(started) * 1000
+                timing = f"app;dur={took:.1f}, lag;dur={late:.1f}".encode()
+                message["headers"] = [*message.get("headers", []), (b"server-timing", timing)]
             await send(message)
 
         await self.app(scope, receive, timed)
