@@ -84,8 +84,10 @@ class InlineSync(SyncExecutor):
 
     @staticmethod
     async def _close(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 1000")  # back in the pool
-        conn.close()
+        try:
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 1000")  # back in the pool
+        finally:
+            conn.close()
 
     def wrote(self, conn: sa.Connection) -> None:
         """A write committed on ``conn``, a loop's connection: every ``CHECKPOINT_EVERY``
