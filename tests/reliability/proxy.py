@@ -6,6 +6,9 @@ break: real connection faults, without mocking any client.
   that drops packets). ``up()`` afterwards drops the connections that lost data to it.
 - ``slow(seconds)``: forward, each chunk after ``seconds`` of added latency, in both
   directions (a congested or distant link).
+- ``mute()``: forward what clients send, drop every answer (a link that fails one way:
+  the server carries out each statement, the client never learns its outcome).
+  ``up()`` afterwards drops the connections whose answers were lost.
 - ``up()``: forward at full speed again.
 
 ``connections`` counts the client connections accepted so far, so a test can check how
@@ -34,6 +37,7 @@ class Proxy:
         self.connections = 0
         self._latency = 0.0
         self._black_hole = False
+        self._mute = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.AbstractServer | None = None
@@ -56,6 +60,10 @@ class Proxy:
         """Accept connections and data from clients; never answer, never forward."""
         self._call(self._set(black_hole=True, latency=0.0))
 
+    def mute(self) -> None:
+        """Forward what clients send; drop every answer."""
+        self._call(self._set(black_hole=False, latency=0.0, mute=True))
+
     def slow(self, seconds: float) -> None:
         """Forward each chunk, either way, after ``seconds`` of added latency."""
         self._call(self._set(black_hole=False, latency=seconds))
@@ -73,9 +81,9 @@ class Proxy:
         if pending:
             await asyncio.wait(pending, timeout=2)
 
-    async def _set(self, *, black_hole: bool, latency: float) -> None:
+    async def _set(self, *, black_hole: bool, latency: float, mute: bool = False) -> None:
         await self._listen()
-        self._black_hole, self._latency = black_hole, latency
+        self._black_hole, self._latency, self._mute = black_hole, latency, mute
 
     async def _up(self) -> None:
         await self._set(black_hole=False, latency=0.0)
@@ -111,10 +119,12 @@ class Proxy:
             return
         self._writers.add(upstream_writer)
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, answers: bool
+        ) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while data := await source.read(65536):
-                    if self._black_hole:
+                    if self._black_hole or (answers and self._mute):
                         self._swallowed.update((writer, upstream_writer))
                         continue
                     if self._latency:
@@ -123,7 +133,9 @@ class Proxy:
                     await sink.drain()
             sink.transport.abort()
 
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        await asyncio.gather(
+            pipe(reader, upstream_writer, False), pipe(upstream_reader, writer, True)
+        )
         self._writers.discard(writer)
         self._writers.discard(upstream_writer)
 
