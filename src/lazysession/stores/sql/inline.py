@@ -19,11 +19,13 @@ Rules:
   (``raw``), compiled once each by SQLAlchemy.
 - The WAL is never checkpointed on the loop: SQLite's automatic checkpoint runs in the
   commit that crosses its threshold and copies about 4 MB there, stalling every request
-  of the process. The loop's connection has it off; after every ``CHECKPOINT_EVERY``
-  writes on the loop, a ``PASSIVE`` checkpoint (it waits on no lock) runs in a thread of
-  its own, one at a time, and no request waits for it. The frames written meanwhile are
-  checkpointed on the loop after the next write (a few pages, a fraction of a
-  millisecond): only a WAL checkpointed to its end starts again from its beginning, so
+  of the process. On the loop's connection it waits for ``LOOP_AUTOCHECKPOINT`` pages
+  instead of 1,000, and after every ``CHECKPOINT_EVERY`` writes on the loop a
+  ``PASSIVE`` checkpoint (it waits on no lock) runs in a thread of its own, one at a
+  time, and no request waits for it. (Should that thread fall behind, SQLite's own
+  checkpoint still bounds the WAL, and finds most of it copied already.) The frames
+  written meanwhile are checkpointed on the loop after the next write (a few pages, a
+  fraction of a millisecond): only a WAL checkpointed to its end starts again from its beginning, so
   without it the file would grow for as long as writes keep coming. (A sweep also
   checkpoints at its own pace, ``pacing``.)
 """
@@ -50,6 +52,12 @@ from .runs import Program, Run
 CHECKPOINT_EVERY = 256
 """Writes on the event loop between two checkpoints of the WAL (each write dirties a few
 pages: about SQLite's own threshold of 1,000 pages)."""
+LOOP_AUTOCHECKPOINT = 4000
+"""WAL pages past which SQLite checkpoints in the loop connection's commit itself: a
+bound kept for a checkpoint thread that falls behind, never reached while it keeps up."""
+
+CheckpointThread = threading.Thread
+"""What a checkpoint runs in (a test runs it at once instead)."""
 
 log = logging.getLogger("lazysession")
 
@@ -79,7 +87,7 @@ class InlineSync(SyncExecutor):
     def _open(self) -> sa.Connection:
         engines = self.context.engines
         conn = engines.isolated(engines.check_sync(), autocommit=True).connect()
-        conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {LOOP_AUTOCHECKPOINT}")
         return conn
 
     @staticmethod
@@ -103,7 +111,7 @@ class InlineSync(SyncExecutor):
         if running is not None and running.is_alive():
             return
         self.unchecked = 0
-        thread = threading.Thread(target=self._checkpoint, name="lazysession-wal", daemon=True)
+        thread = CheckpointThread(target=self._checkpoint, name="lazysession-wal", daemon=True)
         self.checkpointing = thread
         thread.start()
 
