@@ -17,9 +17,9 @@ Rules:
 - The call's deadline and error rules are the blocking side's (``BoundedSync``), set
   once for both parts of the call. On the loop, statements go straight to the driver
   (``raw``), compiled once each by SQLAlchemy.
-- The WAL is never checkpointed on the loop: SQLite's automatic checkpoint runs in the
-  commit that crosses its threshold and copies about 4 MB there, stalling every request
-  of the process. On the loop's connection it waits for ``LOOP_AUTOCHECKPOINT`` pages
+- The WAL is not checkpointed on the loop at SQLite's threshold: its automatic
+  checkpoint runs in the commit that crosses it and copies about 4 MB there, stalling
+  every request of the process. On the loop's connection it waits for ``LOOP_AUTOCHECKPOINT`` pages
   instead of 1,000, and after every ``CHECKPOINT_EVERY`` writes on the loop a
   ``PASSIVE`` checkpoint (it waits on no lock) runs in a thread of its own, one at a
   time, and no request waits for it. (Should that thread fall behind, SQLite's own
