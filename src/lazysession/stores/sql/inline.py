@@ -42,7 +42,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from .._base import describe_error
+from ..._errors import StoreError
 from .._limits import BoundedSync, PerLoop
 from .connections import is_busy, on_the_loop
 from .executors import Context, SyncExecutor, Threaded
@@ -74,8 +74,10 @@ class InlineSync(SyncExecutor):
     :class:`Deferred` instead. Each asyncio loop keeps one connection for its calls
     (they never overlap: none awaits), closed when the loop ends or at ``aclose``."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, sync: SyncExecutor) -> None:
         super().__init__(context)
+        self.sync = sync
+        """The blocking executor, for what runs in a thread (the checkpoints)."""
         self.pinned = PerLoop(self._open, self._close)
         self.raw = RawStatements(context.engines.check_sync().dialect)
         self.unchecked = 0
@@ -103,7 +105,8 @@ class InlineSync(SyncExecutor):
         finish it on ``conn``."""
         if self.backfilled:
             self.backfilled = False
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            for statement in self.context.engines.dialect.after_sweep:
+                conn.exec_driver_sql(statement)
         self.unchecked += 1
         if self.unchecked < CHECKPOINT_EVERY:
             return
@@ -116,15 +119,14 @@ class InlineSync(SyncExecutor):
         thread.start()
 
     def _checkpoint(self) -> None:
-        engines = self.context.engines
+        """The dialect's checkpoint (the sweep's, ``UpkeepOps.checkpoint``), as a call of
+        the blocking side: bounded by the store's timeout, its errors a StoreError."""
         try:
-            with engines.isolated(engines.check_sync(), autocommit=True).connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            self.backfilled = True
-        except Exception as error:  # the next one tries again; writes are unaffected
-            log.warning(
-                "lazysession: checkpointing the SQLite WAL failed: %s", describe_error(error)
-            )
+            self.sync.call("checkpointing the WAL", self.context.upkeep.checkpoint())
+        except StoreError as error:  # the next one tries again; writes are unaffected
+            log.warning("lazysession: %s", error)
+            return
+        self.backfilled = True
 
     async def finish_checkpoint(self) -> None:
         """Wait for a checkpoint still running (at ``aclose``)."""
@@ -132,12 +134,18 @@ class InlineSync(SyncExecutor):
         if running is not None and running.is_alive():
             await anyio.to_thread.run_sync(running.join)
 
-    def _connect(self, engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
+    def _loop_connection(self) -> sa.Connection | None:
+        """The running asyncio loop's connection; None under trio, whose loops may run
+        in several threads at once (a pooled connection, which SQLite checkpoints)."""
         try:
             asyncio.get_running_loop()
-        except RuntimeError:  # trio: loops may run in several threads at once
-            return engine.connect()  # a pooled connection: SQLite checkpoints it itself
-        return nullcontext(self.pinned.get())
+        except RuntimeError:
+            return None
+        return self.pinned.get()
+
+    def _connect(self, engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
+        conn = self._loop_connection()
+        return engine.connect() if conn is None else nullcontext(conn)
 
     def run(self, run: Run) -> Any:
         if run.bulk or run.call is not None:
@@ -147,12 +155,8 @@ class InlineSync(SyncExecutor):
         except Deferred as deferred:
             deferred.run = run
             raise
-        if run.writes:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:  # trio: a pooled connection, checkpointed by SQLite
-                return result
-            self.wrote(self.pinned.get())
+        if run.writes and (conn := self._loop_connection()) is not None:
+            self.wrote(conn)
         return result
 
     def _take_turn(self, turn: threading.Lock) -> bool:
@@ -184,7 +188,7 @@ class Inline(Threaded):
 
     def __init__(self, context: Context, sync: SyncExecutor) -> None:
         super().__init__(context, sync)
-        self.here = InlineSync(context)
+        self.here = InlineSync(context, sync)
 
     async def aclose(self) -> None:
         await self.here.pinned.aclose()
