@@ -98,8 +98,14 @@ class LoopLag:
             self.ticks.append((now, now - before - self.TICK))
 
     def worst_since(self, started: float) -> float:
-        """The longest the loop was late, in one go, since ``started``."""
-        return max((late for at, late in self.ticks if at >= started), default=0.0)
+        """The longest the loop was late, in one go, since ``started`` (the newest
+        ticks only: this runs for every answer)."""
+        worst = 0.0
+        for at, late in reversed(self.ticks):
+            if at < started:
+                break
+            worst = max(worst, late)
+        return worst
 
 
 class ServerTiming:
